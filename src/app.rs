@@ -1,0 +1,1 @@
+//! Dashboard state and its pure update function.

@@ -1,0 +1,1 @@
+//! Digit data: IDX files (raw or gzip), the built-in MNIST, shuffling and batches.

@@ -1,0 +1,1 @@
+//! Where config, themes, data and runs live: `directories` plus environment overrides.

@@ -1,0 +1,153 @@
+//! The messages between the trainer thread and a front end: plain data only, no tensors.
+//!
+//! `TrainMsg` flows from the trainer to the front end, `Command` the other way. These are the
+//! only types the trainer and the front ends share.
+
+use std::path::PathBuf;
+
+/// What the front end asks the trainer to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Stop taking steps until `Resume` (the trainer blocks, using no CPU).
+    Pause,
+    Resume,
+    /// Write a checkpoint now.
+    SaveCheckpoint,
+    /// Draw new noise for the sample grid and send a fresh grid at once, even while paused.
+    Resample,
+    /// `true`: every sample refresh uses fresh noise; `false`: the fixed noise batch.
+    FreshNoise(bool),
+    /// Finish the current step, save a checkpoint and end the run.
+    Stop,
+}
+
+/// Facts about a run that do not change while it trains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    pub preset: String,
+    /// Where the digits come from: "built-in MNIST" or a folder.
+    pub data_source: String,
+    pub images: usize,
+    pub epochs: u32,
+    pub batch_size: usize,
+    pub steps_per_epoch: u64,
+    /// Steps the run will take (epochs x steps per epoch, or `--max-steps` if smaller).
+    pub total_steps: u64,
+    /// The step the run starts from (non-zero when resuming).
+    pub start_step: u64,
+    pub run_dir: PathBuf,
+    pub seed: u64,
+}
+
+/// The numbers of one logged training step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// Steps taken so far in the run (1 after the first step).
+    pub step: u64,
+    /// 1-based epoch this step belongs to.
+    pub epoch: u32,
+    /// 1-based batch index within the epoch.
+    pub batch: u64,
+    pub d_loss: f32,
+    pub g_loss: f32,
+    /// Mean D(x) over the real batch, as a probability.
+    pub d_real: f32,
+    /// Mean D(G(z)) over the fake batch, as a probability.
+    pub d_fake: f32,
+    pub lr: f64,
+    pub steps_per_s: f64,
+    pub elapsed_s: f64,
+}
+
+/// A batch of generated digits, as 8-bit grey pixels (0 = black background, 255 = white ink).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleGrid {
+    /// The training step whose generator drew these digits.
+    pub step: u64,
+    pub width: usize,
+    pub height: usize,
+    /// `count * height * width` pixels, digit after digit, each row-major.
+    pub pixels: Vec<u8>,
+    /// The digit each sample was asked for, for conditional models.
+    pub labels: Option<Vec<u8>>,
+}
+
+impl SampleGrid {
+    pub fn count(&self) -> usize {
+        let per = self.width * self.height;
+        if per == 0 { 0 } else { self.pixels.len() / per }
+    }
+
+    /// The pixels of digit `i`, row-major, or `None` past the end.
+    pub fn digit(&self, i: usize) -> Option<&[u8]> {
+        let per = self.width * self.height;
+        self.pixels.get(i * per..(i + 1) * per)
+    }
+}
+
+/// Means over one finished epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochSummary {
+    pub epoch: u32,
+    pub epochs: u32,
+    pub step: u64,
+    pub d_loss: f32,
+    pub g_loss: f32,
+    pub d_real: f32,
+    pub d_fake: f32,
+    pub steps_per_s: f64,
+    pub elapsed_s: f64,
+    /// The sample grid written for this epoch, if writing it worked.
+    pub sample_png: Option<PathBuf>,
+}
+
+/// Why a checkpoint was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveReason {
+    Requested,
+    EpochEnd,
+    Exit,
+}
+
+/// Why the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// Every epoch ran.
+    Completed,
+    /// `max_steps` was reached.
+    StepLimit,
+    /// The front end asked to stop.
+    Stopped,
+}
+
+/// What the trainer tells the front end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainMsg {
+    Started(RunInfo),
+    Step(StepStats),
+    Samples(SampleGrid),
+    EpochDone(EpochSummary),
+    CheckpointSaved {
+        path: PathBuf,
+        step: u64,
+        reason: SaveReason,
+    },
+    CheckpointFailed {
+        path: PathBuf,
+        error: String,
+    },
+    Paused {
+        step: u64,
+    },
+    Resumed {
+        step: u64,
+    },
+    /// The run is over; no further messages follow.
+    Finished {
+        reason: FinishReason,
+        step: u64,
+        last_checkpoint: Option<PathBuf>,
+    },
+    /// The run cannot go on; no further messages follow.
+    Error(String),
+}

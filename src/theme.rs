@@ -1,0 +1,1 @@
+//! Colour themes by meaning, loaded from TOML; the default one is compiled in.

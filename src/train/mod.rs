@@ -1,0 +1,1 @@
+//! The trainer: dfdx models, losses, the optimiser, checkpoints and the training loop.

@@ -1,0 +1,1 @@
+//! Read-only widgets that draw the dashboard from plain data.
