@@ -10,4 +10,5 @@ pub mod paths;
 pub mod protocol;
 pub mod theme;
 pub mod train;
+pub mod tui;
 pub mod ui;
