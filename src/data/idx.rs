@@ -323,7 +323,7 @@ pub fn encode_images(rows: usize, cols: usize, pixels: &[u8]) -> Result<Vec<u8>,
     if pixels.is_empty() {
         return Err(fail("there are no images"));
     }
-    if pixels.len() % per_image != 0 {
+    if !pixels.len().is_multiple_of(per_image) {
         return Err(fail("the pixels are not a whole number of images"));
     }
     let Ok(count) = u32::try_from(pixels.len() / per_image) else {
