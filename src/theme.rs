@@ -1,1 +1,806 @@
 //! Colour themes by meaning, loaded from TOML; the default one is compiled in.
+//!
+//! A theme file is a flat TOML table of styles (`loss_d = "lightred bold"`) plus the digit
+//! drawing settings. Missing keys take the default theme's value; a file with any bad key is
+//! reported and replaced by the default as a whole, so a half-applied theme never shows.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Span;
+use toml::Spanned;
+
+/// The themes compiled into the binary, in cycling order; the first is the default.
+const BUILTIN: &[(&str, &str)] = &[
+    ("default", include_str!("../themes/default.toml")),
+    ("light", include_str!("../themes/light.toml")),
+    ("mono", include_str!("../themes/mono.toml")),
+    ("amber", include_str!("../themes/amber.toml")),
+];
+
+/// Keys whose value is a style.
+const STYLE_KEYS: &[&str] = &[
+    "background",
+    "text",
+    "muted",
+    "title",
+    "border",
+    "key",
+    "loss_d",
+    "loss_g",
+    "d_real",
+    "d_fake",
+    "digit",
+    "running",
+    "paused",
+    "warning",
+    "error",
+    "ok",
+];
+
+/// Keys that are not styles.
+const OTHER_KEYS: &[&str] = &["digit_ramp", "half_block_grey", "digit_invert"];
+
+const MODIFIERS: &[(&str, Modifier)] = &[
+    ("bold", Modifier::BOLD),
+    ("dim", Modifier::DIM),
+    ("italic", Modifier::ITALIC),
+    ("underlined", Modifier::UNDERLINED),
+    ("reversed", Modifier::REVERSED),
+];
+
+/// Longest ramp accepted; more shades than this cannot be told apart in a terminal cell anyway.
+const MAX_RAMP: usize = 64;
+
+/// Styles named by what they mean on the dashboard, plus how digits are drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Theme {
+    /// The name it was asked for by (`--theme NAME`).
+    pub name: String,
+    /// Painted under the whole screen first.
+    pub background: Style,
+    pub text: Style,
+    pub muted: Style,
+    pub title: Style,
+    pub border: Style,
+    /// Key names in the help popup and the key hint.
+    pub key: Style,
+    pub loss_d: Style,
+    pub loss_g: Style,
+    pub d_real: Style,
+    pub d_fake: Style,
+    /// ASCII-shaded digits.
+    pub digit: Style,
+    pub running: Style,
+    pub paused: Style,
+    pub warning: Style,
+    pub error: Style,
+    pub ok: Style,
+    /// Shading characters from background to full ink; never fewer than two.
+    pub digit_ramp: Vec<char>,
+    /// Half-block digits in grey levels (needs 256 colours) or as plain glyphs.
+    pub half_block_grey: bool,
+    /// Half-block grey digits as dark ink on a light ground.
+    pub digit_invert: bool,
+}
+
+/// What went wrong loading a theme; every message names the file (or built-in) and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ThemeError {
+    #[error("cannot read theme file {path}: {source}; check that it exists and is readable")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("theme {origin} line {line}: not valid TOML: {message}")]
+    Toml {
+        origin: String,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "theme {origin} line {line}: unknown key `{key}`; known keys are {}",
+        known_keys()
+    )]
+    UnknownKey {
+        origin: String,
+        line: usize,
+        key: String,
+    },
+    #[error("theme {origin} line {line}: key `{key}` has bad value {value}: {reason}")]
+    BadValue {
+        origin: String,
+        line: usize,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error(
+        "unknown theme `{name}`: no file {path} and no built-in theme of that name; built-in themes are {}",
+        Theme::builtin_names().join(", ")
+    )]
+    NotFound { name: String, path: PathBuf },
+    #[error(
+        "bad theme name {name:?}: use only letters, digits, `-` and `_` (the theme is the file <themes dir>/NAME.toml)"
+    )]
+    BadName { name: String },
+}
+
+fn known_keys() -> String {
+    STYLE_KEYS
+        .iter()
+        .chain(OTHER_KEYS)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Default for Theme {
+    /// The compiled-in default theme.
+    fn default() -> Self {
+        Theme::base()
+    }
+}
+
+impl Theme {
+    /// The values of `themes/default.toml`, spelled out so the default cannot fail to load; a
+    /// test keeps the two equal.
+    fn base() -> Theme {
+        let plain = Style::new();
+        Theme {
+            name: "default".to_string(),
+            background: plain.fg(Color::Reset),
+            text: plain.fg(Color::Reset),
+            muted: plain.fg(Color::DarkGray),
+            title: plain.fg(Color::LightCyan).add_modifier(Modifier::BOLD),
+            border: plain.fg(Color::Gray),
+            key: plain.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            loss_d: plain.fg(Color::LightRed),
+            loss_g: plain.fg(Color::LightGreen),
+            d_real: plain.fg(Color::LightBlue),
+            d_fake: plain.fg(Color::LightMagenta),
+            digit: plain.fg(Color::White),
+            running: plain.fg(Color::Green).add_modifier(Modifier::BOLD),
+            paused: plain
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD)
+                .add_modifier(Modifier::REVERSED),
+            warning: plain.fg(Color::Yellow),
+            error: plain.fg(Color::LightRed).add_modifier(Modifier::BOLD),
+            ok: plain.fg(Color::Green),
+            digit_ramp: " .:-=+*#%@".chars().collect(),
+            half_block_grey: true,
+            digit_invert: false,
+        }
+    }
+
+    /// The names of the compiled-in themes, default first.
+    pub fn builtin_names() -> &'static [&'static str] {
+        const NAMES: &[&str] = &["default", "light", "mono", "amber"];
+        NAMES
+    }
+
+    /// A compiled-in theme by name.
+    pub fn builtin(name: &str) -> Option<Result<Theme, ThemeError>> {
+        BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, text)| Theme::parse(n, text, &format!("built-in `{n}`")))
+    }
+
+    /// Parses theme TOML over the default; `origin` names the source in error messages.
+    pub fn parse(name: &str, text: &str, origin: &str) -> Result<Theme, ThemeError> {
+        let table: BTreeMap<Spanned<String>, Spanned<toml::Value>> =
+            toml::from_str(text).map_err(|e| ThemeError::Toml {
+                origin: origin.to_string(),
+                line: e.span().map_or(1, |s| line_of(text, s.start)),
+                message: e.message().trim().to_string(),
+            })?;
+        let mut theme = Theme {
+            name: name.to_string(),
+            ..Theme::base()
+        };
+        for (key, value) in &table {
+            let line = line_of(text, value.span().start);
+            let bad = |reason: String| ThemeError::BadValue {
+                origin: origin.to_string(),
+                line,
+                key: key.get_ref().clone(),
+                value: value.get_ref().to_string(),
+                reason,
+            };
+            match key.get_ref().as_str() {
+                "digit_ramp" => theme.digit_ramp = parse_ramp(value.get_ref()).map_err(bad)?,
+                "half_block_grey" => {
+                    theme.half_block_grey = parse_bool(value.get_ref()).map_err(bad)?
+                }
+                "digit_invert" => theme.digit_invert = parse_bool(value.get_ref()).map_err(bad)?,
+                other => match theme.style_mut(other) {
+                    Some(slot) => *slot = parse_style_value(value.get_ref()).map_err(bad)?,
+                    None => {
+                        return Err(ThemeError::UnknownKey {
+                            origin: origin.to_string(),
+                            line: line_of(text, key.span().start),
+                            key: other.to_string(),
+                        });
+                    }
+                },
+            }
+        }
+        Ok(theme)
+    }
+
+    /// Reads and parses one theme file; the theme is named after the file stem.
+    pub fn from_file(path: &Path) -> Result<Theme, ThemeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ThemeError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Theme::parse(&name, &text, &path.display().to_string())
+    }
+
+    /// Finds a theme by name: `<user_dir>/NAME.toml` first, then the built-ins. Anything wrong
+    /// gives the default theme and a warning for the status bar. Honours `NO_COLOR`.
+    pub fn load(name: &str, user_dir: &Path) -> (Theme, Option<String>) {
+        Theme::load_with(name, user_dir, no_color_from_env())
+    }
+
+    /// `load` with the `NO_COLOR` decision made by the caller.
+    pub fn load_with(name: &str, user_dir: &Path, no_color: bool) -> (Theme, Option<String>) {
+        let (theme, warning) = match Theme::find(name, user_dir) {
+            Ok(theme) => (theme, None),
+            Err(e) => (Theme::base(), Some(format!("{e}; using the default theme"))),
+        };
+        let theme = if no_color {
+            theme.without_colour()
+        } else {
+            theme
+        };
+        (theme, warning)
+    }
+
+    fn find(name: &str, user_dir: &Path) -> Result<Theme, ThemeError> {
+        if !valid_name(name) {
+            return Err(ThemeError::BadName {
+                name: name.to_string(),
+            });
+        }
+        let path = user_dir.join(format!("{name}.toml"));
+        if path.is_file() {
+            return Theme::from_file(&path);
+        }
+        Theme::builtin(name).unwrap_or(Err(ThemeError::NotFound {
+            name: name.to_string(),
+            path,
+        }))
+    }
+
+    /// The same theme with every colour removed; bold, reversed and the rest stay.
+    pub fn without_colour(mut self) -> Theme {
+        for key in STYLE_KEYS {
+            if let Some(style) = self.style_mut(key) {
+                style.fg = None;
+                style.bg = None;
+                style.underline_color = None;
+            }
+        }
+        self.half_block_grey = false;
+        self
+    }
+
+    /// True when no style sets a colour (a `NO_COLOR` or monochrome theme).
+    pub fn is_colourless(&self) -> bool {
+        let mut copy = self.clone();
+        STYLE_KEYS.iter().all(|key| {
+            copy.style_mut(key).is_none_or(|s| {
+                matches!(s.fg, None | Some(Color::Reset))
+                    && matches!(s.bg, None | Some(Color::Reset))
+            })
+        }) && !self.half_block_grey
+    }
+
+    fn style_mut(&mut self, key: &str) -> Option<&mut Style> {
+        Some(match key {
+            "background" => &mut self.background,
+            "text" => &mut self.text,
+            "muted" => &mut self.muted,
+            "title" => &mut self.title,
+            "border" => &mut self.border,
+            "key" => &mut self.key,
+            "loss_d" => &mut self.loss_d,
+            "loss_g" => &mut self.loss_g,
+            "d_real" => &mut self.d_real,
+            "d_fake" => &mut self.d_fake,
+            "digit" => &mut self.digit,
+            "running" => &mut self.running,
+            "paused" => &mut self.paused,
+            "warning" => &mut self.warning,
+            "error" => &mut self.error,
+            "ok" => &mut self.ok,
+            _ => return None,
+        })
+    }
+}
+
+/// `NO_COLOR` set to anything non-empty (https://no-color.org).
+pub fn no_color_from_env() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .unwrap_or(text)
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn parse_style_value(value: &toml::Value) -> Result<Style, String> {
+    match value {
+        toml::Value::String(s) => parse_style(s),
+        toml::Value::Integer(i) => u8::try_from(*i)
+            .map(|i| Style::new().fg(Color::Indexed(i)))
+            .map_err(|_| "a colour index must be 0 to 255".to_string()),
+        _ => Err("expected a style string such as \"lightred bold\"".to_string()),
+    }
+}
+
+/// Parses `"[COLOUR] [on COLOUR] [MODIFIER...]"`, in any order.
+pub fn parse_style(spec: &str) -> Result<Style, String> {
+    let mut style = Style::new();
+    let mut words = spec.split_whitespace();
+    while let Some(word) = words.next() {
+        let lower = word.to_ascii_lowercase();
+        if let Some((_, m)) = MODIFIERS.iter().find(|(n, _)| *n == lower) {
+            style = style.add_modifier(*m);
+        } else if lower == "on" {
+            let Some(bg) = words.next() else {
+                return Err("`on` must be followed by a background colour".to_string());
+            };
+            if style.bg.is_some() {
+                return Err("more than one background colour".to_string());
+            }
+            style = style.bg(parse_colour(bg)?);
+        } else {
+            if style.fg.is_some() {
+                return Err(format!(
+                    "`{word}` is a second colour; write `FG on BG` for a background"
+                ));
+            }
+            style = style.fg(parse_colour(word)?);
+        }
+    }
+    Ok(style)
+}
+
+fn parse_colour(word: &str) -> Result<Color, String> {
+    Color::from_str(word).map_err(|_| {
+        let modifiers: Vec<&str> = MODIFIERS.iter().map(|(n, _)| *n).collect();
+        format!(
+            "`{word}` is not a colour or modifier; use a colour name (red, lightblue, gray, reset, ...), \
+             #rrggbb, a 0-255 index, `on COLOUR`, or one of {}",
+            modifiers.join(", ")
+        )
+    })
+}
+
+fn parse_ramp(value: &toml::Value) -> Result<Vec<char>, String> {
+    let toml::Value::String(s) = value else {
+        return Err("expected a string of shading characters such as \" .:-=+*#%@\"".to_string());
+    };
+    let ramp: Vec<char> = s.chars().collect();
+    if ramp.len() < 2 || ramp.len() > MAX_RAMP {
+        return Err(format!(
+            "a ramp needs 2 to {MAX_RAMP} characters, this one has {}",
+            ramp.len()
+        ));
+    }
+    if let Some(c) = ramp
+        .iter()
+        .find(|c| c.is_control() || Span::raw(c.to_string()).width() != 1)
+    {
+        return Err(format!(
+            "{c:?} does not take exactly one terminal cell; use single-width characters"
+        ));
+    }
+    Ok(ramp)
+}
+
+fn parse_bool(value: &toml::Value) -> Result<bool, String> {
+    value
+        .as_bool()
+        .ok_or_else(|| "expected true or false".to_string())
+}
+
+/// The themes `t` cycles through: the built-ins, then the user's files, each loaded once at start
+/// (a bad one stays in the cycle, drawn with the default theme and carrying its warning).
+#[derive(Debug, Clone)]
+pub struct ThemeSet {
+    entries: Vec<ThemeEntry>,
+    index: usize,
+    active: ThemeEntry,
+}
+
+#[derive(Debug, Clone)]
+struct ThemeEntry {
+    name: String,
+    theme: Theme,
+    warning: Option<String>,
+}
+
+impl Default for ThemeSet {
+    fn default() -> Self {
+        ThemeSet::single(Theme::default())
+    }
+}
+
+impl ThemeSet {
+    /// Just one theme; `cycle` keeps it.
+    pub fn single(theme: Theme) -> ThemeSet {
+        let entry = ThemeEntry {
+            name: theme.name.clone(),
+            theme,
+            warning: None,
+        };
+        ThemeSet {
+            entries: vec![entry.clone()],
+            index: 0,
+            active: entry,
+        }
+    }
+
+    /// Loads the built-ins and every `*.toml` in `user_dir`, selecting `selected`. The warning
+    /// is about the selected theme (or listing the folder) and belongs in the status bar.
+    pub fn load(selected: &str, user_dir: &Path, no_color: bool) -> (ThemeSet, Option<String>) {
+        let mut names: Vec<String> = Theme::builtin_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        let mut warnings = Vec::new();
+        match std::fs::read_dir(user_dir) {
+            Ok(dir) => {
+                let mut user: Vec<String> = dir
+                    .filter_map(|entry| entry.ok())
+                    .map(|entry| entry.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                    .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                    .filter(|n| valid_name(n) && !names.contains(n))
+                    .collect();
+                user.sort();
+                names.extend(user);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => warnings.push(format!(
+                "cannot list user themes in {}: {e}",
+                user_dir.display()
+            )),
+        }
+        let entries: Vec<ThemeEntry> = names
+            .into_iter()
+            .map(|name| {
+                let (theme, warning) = Theme::load_with(&name, user_dir, no_color);
+                ThemeEntry {
+                    name,
+                    theme,
+                    warning,
+                }
+            })
+            .collect();
+        let index = match entries.iter().position(|e| e.name == selected) {
+            Some(i) => {
+                warnings.splice(0..0, entries.get(i).and_then(|e| e.warning.clone()));
+                i
+            }
+            None => {
+                // Unknown or badly named: the default (first) theme, and say why.
+                warnings.splice(0..0, Theme::load_with(selected, user_dir, no_color).1);
+                0
+            }
+        };
+        let active = match entries.get(index) {
+            Some(entry) => entry.clone(),
+            None => ThemeSet::default().active,
+        };
+        let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
+        (
+            ThemeSet {
+                entries,
+                index,
+                active,
+            },
+            warning,
+        )
+    }
+
+    pub fn current(&self) -> &Theme {
+        &self.active.theme
+    }
+
+    /// The name the current entry was asked for by (a bad file keeps its name here while it
+    /// is drawn with the default theme).
+    pub fn current_name(&self) -> &str {
+        &self.active.name
+    }
+
+    /// Why the current theme is the default instead of what was asked, if it is.
+    pub fn warning(&self) -> Option<&str> {
+        self.active.warning.as_deref()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.entries.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    /// Moves to the next theme, wrapping around.
+    pub fn cycle(&mut self) -> &Theme {
+        self.index = (self.index + 1) % self.entries.len().max(1);
+        if let Some(entry) = self.entries.get(self.index) {
+            self.active = entry.clone();
+        }
+        self.current()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_themes() -> Vec<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("themes");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn every_shipped_theme_file_parses_and_is_built_in() {
+        let files = repo_themes();
+        assert!(
+            files.len() >= 4,
+            "expected at least 4 themes, found {files:?}"
+        );
+        for path in &files {
+            let theme = Theme::from_file(path)
+                .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
+            assert!(
+                Theme::builtin_names().contains(&theme.name.as_str()),
+                "{} is not compiled in",
+                path.display()
+            );
+        }
+        for name in Theme::builtin_names() {
+            let theme = Theme::builtin(name)
+                .unwrap_or_else(|| panic!("{name} listed but not compiled in"))
+                .unwrap_or_else(|e| panic!("built-in {name}: {e}"));
+            assert_eq!(theme.name, *name);
+        }
+    }
+
+    #[test]
+    fn shipped_theme_files_set_every_key() {
+        // A shipped theme relying on fallbacks would silently change when the default changes.
+        for path in repo_themes() {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let table: toml::Table = toml::from_str(&text).unwrap_or_default();
+            for key in STYLE_KEYS.iter().chain(OTHER_KEYS) {
+                assert!(table.contains_key(*key), "{} lacks `{key}`", path.display());
+            }
+        }
+    }
+
+    #[test]
+    fn default_file_matches_the_spelled_out_default() {
+        let parsed = Theme::builtin("default").and_then(Result::ok);
+        assert_eq!(parsed, Some(Theme::base()));
+    }
+
+    #[test]
+    fn mono_theme_needs_no_colour() {
+        let mono = Theme::builtin("mono").and_then(Result::ok);
+        assert!(mono.is_some_and(|t| t.is_colourless()));
+        assert!(!Theme::base().is_colourless());
+    }
+
+    #[test]
+    fn every_style_key_has_a_slot() {
+        let mut theme = Theme::base();
+        for key in STYLE_KEYS {
+            assert!(theme.style_mut(key).is_some(), "{key} has no field");
+        }
+        assert!(theme.style_mut("nope").is_none());
+    }
+
+    #[test]
+    fn styles_parse_names_hex_indices_backgrounds_and_modifiers() {
+        assert_eq!(parse_style("red"), Ok(Style::new().fg(Color::Red)));
+        assert_eq!(
+            parse_style("#ff8000 on 17 bold"),
+            Ok(Style::new()
+                .fg(Color::Rgb(255, 128, 0))
+                .bg(Color::Indexed(17))
+                .add_modifier(Modifier::BOLD))
+        );
+        assert_eq!(
+            parse_style("Reversed lightblue"),
+            Ok(Style::new()
+                .fg(Color::LightBlue)
+                .add_modifier(Modifier::REVERSED))
+        );
+        assert_eq!(parse_style(""), Ok(Style::new()));
+        assert!(parse_style("red blue").is_err());
+        assert!(parse_style("red on").is_err());
+        assert!(parse_style("blurple").is_err());
+        assert!(parse_style("#12345").is_err());
+        assert!(parse_style("256").is_err());
+    }
+
+    #[test]
+    fn missing_keys_fall_back_to_the_default() {
+        let theme = Theme::parse("mine", "loss_d = \"blue\"\n", "test").ok();
+        let expected = Theme {
+            name: "mine".to_string(),
+            loss_d: Style::new().fg(Color::Blue),
+            ..Theme::base()
+        };
+        assert_eq!(theme, Some(expected));
+    }
+
+    #[test]
+    fn integer_colours_are_indices() {
+        let theme = Theme::parse("mine", "ok = 42\n", "test").ok();
+        assert_eq!(
+            theme.map(|t| t.ok),
+            Some(Style::new().fg(Color::Indexed(42)))
+        );
+        assert!(Theme::parse("mine", "ok = 300\n", "test").is_err());
+    }
+
+    #[test]
+    fn bad_colour_names_file_line_key_and_value() {
+        let text = "title = \"bold\"\n\nloss_g = \"blurple\"\n";
+        let err = Theme::parse("x", text, "/tmp/x.toml")
+            .err()
+            .map(|e| e.to_string());
+        let msg = err.unwrap_or_default();
+        assert!(msg.contains("/tmp/x.toml"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("loss_g"), "{msg}");
+        assert!(msg.contains("blurple"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = "title = \"bold\"\nlos_d = \"red\"\n";
+        let msg = Theme::parse("x", text, "f.toml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("unknown key `los_d`"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("loss_d"), "should list known keys: {msg}");
+    }
+
+    #[test]
+    fn bad_toml_is_reported_with_a_line() {
+        let msg = Theme::parse("x", "title = \"bold\"\nloss_d = \n", "f.toml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("f.toml line 2"), "{msg}");
+        assert!(msg.contains("not valid TOML"), "{msg}");
+    }
+
+    #[test]
+    fn bad_ramps_and_bools_are_rejected() {
+        assert!(Theme::parse("x", "digit_ramp = \"@\"\n", "f").is_err());
+        assert!(Theme::parse("x", "digit_ramp = \" \\t@\"\n", "f").is_err());
+        assert!(Theme::parse("x", "digit_ramp = \" 日@\"\n", "f").is_err());
+        assert!(Theme::parse("x", "digit_ramp = 3\n", "f").is_err());
+        assert!(Theme::parse("x", "digit_invert = \"yes\"\n", "f").is_err());
+        assert!(Theme::parse("x", "title = [1]\n", "f").is_err());
+        let ok = Theme::parse("x", "digit_ramp = \" ░▒▓█\"\n", "f").ok();
+        assert_eq!(ok.map(|t| t.digit_ramp.len()), Some(5));
+    }
+
+    #[test]
+    fn user_file_wins_over_built_in_and_bad_file_gives_default_with_warning() {
+        let dir = tempfile::tempdir().ok();
+        let dir = dir
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(Path::new("/nonexistent"));
+        std::fs::write(dir.join("light.toml"), "title = \"red\"\n").ok();
+        std::fs::write(dir.join("broken.toml"), "title = \"red\"\nbogus = 1\n").ok();
+
+        let (light, warning) = Theme::load_with("light", dir, false);
+        assert_eq!(warning, None);
+        assert_eq!(light.title, Style::new().fg(Color::Red));
+        assert_eq!(light.name, "light");
+
+        let (broken, warning) = Theme::load_with("broken", dir, false);
+        assert_eq!(broken, Theme::base());
+        let warning = warning.unwrap_or_default();
+        assert!(warning.contains("broken.toml"), "{warning}");
+        assert!(warning.contains("bogus"), "{warning}");
+        assert!(warning.contains("default theme"), "{warning}");
+
+        let (amber, warning) = Theme::load_with("amber", dir, false);
+        assert_eq!(warning, None);
+        assert_eq!(Some(amber), Theme::builtin("amber").and_then(Result::ok));
+    }
+
+    #[test]
+    fn unknown_and_malformed_names_warn_and_use_the_default() {
+        let dir = Path::new("/nonexistent/themes");
+        let (theme, warning) = Theme::load_with("nosuch", dir, false);
+        assert_eq!(theme, Theme::base());
+        let warning = warning.unwrap_or_default();
+        assert!(warning.contains("unknown theme `nosuch`"), "{warning}");
+        assert!(
+            warning.contains("/nonexistent/themes/nosuch.toml"),
+            "{warning}"
+        );
+        assert!(warning.contains("mono"), "should list built-ins: {warning}");
+
+        let (theme, warning) = Theme::load_with("../etc/passwd", dir, false);
+        assert_eq!(theme, Theme::base());
+        assert!(warning.is_some_and(|w| w.contains("bad theme name")));
+    }
+
+    #[test]
+    fn no_color_strips_colours_but_keeps_modifiers() {
+        let (theme, _) = Theme::load_with("amber", Path::new("/nonexistent"), true);
+        assert!(theme.is_colourless());
+        assert!(theme.title.add_modifier.contains(Modifier::BOLD));
+        assert_eq!(theme.title.fg, None);
+        assert!(!theme.half_block_grey);
+    }
+
+    #[test]
+    fn theme_set_cycles_built_ins_then_user_files() {
+        let dir = tempfile::tempdir().ok();
+        let dir = dir
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(Path::new("/nonexistent"));
+        std::fs::write(dir.join("zebra.toml"), "title = \"red\"\n").ok();
+        std::fs::write(dir.join("bad.toml"), "title = \"nocolour\"\n").ok();
+        std::fs::write(dir.join("notes.txt"), "not a theme").ok();
+
+        let (mut set, warning) = ThemeSet::load("mono", dir, false);
+        assert_eq!(warning, None);
+        assert_eq!(
+            set.names(),
+            vec!["default", "light", "mono", "amber", "bad", "zebra"]
+        );
+        assert_eq!(set.current().name, "mono");
+        assert_eq!(set.cycle().name, "amber");
+        // The bad file is in the cycle as the default theme, carrying its warning.
+        assert_eq!(set.cycle().name, "default");
+        assert_eq!(set.current_name(), "bad");
+        assert!(set.warning().is_some_and(|w| w.contains("nocolour")));
+        assert_eq!(set.cycle().name, "zebra");
+        assert_eq!(set.warning(), None);
+        assert_eq!(set.cycle().name, "default");
+
+        let (set, warning) = ThemeSet::load("nosuch", dir, false);
+        assert_eq!(set.current().name, "default");
+        assert!(warning.is_some_and(|w| w.contains("nosuch")));
+    }
+}
