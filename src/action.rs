@@ -1,1 +1,305 @@
 //! Key presses to actions: a pure map with one-line descriptions for the help popup.
+//!
+//! `KEYS` is the only key table: `Action::from_key`, the help popup and the status bar's key hint
+//! all read it, so they cannot disagree.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+/// Everything a key can ask of the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    TogglePause,
+    SaveCheckpoint,
+    Resample,
+    ToggleFreshNoise,
+    ToggleDigitMode,
+    ToggleHistory,
+    CycleTheme,
+    ToggleHelp,
+    /// Close the help popup if it is open, otherwise quit.
+    Back,
+    Quit,
+}
+
+/// One key as the table spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// A character typed without Ctrl or Alt (Shift is allowed: `?` needs it on most layouts).
+    Char(char),
+    /// A character with Ctrl held.
+    Ctrl(char),
+    Esc,
+}
+
+impl Key {
+    pub fn matches(self, event: &KeyEvent) -> bool {
+        let chord = event.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT);
+        match (self, event.code) {
+            (Key::Char(want), KeyCode::Char(got)) => chord.is_empty() && want == got,
+            (Key::Ctrl(want), KeyCode::Char(got)) => {
+                chord == KeyModifiers::CONTROL && want.eq_ignore_ascii_case(&got)
+            }
+            (Key::Esc, KeyCode::Esc) => chord.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// How the help popup and the key hint name this key.
+    pub fn label(self) -> String {
+        match self {
+            Key::Char(' ') => "space".to_string(),
+            Key::Char(c) => c.to_string(),
+            Key::Ctrl(c) => format!("Ctrl-{}", c.to_ascii_uppercase()),
+            Key::Esc => "Esc".to_string(),
+        }
+    }
+}
+
+/// A row of the key table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyBinding {
+    pub keys: &'static [Key],
+    pub action: Action,
+    /// The help popup's line.
+    pub description: &'static str,
+    /// The status bar's word for it; empty leaves the binding out of the hint.
+    pub hint: &'static str,
+}
+
+impl KeyBinding {
+    /// The keys joined for display, such as `space, p`.
+    pub fn label(&self) -> String {
+        self.keys
+            .iter()
+            .map(|k| k.label())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Every key binding, in the order help lists them.
+pub const KEYS: &[KeyBinding] = &[
+    KeyBinding {
+        keys: &[Key::Char(' '), Key::Char('p')],
+        action: Action::TogglePause,
+        description: "pause or resume training",
+        hint: "pause",
+    },
+    KeyBinding {
+        keys: &[Key::Char('s')],
+        action: Action::SaveCheckpoint,
+        description: "save a checkpoint now (the status line shows its path or the error)",
+        hint: "save",
+    },
+    KeyBinding {
+        keys: &[Key::Char('r')],
+        action: Action::Resample,
+        description: "resample: new noise for the digit grid",
+        hint: "resample",
+    },
+    KeyBinding {
+        keys: &[Key::Char('f')],
+        action: Action::ToggleFreshNoise,
+        description: "toggle fixed noise / fresh noise at each refresh",
+        hint: "noise",
+    },
+    KeyBinding {
+        keys: &[Key::Char('m')],
+        action: Action::ToggleDigitMode,
+        description: "draw digits as ASCII shading / Unicode half blocks",
+        hint: "mode",
+    },
+    KeyBinding {
+        keys: &[Key::Char('h')],
+        action: Action::ToggleHistory,
+        description: "loss plots: recent steps / the whole run, down-sampled",
+        hint: "history",
+    },
+    KeyBinding {
+        keys: &[Key::Char('t')],
+        action: Action::CycleTheme,
+        description: "next colour theme",
+        hint: "theme",
+    },
+    KeyBinding {
+        keys: &[Key::Char('?')],
+        action: Action::ToggleHelp,
+        description: "show or hide this help",
+        hint: "help",
+    },
+    KeyBinding {
+        keys: &[Key::Esc],
+        action: Action::Back,
+        description: "close this help; otherwise quit",
+        hint: "",
+    },
+    KeyBinding {
+        keys: &[Key::Char('q'), Key::Ctrl('c')],
+        action: Action::Quit,
+        description: "quit: stop training, save a checkpoint, restore the terminal (twice: don't wait)",
+        hint: "quit",
+    },
+];
+
+impl Action {
+    /// The action bound to a key press; releases and repeats of a held key are ignored, so a
+    /// toggle fires once per press on terminals that report them.
+    pub fn from_key(event: KeyEvent) -> Option<Action> {
+        if event.kind != KeyEventKind::Press {
+            return None;
+        }
+        KEYS.iter()
+            .find(|binding| binding.keys.iter().any(|key| key.matches(&event)))
+            .map(|binding| binding.action)
+    }
+
+    /// The table row for this action.
+    pub fn binding(self) -> Option<&'static KeyBinding> {
+        KEYS.iter().find(|b| b.action == self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::crossterm::event::KeyEventState;
+
+    fn press(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, modifiers)
+    }
+
+    fn ch(c: char) -> KeyEvent {
+        press(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn the_documented_keys_map_to_their_actions() {
+        let cases = [
+            (ch(' '), Action::TogglePause),
+            (ch('p'), Action::TogglePause),
+            (ch('s'), Action::SaveCheckpoint),
+            (ch('r'), Action::Resample),
+            (ch('f'), Action::ToggleFreshNoise),
+            (ch('m'), Action::ToggleDigitMode),
+            (ch('h'), Action::ToggleHistory),
+            (ch('t'), Action::CycleTheme),
+            (ch('?'), Action::ToggleHelp),
+            (ch('q'), Action::Quit),
+            (press(KeyCode::Esc, KeyModifiers::NONE), Action::Back),
+            (
+                press(KeyCode::Char('c'), KeyModifiers::CONTROL),
+                Action::Quit,
+            ),
+        ];
+        for (event, action) in cases {
+            assert_eq!(Action::from_key(event), Some(action), "{event:?}");
+        }
+    }
+
+    #[test]
+    fn shift_is_allowed_but_ctrl_and_alt_change_the_key() {
+        assert_eq!(
+            Action::from_key(press(KeyCode::Char('?'), KeyModifiers::SHIFT)),
+            Some(Action::ToggleHelp)
+        );
+        assert_eq!(
+            Action::from_key(press(
+                KeyCode::Char('C'),
+                KeyModifiers::CONTROL | KeyModifiers::SHIFT
+            )),
+            Some(Action::Quit)
+        );
+        assert_eq!(
+            Action::from_key(press(KeyCode::Char('s'), KeyModifiers::CONTROL)),
+            None
+        );
+        assert_eq!(
+            Action::from_key(press(KeyCode::Char('q'), KeyModifiers::ALT)),
+            None
+        );
+        assert_eq!(
+            Action::from_key(press(KeyCode::Char('c'), KeyModifiers::NONE)),
+            None
+        );
+        assert_eq!(
+            Action::from_key(press(
+                KeyCode::Char('c'),
+                KeyModifiers::CONTROL | KeyModifiers::ALT
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn unbound_keys_and_non_presses_do_nothing() {
+        assert_eq!(Action::from_key(ch('x')), None);
+        assert_eq!(Action::from_key(ch('P')), None);
+        assert_eq!(
+            Action::from_key(press(KeyCode::Enter, KeyModifiers::NONE)),
+            None
+        );
+        for kind in [KeyEventKind::Release, KeyEventKind::Repeat] {
+            let event = KeyEvent::new_with_kind_and_state(
+                KeyCode::Char('q'),
+                KeyModifiers::NONE,
+                kind,
+                KeyEventState::NONE,
+            );
+            assert_eq!(Action::from_key(event), None, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn every_action_has_exactly_one_row_and_no_key_is_bound_twice() {
+        let actions = [
+            Action::TogglePause,
+            Action::SaveCheckpoint,
+            Action::Resample,
+            Action::ToggleFreshNoise,
+            Action::ToggleDigitMode,
+            Action::ToggleHistory,
+            Action::CycleTheme,
+            Action::ToggleHelp,
+            Action::Back,
+            Action::Quit,
+        ];
+        for action in actions {
+            let rows = KEYS.iter().filter(|b| b.action == action).count();
+            assert_eq!(rows, 1, "{action:?}");
+        }
+        assert_eq!(KEYS.len(), actions.len());
+        let all: Vec<Key> = KEYS.iter().flat_map(|b| b.keys.iter().copied()).collect();
+        for (i, key) in all.iter().enumerate() {
+            assert!(!all[i + 1..].contains(key), "{key:?} is bound twice");
+        }
+        for binding in KEYS {
+            assert!(!binding.keys.is_empty());
+            assert!(!binding.description.is_empty());
+            // Each listed key really reaches its action through from_key.
+            for key in binding.keys {
+                let event = match *key {
+                    Key::Char(c) => ch(c),
+                    Key::Ctrl(c) => press(KeyCode::Char(c), KeyModifiers::CONTROL),
+                    Key::Esc => press(KeyCode::Esc, KeyModifiers::NONE),
+                };
+                assert_eq!(Action::from_key(event), Some(binding.action));
+            }
+        }
+    }
+
+    #[test]
+    fn labels_read_as_people_name_keys() {
+        assert_eq!(
+            Action::TogglePause.binding().map(|b| b.label()),
+            Some("space, p".into())
+        );
+        assert_eq!(
+            Action::Quit.binding().map(|b| b.label()),
+            Some("q, Ctrl-C".into())
+        );
+        assert_eq!(
+            Action::Back.binding().map(|b| b.label()),
+            Some("Esc".into())
+        );
+    }
+}
