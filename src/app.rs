@@ -1,1 +1,1024 @@
 //! Dashboard state and its pure update function.
+//!
+//! `App` folds `TrainMsg`s in (`on_msg`) and turns `Action`s into at most one `Command` for the
+//! trainer (`update`). It does no I/O, so every state change is a plain function call in tests.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use crate::action::Action;
+use crate::protocol::{
+    Command, EpochSummary, FinishReason, RunInfo, SampleGrid, SaveReason, StepStats, TrainMsg,
+};
+use crate::theme::{Theme, ThemeSet};
+
+/// Logged steps kept at full resolution per series: more than any terminal is wide.
+pub const RECENT_POINTS: usize = 512;
+/// Points kept for the whole-run view per series, however long the run.
+pub const FULL_POINTS: usize = 256;
+
+/// A bounded ring of the latest values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ring {
+    values: VecDeque<f32>,
+    capacity: usize,
+}
+
+impl Ring {
+    pub fn new(capacity: usize) -> Ring {
+        Ring {
+            values: VecDeque::with_capacity(capacity),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn push(&mut self, value: f32) {
+        if self.values.len() == self.capacity {
+            self.values.pop_front();
+        }
+        self.values.push_back(value);
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The last `n` values, oldest first.
+    pub fn tail(&self, n: usize) -> Vec<f32> {
+        let skip = self.values.len().saturating_sub(n);
+        self.values.iter().skip(skip).copied().collect()
+    }
+}
+
+/// The whole run in at most `capacity` points: each point is the mean of `per_point` values,
+/// and when the points fill up, neighbours merge pairwise and `per_point` doubles. Memory and
+/// drawing cost stay the same from the first step to the last.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Downsampled {
+    points: Vec<f32>,
+    capacity: usize,
+    per_point: u64,
+    pending_sum: f64,
+    pending_count: u64,
+    total: u64,
+}
+
+impl Downsampled {
+    /// `capacity` is rounded up to an even number of at least 2 so pairs always merge whole.
+    pub fn new(capacity: usize) -> Downsampled {
+        let capacity = (capacity.max(2) + 1) / 2 * 2;
+        Downsampled {
+            points: Vec::with_capacity(capacity),
+            capacity,
+            per_point: 1,
+            pending_sum: 0.0,
+            pending_count: 0,
+            total: 0,
+        }
+    }
+
+    pub fn push(&mut self, value: f32) {
+        self.total += 1;
+        self.pending_sum += f64::from(value);
+        self.pending_count += 1;
+        if self.pending_count < self.per_point {
+            return;
+        }
+        self.points
+            .push((self.pending_sum / self.pending_count as f64) as f32);
+        self.pending_sum = 0.0;
+        self.pending_count = 0;
+        if self.points.len() >= self.capacity {
+            self.points = self
+                .points
+                .chunks(2)
+                .map(|pair| pair.iter().sum::<f32>() / pair.len() as f32)
+                .collect();
+            self.per_point *= 2;
+        }
+    }
+
+    /// The points, oldest first, including a partly filled last one.
+    pub fn points(&self) -> Vec<f32> {
+        let mut points = self.points.clone();
+        if self.pending_count > 0 {
+            points.push((self.pending_sum / self.pending_count as f64) as f32);
+        }
+        points
+    }
+
+    /// Values averaged into each full point.
+    pub fn per_point(&self) -> u64 {
+        self.per_point
+    }
+
+    /// Values pushed since the start.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+}
+
+/// One plotted series: a recent ring and the down-sampled whole run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    pub recent: Ring,
+    pub full: Downsampled,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            recent: Ring::new(RECENT_POINTS),
+            full: Downsampled::new(FULL_POINTS),
+        }
+    }
+}
+
+impl History {
+    pub fn push(&mut self, value: f32) {
+        self.recent.push(value);
+        self.full.push(value);
+    }
+}
+
+/// The four plotted numbers of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Series {
+    DLoss,
+    GLoss,
+    DReal,
+    DFake,
+}
+
+impl Series {
+    pub const ALL: [Series; 4] = [Series::DLoss, Series::GLoss, Series::DReal, Series::DFake];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Series::DLoss => "D loss",
+            Series::GLoss => "G loss",
+            Series::DReal => "D(x)",
+            Series::DFake => "D(G(z))",
+        }
+    }
+
+    pub fn value(self, stats: &StepStats) -> f32 {
+        match self {
+            Series::DLoss => stats.d_loss,
+            Series::GLoss => stats.g_loss,
+            Series::DReal => stats.d_real,
+            Series::DFake => stats.d_fake,
+        }
+    }
+}
+
+/// Which span the loss plots show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryView {
+    Recent,
+    WholeRun,
+}
+
+/// How the digit grid is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigitMode {
+    Ascii,
+    HalfBlock,
+}
+
+/// Where the run is, as far as the trainer has told us.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    /// Before `TrainMsg::Started`.
+    Starting,
+    Training,
+    /// `Command::Stop` was sent; waiting for `Finished` or `Error`.
+    Stopping,
+    Finished(FinishReason),
+    Failed(String),
+}
+
+/// How a status note should look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteKind {
+    Info,
+    Ok,
+    Warning,
+    Error,
+}
+
+/// The status bar's message line: the latest thing worth telling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    pub kind: NoteKind,
+    pub text: String,
+}
+
+/// All dashboard state.
+#[derive(Debug, Clone)]
+pub struct App {
+    run: Option<RunInfo>,
+    last_step: Option<StepStats>,
+    histories: [History; 4],
+    samples: Option<SampleGrid>,
+    last_epoch: Option<EpochSummary>,
+    /// As acknowledged by the trainer.
+    paused: bool,
+    /// A pause state asked for and not yet acknowledged.
+    pause_requested: Option<bool>,
+    saving: bool,
+    last_checkpoint: Option<PathBuf>,
+    last_error: Option<String>,
+    note: Option<Note>,
+    help_open: bool,
+    history_view: HistoryView,
+    digit_mode: DigitMode,
+    fresh_noise: bool,
+    themes: ThemeSet,
+    phase: Phase,
+    stay_open_when_done: bool,
+    exit: bool,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App::new()
+    }
+}
+
+impl App {
+    pub fn new() -> App {
+        App {
+            run: None,
+            last_step: None,
+            histories: Default::default(),
+            samples: None,
+            last_epoch: None,
+            paused: false,
+            pause_requested: None,
+            saving: false,
+            last_checkpoint: None,
+            last_error: None,
+            note: None,
+            help_open: false,
+            history_view: HistoryView::Recent,
+            digit_mode: DigitMode::Ascii,
+            fresh_noise: false,
+            themes: ThemeSet::default(),
+            phase: Phase::Starting,
+            stay_open_when_done: true,
+            exit: false,
+        }
+    }
+
+    /// Installs the themes `t` cycles through; a warning goes to the status line.
+    pub fn set_themes(&mut self, themes: ThemeSet, warning: Option<String>) {
+        self.themes = themes;
+        if let Some(text) = warning {
+            self.set_note(NoteKind::Warning, text);
+        }
+    }
+
+    /// Whether the dashboard stays up after the run ends on its own (until a quit key), so the
+    /// final digits can be looked at. When false the loop ends with the run.
+    pub fn set_stay_open_when_done(&mut self, stay: bool) {
+        self.stay_open_when_done = stay;
+    }
+
+    /// Folds one trainer message into the state.
+    pub fn on_msg(&mut self, msg: TrainMsg) {
+        match msg {
+            TrainMsg::Started(info) => {
+                self.run = Some(info);
+                if self.phase == Phase::Starting {
+                    self.phase = Phase::Training;
+                }
+            }
+            TrainMsg::Step(stats) => {
+                let [d_loss, g_loss, d_real, d_fake] = &mut self.histories;
+                d_loss.push(stats.d_loss);
+                g_loss.push(stats.g_loss);
+                d_real.push(stats.d_real);
+                d_fake.push(stats.d_fake);
+                self.last_step = Some(stats);
+            }
+            TrainMsg::Samples(grid) => self.samples = Some(grid),
+            TrainMsg::EpochDone(summary) => {
+                let mut text = format!(
+                    "epoch {}/{} done: D loss {}, G loss {}",
+                    summary.epoch,
+                    summary.epochs,
+                    format_value(summary.d_loss),
+                    format_value(summary.g_loss)
+                );
+                if let Some(png) = &summary.sample_png {
+                    text.push_str(&format!("; samples in {}", png.display()));
+                }
+                self.set_note(NoteKind::Info, text);
+                self.last_epoch = Some(summary);
+            }
+            TrainMsg::CheckpointSaved { path, step, reason } => {
+                self.saving = false;
+                let why = match reason {
+                    SaveReason::Requested => "checkpoint saved",
+                    SaveReason::EpochEnd => "end-of-epoch checkpoint saved",
+                    SaveReason::Exit => "final checkpoint saved",
+                };
+                self.set_note(
+                    NoteKind::Ok,
+                    format!("{why} at step {step}: {}", path.display()),
+                );
+                self.last_checkpoint = Some(path);
+            }
+            TrainMsg::CheckpointFailed { path, error } => {
+                self.saving = false;
+                let text = format!("checkpoint NOT saved to {}: {error}", path.display());
+                self.last_error = Some(text.clone());
+                self.set_note(NoteKind::Error, text);
+            }
+            TrainMsg::Paused { .. } => self.acknowledge_pause(true),
+            TrainMsg::Resumed { .. } => self.acknowledge_pause(false),
+            TrainMsg::Finished {
+                reason,
+                last_checkpoint,
+                ..
+            } => {
+                let asked_to_stop = self.phase == Phase::Stopping;
+                self.phase = Phase::Finished(reason);
+                self.paused = false;
+                self.pause_requested = None;
+                self.saving = false;
+                if last_checkpoint.is_some() {
+                    self.last_checkpoint = last_checkpoint;
+                }
+                if asked_to_stop || !self.stay_open_when_done {
+                    self.exit = true;
+                } else {
+                    self.set_note(
+                        NoteKind::Ok,
+                        "training finished; press q to leave the dashboard".to_string(),
+                    );
+                }
+            }
+            TrainMsg::Error(error) => {
+                self.last_error = Some(error.clone());
+                self.set_note(NoteKind::Error, error.clone());
+                self.phase = Phase::Failed(error);
+                self.exit = true;
+            }
+        }
+    }
+
+    /// The trainer's channel closed. After `Finished` that is normal; before it, the trainer
+    /// died without saying why (a panic, most likely).
+    pub fn on_disconnect(&mut self) {
+        match self.phase {
+            Phase::Finished(_) | Phase::Failed(_) => {}
+            _ => {
+                let error =
+                    "the trainer stopped without a final message (its thread may have panicked)"
+                        .to_string();
+                self.last_error = Some(error.clone());
+                self.phase = Phase::Failed(error);
+                self.exit = true;
+            }
+        }
+    }
+
+    /// A command could not be sent: the trainer is gone.
+    pub fn on_send_failed(&mut self, command: Command) {
+        self.set_note(
+            NoteKind::Error,
+            format!("the trainer is gone; could not send {command:?}"),
+        );
+        if command == Command::Stop {
+            self.exit = true;
+        }
+    }
+
+    /// Applies an action; the returned command is for the trainer.
+    pub fn update(&mut self, action: Action) -> Option<Command> {
+        match action {
+            Action::TogglePause => {
+                if !self.accepts_commands() {
+                    return self.refuse("pause");
+                }
+                let want = !self.pause_requested.unwrap_or(self.paused);
+                self.pause_requested = (want != self.paused).then_some(want);
+                Some(if want {
+                    Command::Pause
+                } else {
+                    Command::Resume
+                })
+            }
+            Action::SaveCheckpoint => {
+                if !self.accepts_commands() {
+                    return self.refuse("save a checkpoint");
+                }
+                self.saving = true;
+                self.set_note(NoteKind::Info, "saving a checkpoint...".to_string());
+                Some(Command::SaveCheckpoint)
+            }
+            Action::Resample => {
+                if !self.accepts_commands() {
+                    return self.refuse("resample");
+                }
+                Some(Command::Resample)
+            }
+            Action::ToggleFreshNoise => {
+                if !self.accepts_commands() {
+                    return self.refuse("change the noise");
+                }
+                self.fresh_noise = !self.fresh_noise;
+                Some(Command::FreshNoise(self.fresh_noise))
+            }
+            Action::ToggleDigitMode => {
+                self.digit_mode = match self.digit_mode {
+                    DigitMode::Ascii => DigitMode::HalfBlock,
+                    DigitMode::HalfBlock => DigitMode::Ascii,
+                };
+                None
+            }
+            Action::ToggleHistory => {
+                self.history_view = match self.history_view {
+                    HistoryView::Recent => HistoryView::WholeRun,
+                    HistoryView::WholeRun => HistoryView::Recent,
+                };
+                None
+            }
+            Action::CycleTheme => {
+                self.themes.cycle();
+                match self.themes.warning().map(str::to_string) {
+                    Some(warning) => self.set_note(NoteKind::Warning, warning),
+                    None => self.set_note(
+                        NoteKind::Info,
+                        format!("theme: {}", self.themes.current_name()),
+                    ),
+                }
+                None
+            }
+            Action::ToggleHelp => {
+                self.help_open = !self.help_open;
+                None
+            }
+            Action::Back if self.help_open => {
+                self.help_open = false;
+                None
+            }
+            Action::Back | Action::Quit => self.quit(),
+        }
+    }
+
+    fn quit(&mut self) -> Option<Command> {
+        self.help_open = false;
+        match self.phase {
+            Phase::Starting | Phase::Training => {
+                self.phase = Phase::Stopping;
+                Some(Command::Stop)
+            }
+            // Asked twice: stop waiting for the checkpoint.
+            Phase::Stopping | Phase::Finished(_) | Phase::Failed(_) => {
+                self.exit = true;
+                None
+            }
+        }
+    }
+
+    fn refuse(&mut self, what: &str) -> Option<Command> {
+        let why = match self.phase {
+            Phase::Stopping => "the run is stopping",
+            _ => "training has ended",
+        };
+        self.set_note(NoteKind::Warning, format!("cannot {what}: {why}"));
+        None
+    }
+
+    fn acknowledge_pause(&mut self, paused: bool) {
+        self.paused = paused;
+        if self.pause_requested == Some(paused) {
+            self.pause_requested = None;
+        }
+    }
+
+    fn set_note(&mut self, kind: NoteKind, text: String) {
+        self.note = Some(Note { kind, text });
+    }
+
+    fn accepts_commands(&self) -> bool {
+        matches!(self.phase, Phase::Starting | Phase::Training)
+    }
+
+    /// The event loop should end now.
+    pub fn should_exit(&self) -> bool {
+        self.exit
+    }
+
+    pub fn run_info(&self) -> Option<&RunInfo> {
+        self.run.as_ref()
+    }
+
+    pub fn last_step(&self) -> Option<&StepStats> {
+        self.last_step.as_ref()
+    }
+
+    pub fn history(&self, series: Series) -> &History {
+        let [d_loss, g_loss, d_real, d_fake] = &self.histories;
+        match series {
+            Series::DLoss => d_loss,
+            Series::GLoss => g_loss,
+            Series::DReal => d_real,
+            Series::DFake => d_fake,
+        }
+    }
+
+    pub fn samples(&self) -> Option<&SampleGrid> {
+        self.samples.as_ref()
+    }
+
+    pub fn last_epoch(&self) -> Option<&EpochSummary> {
+        self.last_epoch.as_ref()
+    }
+
+    /// Paused as acknowledged by the trainer.
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The pause state asked for and not yet acknowledged.
+    pub fn pause_requested(&self) -> Option<bool> {
+        self.pause_requested
+    }
+
+    pub fn saving(&self) -> bool {
+        self.saving
+    }
+
+    pub fn last_checkpoint(&self) -> Option<&PathBuf> {
+        self.last_checkpoint.as_ref()
+    }
+
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    pub fn note(&self) -> Option<&Note> {
+        self.note.as_ref()
+    }
+
+    pub fn help_open(&self) -> bool {
+        self.help_open
+    }
+
+    pub fn history_view(&self) -> HistoryView {
+        self.history_view
+    }
+
+    pub fn digit_mode(&self) -> DigitMode {
+        self.digit_mode
+    }
+
+    pub fn fresh_noise(&self) -> bool {
+        self.fresh_noise
+    }
+
+    pub fn theme(&self) -> &Theme {
+        self.themes.current()
+    }
+
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// Seconds left at the current speed, if that can be known.
+    pub fn eta_s(&self) -> Option<f64> {
+        let (run, step) = (self.run.as_ref()?, self.last_step.as_ref()?);
+        let left = run.total_steps.saturating_sub(step.step) as f64;
+        (step.steps_per_s.is_finite() && step.steps_per_s > 0.0).then(|| left / step.steps_per_s)
+    }
+
+    /// The paragraph printed after the terminal is restored.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        let Some(run) = &self.run else {
+            let mut text =
+                "The trainer never reported a start, so no steps were taken.".to_string();
+            if let Some(error) = &self.last_error {
+                text.push_str(&format!(" Error: {error}."));
+            }
+            return text;
+        };
+        let how = match &self.phase {
+            Phase::Finished(FinishReason::Completed) => "completed".to_string(),
+            Phase::Finished(FinishReason::StepLimit) => "reached its step limit".to_string(),
+            Phase::Finished(FinishReason::Stopped) => "was stopped".to_string(),
+            Phase::Failed(_) => "failed".to_string(),
+            Phase::Stopping => "was left while stopping".to_string(),
+            Phase::Starting | Phase::Training => "was left running".to_string(),
+        };
+        let (step, epoch) = self
+            .last_step
+            .map_or((run.start_step, 0), |s| (s.step, s.epoch));
+        parts.push(format!(
+            "Run `{}` on {} {how} at step {step} of {} (epoch {epoch} of {}).",
+            run.preset, run.data_source, run.total_steps, run.epochs
+        ));
+        if let Some(s) = &self.last_step {
+            parts.push(format!(
+                "Last losses: D {}, G {}; D(x) {}, D(G(z)) {}; {} elapsed at {:.1} steps/s.",
+                format_value(s.d_loss),
+                format_value(s.g_loss),
+                format_value(s.d_real),
+                format_value(s.d_fake),
+                format_duration(s.elapsed_s),
+                s.steps_per_s
+            ));
+        }
+        if let Phase::Failed(error) = &self.phase {
+            parts.push(format!("Error: {error}."));
+        } else if let Some(error) = &self.last_error {
+            parts.push(format!("Last error: {error}."));
+        }
+        match &self.last_checkpoint {
+            Some(path) => parts.push(format!("Last checkpoint: {}.", path.display())),
+            None => parts.push("No checkpoint was saved.".to_string()),
+        }
+        parts.push(format!("Run folder: {}", run.run_dir.display()));
+        parts.join(" ")
+    }
+}
+
+/// A loss or probability in a fixed, short form; not-a-number says so.
+pub fn format_value(v: f32) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    let a = v.abs();
+    if a >= 1000.0 {
+        format!("{v:.2e}")
+    } else if a >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Seconds as `1h02m03s`, `2m03s` or `3.4s`.
+pub fn format_duration(seconds: f64) -> String {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return "--".to_string();
+    }
+    if seconds < 60.0 {
+        return format!("{seconds:.1}s");
+    }
+    let total = seconds.round() as u64;
+    let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m{s:02}s")
+    } else {
+        format!("{m}m{s:02}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> RunInfo {
+        RunInfo {
+            preset: "reference".to_string(),
+            data_source: "built-in MNIST".to_string(),
+            images: 60_000,
+            epochs: 50,
+            batch_size: 64,
+            steps_per_epoch: 938,
+            total_steps: 46_900,
+            start_step: 0,
+            run_dir: PathBuf::from("/runs/2024-01-01"),
+            seed: 7,
+        }
+    }
+
+    fn step(n: u64, d_loss: f32) -> StepStats {
+        StepStats {
+            step: n,
+            epoch: 1 + (n / 938) as u32,
+            batch: n % 938 + 1,
+            d_loss,
+            g_loss: 2.0 * d_loss,
+            d_real: 0.75,
+            d_fake: 0.25,
+            lr: 2e-4,
+            steps_per_s: 100.0,
+            elapsed_s: n as f64 / 100.0,
+        }
+    }
+
+    fn running() -> App {
+        let mut app = App::new();
+        app.on_msg(TrainMsg::Started(info()));
+        app
+    }
+
+    #[test]
+    fn ring_keeps_only_the_latest_values() {
+        let mut ring = Ring::new(3);
+        for v in 0..10 {
+            ring.push(v as f32);
+        }
+        assert_eq!(ring.len(), 3);
+        assert_eq!(ring.tail(10), vec![7.0, 8.0, 9.0]);
+        assert_eq!(ring.tail(2), vec![8.0, 9.0]);
+    }
+
+    #[test]
+    fn downsampled_stays_bounded_and_keeps_the_mean_shape() {
+        let mut full = Downsampled::new(8);
+        for v in 0..1000 {
+            full.push(v as f32);
+        }
+        let points = full.points();
+        assert!(points.len() <= 9, "{} points", points.len());
+        assert!(points.len() >= 4, "{} points", points.len());
+        assert_eq!(full.total(), 1000);
+        // Means of consecutive runs of a ramp rise steadily and span the range.
+        assert!(points.windows(2).all(|w| w[0] < w[1]), "{points:?}");
+        let first = points.first().copied().unwrap_or(f32::NAN);
+        assert!(
+            (first - (full.per_point() as f32 - 1.0) / 2.0).abs() < 1e-3,
+            "{points:?}"
+        );
+    }
+
+    #[test]
+    fn downsampled_merges_pairwise_exactly() {
+        let mut full = Downsampled::new(4);
+        for v in [1.0, 3.0, 5.0, 7.0] {
+            full.push(v);
+        }
+        // Four points filled the capacity and merged into two of two each.
+        assert_eq!(full.points(), vec![2.0, 6.0]);
+        assert_eq!(full.per_point(), 2);
+        full.push(9.0);
+        assert_eq!(full.points(), vec![2.0, 6.0, 9.0]);
+        full.push(11.0);
+        assert_eq!(full.points(), vec![2.0, 6.0, 10.0]);
+    }
+
+    #[test]
+    fn a_fifty_epoch_run_uses_the_same_memory_as_a_short_one() {
+        let mut app = running();
+        for n in 1..=50 * 938u64 {
+            app.on_msg(TrainMsg::Step(step(n, 1.0 / n as f32)));
+        }
+        for series in Series::ALL {
+            let h = app.history(series);
+            assert_eq!(h.recent.len(), RECENT_POINTS);
+            assert!(h.full.points().len() <= FULL_POINTS + 1);
+            assert_eq!(h.full.total(), 50 * 938);
+        }
+        assert_eq!(app.last_step().map(|s| s.step), Some(46_900));
+    }
+
+    #[test]
+    fn quit_sends_stop_then_waits_for_finished() {
+        let mut app = running();
+        assert_eq!(app.update(Action::Quit), Some(Command::Stop));
+        assert_eq!(app.phase(), &Phase::Stopping);
+        assert!(!app.should_exit());
+        // Commands are refused while stopping.
+        assert_eq!(app.update(Action::SaveCheckpoint), None);
+        assert_eq!(app.update(Action::TogglePause), None);
+        app.on_msg(TrainMsg::CheckpointSaved {
+            path: PathBuf::from("/runs/x/ckpt-900.safetensors"),
+            step: 900,
+            reason: SaveReason::Exit,
+        });
+        assert!(!app.should_exit());
+        app.on_msg(TrainMsg::Finished {
+            reason: FinishReason::Stopped,
+            step: 900,
+            last_checkpoint: Some(PathBuf::from("/runs/x/ckpt-900.safetensors")),
+        });
+        assert!(app.should_exit());
+        assert_eq!(app.phase(), &Phase::Finished(FinishReason::Stopped));
+    }
+
+    #[test]
+    fn quitting_twice_stops_waiting() {
+        let mut app = running();
+        assert_eq!(app.update(Action::Quit), Some(Command::Stop));
+        assert_eq!(app.update(Action::Quit), None);
+        assert!(app.should_exit());
+    }
+
+    #[test]
+    fn esc_closes_help_before_it_quits() {
+        let mut app = running();
+        assert_eq!(app.update(Action::ToggleHelp), None);
+        assert!(app.help_open());
+        assert_eq!(app.update(Action::Back), None);
+        assert!(!app.help_open());
+        assert_eq!(app.phase(), &Phase::Training);
+        assert_eq!(app.update(Action::Back), Some(Command::Stop));
+    }
+
+    #[test]
+    fn paused_shows_only_what_the_trainer_acknowledged() {
+        let mut app = running();
+        assert_eq!(app.update(Action::TogglePause), Some(Command::Pause));
+        assert!(!app.paused());
+        assert_eq!(app.pause_requested(), Some(true));
+        app.on_msg(TrainMsg::Paused { step: 10 });
+        assert!(app.paused());
+        assert_eq!(app.pause_requested(), None);
+        assert_eq!(app.update(Action::TogglePause), Some(Command::Resume));
+        assert!(app.paused());
+        app.on_msg(TrainMsg::Resumed { step: 10 });
+        assert!(!app.paused());
+    }
+
+    #[test]
+    fn pressing_pause_twice_before_the_ack_asks_for_resume() {
+        let mut app = running();
+        assert_eq!(app.update(Action::TogglePause), Some(Command::Pause));
+        assert_eq!(app.update(Action::TogglePause), Some(Command::Resume));
+        assert_eq!(app.pause_requested(), None);
+        app.on_msg(TrainMsg::Paused { step: 3 });
+        assert!(app.paused());
+        app.on_msg(TrainMsg::Resumed { step: 3 });
+        assert!(!app.paused());
+        assert_eq!(app.pause_requested(), None);
+    }
+
+    #[test]
+    fn local_toggles_send_nothing_and_noise_toggle_sends_its_state() {
+        let mut app = running();
+        assert_eq!(app.update(Action::ToggleDigitMode), None);
+        assert_eq!(app.digit_mode(), DigitMode::HalfBlock);
+        assert_eq!(app.update(Action::ToggleDigitMode), None);
+        assert_eq!(app.digit_mode(), DigitMode::Ascii);
+        assert_eq!(app.update(Action::ToggleHistory), None);
+        assert_eq!(app.history_view(), HistoryView::WholeRun);
+        assert_eq!(app.update(Action::Resample), Some(Command::Resample));
+        assert_eq!(
+            app.update(Action::ToggleFreshNoise),
+            Some(Command::FreshNoise(true))
+        );
+        assert_eq!(
+            app.update(Action::ToggleFreshNoise),
+            Some(Command::FreshNoise(false))
+        );
+    }
+
+    #[test]
+    fn cycling_themes_changes_the_theme_and_says_so() {
+        let (set, _) = ThemeSet::load("default", std::path::Path::new("/nonexistent"), false);
+        let mut app = running();
+        app.set_themes(set, None);
+        assert_eq!(app.theme().name, "default");
+        assert_eq!(app.update(Action::CycleTheme), None);
+        assert_eq!(app.theme().name, "light");
+        assert_eq!(app.note().map(|n| n.text.as_str()), Some("theme: light"));
+    }
+
+    #[test]
+    fn save_shows_the_path_or_the_error() {
+        let mut app = running();
+        assert_eq!(
+            app.update(Action::SaveCheckpoint),
+            Some(Command::SaveCheckpoint)
+        );
+        assert!(app.saving());
+        app.on_msg(TrainMsg::CheckpointFailed {
+            path: PathBuf::from("/ro/ckpt.safetensors"),
+            error: "permission denied".to_string(),
+        });
+        assert!(!app.saving());
+        let note = app.note().cloned();
+        assert_eq!(note.as_ref().map(|n| n.kind), Some(NoteKind::Error));
+        let text = note.map(|n| n.text).unwrap_or_default();
+        assert!(text.contains("/ro/ckpt.safetensors") && text.contains("permission denied"));
+
+        app.on_msg(TrainMsg::CheckpointSaved {
+            path: PathBuf::from("/runs/x/ckpt.safetensors"),
+            step: 5,
+            reason: SaveReason::Requested,
+        });
+        assert_eq!(
+            app.last_checkpoint(),
+            Some(&PathBuf::from("/runs/x/ckpt.safetensors"))
+        );
+        assert!(
+            app.note().is_some_and(
+                |n| n.kind == NoteKind::Ok && n.text.contains("/runs/x/ckpt.safetensors")
+            )
+        );
+    }
+
+    #[test]
+    fn finishing_on_its_own_stays_open_until_quit() {
+        let mut app = running();
+        app.on_msg(TrainMsg::Finished {
+            reason: FinishReason::Completed,
+            step: 46_900,
+            last_checkpoint: None,
+        });
+        assert!(!app.should_exit());
+        assert_eq!(app.update(Action::Resample), None);
+        assert_eq!(app.update(Action::Quit), None);
+        assert!(app.should_exit());
+
+        let mut app = running();
+        app.set_stay_open_when_done(false);
+        app.on_msg(TrainMsg::Finished {
+            reason: FinishReason::StepLimit,
+            step: 100,
+            last_checkpoint: None,
+        });
+        assert!(app.should_exit());
+    }
+
+    #[test]
+    fn errors_and_silent_disconnects_end_the_loop() {
+        let mut app = running();
+        app.on_msg(TrainMsg::Error("out of memory".to_string()));
+        assert!(app.should_exit());
+        assert_eq!(app.phase(), &Phase::Failed("out of memory".to_string()));
+
+        let mut app = running();
+        app.on_disconnect();
+        assert!(app.should_exit());
+        assert!(matches!(app.phase(), Phase::Failed(e) if e.contains("panicked")));
+
+        // After a normal finish, the channel closing changes nothing.
+        let mut app = running();
+        app.on_msg(TrainMsg::Finished {
+            reason: FinishReason::Completed,
+            step: 1,
+            last_checkpoint: None,
+        });
+        app.on_disconnect();
+        assert_eq!(app.phase(), &Phase::Finished(FinishReason::Completed));
+        assert!(!app.should_exit());
+    }
+
+    #[test]
+    fn summary_tells_the_story_of_the_run() {
+        let mut app = running();
+        app.on_msg(TrainMsg::Step(step(1234, 0.6931)));
+        app.update(Action::Quit);
+        app.on_msg(TrainMsg::Finished {
+            reason: FinishReason::Stopped,
+            step: 1234,
+            last_checkpoint: Some(PathBuf::from("/runs/2024-01-01/ckpt-1234.safetensors")),
+        });
+        let text = app.summary();
+        for want in [
+            "reference",
+            "built-in MNIST",
+            "was stopped",
+            "step 1234 of 46900",
+            "epoch 2 of 50",
+            "D 0.693",
+            "G 1.386",
+            "12.3s elapsed",
+            "/runs/2024-01-01/ckpt-1234.safetensors",
+            "Run folder: /runs/2024-01-01",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in {text}");
+        }
+        assert!(!text.contains('\n'));
+
+        let mut never = App::new();
+        never.on_msg(TrainMsg::Error("no data in /x".to_string()));
+        assert!(never.summary().contains("no data in /x"));
+    }
+
+    #[test]
+    fn eta_needs_a_speed() {
+        let mut app = running();
+        assert_eq!(app.eta_s(), None);
+        app.on_msg(TrainMsg::Step(step(900, 1.0)));
+        assert_eq!(app.eta_s(), Some(460.0));
+        let mut stalled = step(901, 1.0);
+        stalled.steps_per_s = 0.0;
+        app.on_msg(TrainMsg::Step(stalled));
+        assert_eq!(app.eta_s(), None);
+    }
+
+    #[test]
+    fn values_and_durations_format_compactly() {
+        assert_eq!(format_value(0.69314), "0.693");
+        assert_eq!(format_value(123.56), "123.6");
+        assert_eq!(format_value(f32::NAN), "NaN");
+        assert_eq!(format_value(f32::INFINITY), "inf");
+        assert_eq!(format_duration(3.44), "3.4s");
+        assert_eq!(format_duration(123.0), "2m03s");
+        assert_eq!(format_duration(3723.0), "1h02m03s");
+        assert_eq!(format_duration(f64::NAN), "--");
+    }
+}
