@@ -4,11 +4,107 @@
 
 pub mod action;
 pub mod app;
+pub mod atomic;
+pub mod cli;
 pub mod config;
 pub mod data;
+pub mod headless;
+pub mod image;
 pub mod paths;
 pub mod protocol;
+pub mod run_dir;
+pub mod sample_cmd;
 pub mod theme;
 pub mod train;
 pub mod tui;
 pub mod ui;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::mpsc;
+
+use anyhow::{Context, bail};
+
+use cli::{Cli, CliCommand};
+use config::Config;
+use paths::Paths;
+use run_dir::RunDir;
+
+/// Runs the command line and returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    let paths = Paths::from_env()?;
+    if cli.train.print_paths {
+        print!("{}", paths.describe());
+        return Ok(0);
+    }
+    if let Some(CliCommand::Sample(args)) = &cli.command {
+        println!("{}", sample_cmd::run(args)?);
+        return Ok(0);
+    }
+    let loaded = config::load(
+        cli.train.config.as_deref(),
+        &paths.config_file,
+        &cli.train.overrides(),
+    )?;
+    let cfg = loaded.config;
+    let headless = cli.train.no_tui || !std::io::stdout().is_terminal();
+    let data = data::load(cfg.data_dir.as_deref(), data::Split::Train)?;
+    let run_root = match &cfg.run_dir {
+        Some(dir) => dir.clone(),
+        None => paths::new_run_dir(&paths.runs_dir, cfg.preset.name()),
+    };
+    let run = prepare_run_dir(&run_root, &cfg)?;
+
+    let (msg_tx, msg_rx) = mpsc::channel();
+    let (cmd_tx, cmd_rx) = mpsc::channel();
+    let job = train::TrainJob {
+        config_toml: cfg.to_toml(),
+        config: cfg.clone(),
+        data,
+        run_dir: run,
+        resume: None,
+    };
+    let trainer = train::spawn(job, msg_tx, cmd_rx).context("cannot start the trainer thread")?;
+    let code = if headless {
+        let result = headless::run(msg_rx, cmd_tx);
+        let _ = trainer.join();
+        let outcome = result?;
+        outcome.signal.map_or(0, headless::signal_exit_code)
+    } else {
+        run_dashboard(&cfg, &paths, msg_rx, cmd_tx, trainer)?
+    };
+    Ok(code)
+}
+
+/// Creates the run folder and writes its `config.toml`, refusing a folder that already holds a
+/// run so nothing of it is overwritten.
+fn prepare_run_dir(root: &Path, cfg: &Config) -> anyhow::Result<RunDir> {
+    let taken = ["metrics.jsonl", "config.toml"]
+        .iter()
+        .any(|name| root.join(name).exists());
+    if taken {
+        bail!(
+            "{} already holds a run (config.toml or metrics.jsonl); choose a new --run-dir",
+            root.display()
+        );
+    }
+    let run = RunDir::create(root)
+        .with_context(|| format!("cannot create the run folder {}", root.display()))?;
+    atomic::write(&run.config_file(), cfg.to_toml().as_bytes())
+        .with_context(|| format!("cannot write {}", run.config_file().display()))?;
+    Ok(run)
+}
+
+fn run_dashboard(
+    _cfg: &Config,
+    _paths: &Paths,
+    msg_rx: mpsc::Receiver<protocol::TrainMsg>,
+    cmd_tx: mpsc::Sender<protocol::Command>,
+    trainer: std::thread::JoinHandle<()>,
+) -> anyhow::Result<i32> {
+    // The dashboard is being built; until it lands, the progress-line front end serves.
+    let result = headless::run(msg_rx, cmd_tx);
+    let _ = trainer.join();
+    let outcome = result?;
+    Ok(outcome.signal.map_or(0, headless::signal_exit_code))
+}

@@ -75,7 +75,7 @@ pub struct SampleGrid {
 impl SampleGrid {
     pub fn count(&self) -> usize {
         let per = self.width * self.height;
-        if per == 0 { 0 } else { self.pixels.len() / per }
+        self.pixels.len().checked_div(per).unwrap_or(0)
     }
 
     /// The pixels of digit `i`, row-major, or `None` past the end.

@@ -1,0 +1,252 @@
+//! The `--no-tui` front end: prints a line per epoch (and, on a terminal, a progress bar within
+//! the epoch), reports checkpoints, and turns SIGINT/SIGTERM/SIGHUP into a clean stop.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use crate::protocol::{Command, EpochSummary, FinishReason, RunInfo, SaveReason, TrainMsg};
+
+/// How a headless run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadlessOutcome {
+    pub reason: Option<FinishReason>,
+    pub step: u64,
+    pub last_checkpoint: Option<PathBuf>,
+    /// The signal that stopped the run, if one did.
+    pub signal: Option<i32>,
+}
+
+/// Why a headless run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadlessError {
+    #[error("{0}")]
+    Trainer(String),
+    #[error("the trainer stopped without saying why")]
+    TrainerGone,
+    #[error("cannot listen for signals: {0}")]
+    Signals(io::Error),
+}
+
+/// Formats seconds as `1h 02m 03s`, `4m 05s` or `6.7s`.
+pub fn format_duration(seconds: f64) -> String {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return "-".to_string();
+    }
+    if seconds < 60.0 {
+        return format!("{seconds:.1}s");
+    }
+    let s = seconds.round() as u64;
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m {s:02}s")
+    } else {
+        format!("{m}m {s:02}s")
+    }
+}
+
+/// The epoch line, in the reference program's shape plus D(x), D(G(z)), speed, elapsed and ETA.
+pub fn epoch_line(e: &EpochSummary, total_steps: u64) -> String {
+    let remaining = total_steps.saturating_sub(e.step) as f64;
+    let eta = if e.steps_per_s > 0.0 {
+        format_duration(remaining / e.steps_per_s)
+    } else {
+        "-".to_string()
+    };
+    format!(
+        "Epoch [{}/{}] | D Loss: {:.4} | G Loss: {:.4} | D(x): {:.3} | D(G(z)): {:.3} | {:.1} steps/s | elapsed {} | ETA {}",
+        e.epoch,
+        e.epochs,
+        e.d_loss,
+        e.g_loss,
+        e.d_real,
+        e.d_fake,
+        e.steps_per_s,
+        format_duration(e.elapsed_s),
+        eta
+    )
+}
+
+/// A one-line bar for the epoch in progress: `[#####-----] 312/938`.
+pub fn progress_bar(done: u64, total: u64, width: usize) -> String {
+    let total = total.max(1);
+    let filled = ((done.min(total) as f64 / total as f64) * width as f64).round() as usize;
+    format!(
+        "[{}{}] {done}/{total}",
+        "#".repeat(filled),
+        "-".repeat(width - filled.min(width))
+    )
+}
+
+/// Conventional exit code for a run stopped by `signal`: 128 + its number.
+pub fn signal_exit_code(signal: i32) -> i32 {
+    128 + signal
+}
+
+/// Drains trainer messages and prints progress until the run ends. Signals ask the trainer to
+/// stop (it finishes the step and saves a checkpoint); a second signal is not needed.
+pub fn run(
+    msgs: Receiver<TrainMsg>,
+    cmds: Sender<Command>,
+) -> Result<HeadlessOutcome, HeadlessError> {
+    let caught = Arc::new(AtomicUsize::new(0));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register_usize(sig, Arc::clone(&caught), sig as usize)
+            .map_err(HeadlessError::Signals)?;
+    }
+    let mut out = io::stdout();
+    let show_bar = out.is_terminal();
+    let mut bar_shown = false;
+    let mut info: Option<RunInfo> = None;
+    let mut signal = None;
+    loop {
+        let sig = caught.load(Ordering::Relaxed);
+        if sig != 0 && signal.is_none() {
+            signal = Some(sig as i32);
+            clear_bar(&mut out, &mut bar_shown);
+            println!("signal {sig} received: finishing the current step and saving a checkpoint");
+            // A gone trainer is noticed below, when the channel disconnects.
+            let _ = cmds.send(Command::Stop);
+        }
+        let msg = match msgs.recv_timeout(Duration::from_millis(100)) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => {
+                clear_bar(&mut out, &mut bar_shown);
+                return Err(HeadlessError::TrainerGone);
+            }
+        };
+        match msg {
+            TrainMsg::Started(i) => {
+                println!(
+                    "training preset {} on {} ({} images), {} epochs x {} steps of {}, seed {}",
+                    i.preset,
+                    i.data_source,
+                    i.images,
+                    i.epochs,
+                    i.steps_per_epoch,
+                    i.batch_size,
+                    i.seed
+                );
+                if i.start_step > 0 {
+                    println!("resuming at step {}", i.start_step);
+                }
+                println!("run folder: {}", i.run_dir.display());
+                info = Some(i);
+            }
+            TrainMsg::Step(s) => {
+                if show_bar && let Some(i) = &info {
+                    let line = progress_bar(s.batch, i.steps_per_epoch, 30);
+                    let _ = write!(
+                        out,
+                        "\r  epoch {} {line} | D {:.4} | G {:.4} | {:.1} steps/s ",
+                        s.epoch, s.d_loss, s.g_loss, s.steps_per_s
+                    );
+                    let _ = out.flush();
+                    bar_shown = true;
+                }
+            }
+            TrainMsg::EpochDone(e) => {
+                clear_bar(&mut out, &mut bar_shown);
+                let total = info.as_ref().map_or(e.step, |i| i.total_steps);
+                println!("{}", epoch_line(&e, total));
+            }
+            TrainMsg::CheckpointSaved { path, reason, .. } => {
+                if reason != SaveReason::EpochEnd {
+                    clear_bar(&mut out, &mut bar_shown);
+                    println!("checkpoint saved: {}", path.display());
+                }
+            }
+            TrainMsg::CheckpointFailed { path, error } => {
+                clear_bar(&mut out, &mut bar_shown);
+                eprintln!("warning: could not save {}: {error}", path.display());
+            }
+            TrainMsg::Finished {
+                reason,
+                step,
+                last_checkpoint,
+            } => {
+                clear_bar(&mut out, &mut bar_shown);
+                let why = match reason {
+                    FinishReason::Completed => "all epochs done",
+                    FinishReason::StepLimit => "step limit reached",
+                    FinishReason::Stopped => "stopped",
+                };
+                println!("finished at step {step} ({why})");
+                if let Some(p) = &last_checkpoint {
+                    println!("last checkpoint: {}", p.display());
+                }
+                return Ok(HeadlessOutcome {
+                    reason: Some(reason),
+                    step,
+                    last_checkpoint,
+                    signal,
+                });
+            }
+            TrainMsg::Error(e) => {
+                clear_bar(&mut out, &mut bar_shown);
+                return Err(HeadlessError::Trainer(e));
+            }
+            TrainMsg::Samples(_) | TrainMsg::Paused { .. } | TrainMsg::Resumed { .. } => {}
+        }
+    }
+}
+
+fn clear_bar(out: &mut io::Stdout, shown: &mut bool) {
+    if *shown {
+        let _ = write!(out, "\r\x1b[2K");
+        let _ = out.flush();
+        *shown = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(format_duration(6.66), "6.7s");
+        assert_eq!(format_duration(245.0), "4m 05s");
+        assert_eq!(format_duration(3723.0), "1h 02m 03s");
+        assert_eq!(format_duration(f64::NAN), "-");
+    }
+
+    #[test]
+    fn epoch_line_has_the_reference_shape() {
+        let e = EpochSummary {
+            epoch: 2,
+            epochs: 50,
+            step: 1876,
+            d_loss: 1.23456,
+            g_loss: 0.9,
+            d_real: 0.6,
+            d_fake: 0.4,
+            steps_per_s: 100.0,
+            elapsed_s: 18.76,
+            sample_png: None,
+        };
+        let line = epoch_line(&e, 1876 + 1000);
+        assert!(
+            line.starts_with(
+                "Epoch [2/50] | D Loss: 1.2346 | G Loss: 0.9000 | D(x): 0.600 | D(G(z)): 0.400"
+            ),
+            "{line}"
+        );
+        assert!(line.ends_with("elapsed 18.8s | ETA 10.0s"), "{line}");
+    }
+
+    #[test]
+    fn progress_bar_fills_in_proportion() {
+        assert_eq!(progress_bar(0, 10, 10), "[----------] 0/10");
+        assert_eq!(progress_bar(5, 10, 10), "[#####-----] 5/10");
+        assert_eq!(progress_bar(12, 10, 4), "[####] 12/10");
+    }
+}

@@ -1,0 +1,146 @@
+//! The run folder: its layout (`config.toml`, `metrics.jsonl`, `samples/`, `checkpoints/`) and the
+//! metrics log.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// One run's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// Creates the folder and its `samples/` and `checkpoints/` subfolders (fine if they exist).
+    pub fn create(root: &Path) -> io::Result<RunDir> {
+        let dir = RunDir {
+            root: root.to_path_buf(),
+        };
+        fs::create_dir_all(dir.samples_dir())?;
+        fs::create_dir_all(dir.checkpoints_dir())?;
+        Ok(dir)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    pub fn metrics_file(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+
+    pub fn samples_dir(&self) -> PathBuf {
+        self.root.join("samples")
+    }
+
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
+    /// `samples/epoch-NNN.png`
+    pub fn epoch_samples(&self, epoch: u32) -> PathBuf {
+        self.samples_dir().join(format!("epoch-{epoch:03}.png"))
+    }
+
+    /// `checkpoints/epoch-NNN.safetensors`
+    pub fn epoch_checkpoint(&self, epoch: u32) -> PathBuf {
+        self.checkpoints_dir()
+            .join(format!("epoch-{epoch:03}.safetensors"))
+    }
+
+    /// `checkpoints/step-NNNNNNN.safetensors`, for saves on request and on exit.
+    pub fn step_checkpoint(&self, step: u64) -> PathBuf {
+        self.checkpoints_dir()
+            .join(format!("step-{step:07}.safetensors"))
+    }
+
+    /// `checkpoints/latest.safetensors`: always the newest checkpoint.
+    pub fn latest_checkpoint(&self) -> PathBuf {
+        self.checkpoints_dir().join("latest.safetensors")
+    }
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MetricsRecord {
+    pub step: u64,
+    pub epoch: u32,
+    pub d_loss: f32,
+    pub g_loss: f32,
+    pub d_real: f32,
+    pub d_fake: f32,
+    pub lr: f64,
+    pub steps_per_s: f64,
+    pub elapsed_s: f64,
+}
+
+/// Appends records to `metrics.jsonl`, one JSON object per line.
+#[derive(Debug)]
+pub struct MetricsLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl MetricsLog {
+    pub fn open(path: &Path) -> io::Result<MetricsLog> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(MetricsLog {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record. The line goes out in one `write` call on an append-only file, so a
+    /// crash cannot leave half a line between two whole ones.
+    pub fn append(&mut self, record: &MetricsRecord) -> io::Result<()> {
+        let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
+        line.push(b'\n');
+        self.file.write_all(&line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_and_metrics_lines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(&tmp.path().join("r")).unwrap();
+        assert!(run.samples_dir().is_dir() && run.checkpoints_dir().is_dir());
+        assert!(run.epoch_samples(3).ends_with("samples/epoch-003.png"));
+        assert!(
+            run.step_checkpoint(42)
+                .ends_with("checkpoints/step-0000042.safetensors")
+        );
+        let mut log = MetricsLog::open(&run.metrics_file()).unwrap();
+        let rec = MetricsRecord {
+            step: 1,
+            epoch: 1,
+            d_loss: 1.25,
+            g_loss: 0.5,
+            d_real: 0.5,
+            d_fake: 0.25,
+            lr: 2e-4,
+            steps_per_s: 10.0,
+            elapsed_s: 0.1,
+        };
+        log.append(&rec).unwrap();
+        log.append(&MetricsRecord { step: 2, ..rec }).unwrap();
+        let text = fs::read_to_string(run.metrics_file()).unwrap();
+        let lines: Vec<MetricsRecord> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines, vec![rec, MetricsRecord { step: 2, ..rec }]);
+    }
+}

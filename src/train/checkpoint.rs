@@ -1,0 +1,416 @@
+//! Checkpoint files: safetensors holding both networks, both optimisers' moments, the fixed sample
+//! noise, and in the metadata the recipe, the architecture, the run's progress and RNG positions.
+//!
+//! The generator's tensors carry PyTorch's names (`model.0.weight`, ...), so
+//! `safetensors.torch.load_file` and `load_state_dict` take them directly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use super::gan::{Gan, GanState, StateError};
+use super::params::NamedTensor;
+
+const FORMAT: &str = "gan-tui checkpoint";
+const VERSION: &str = "1";
+const SAMPLE_NOISE: &str = "trainer.sample_noise";
+const COUNTER_PREFIX: &str = "counter.";
+
+/// Where a run stands: the next step continues from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Steps taken in all.
+    pub step: u64,
+    /// The 1-based epoch in progress.
+    pub epoch: u32,
+    /// Batches of `epoch` already taken.
+    pub batch: u64,
+}
+
+/// Positions of the run's random streams (ChaCha word positions), so a resumed run draws the
+/// same numbers next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RngPositions {
+    pub train_noise: u128,
+    pub sample_noise: u128,
+}
+
+/// Everything in a checkpoint file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    pub preset: String,
+    pub architecture: String,
+    pub seed: u64,
+    pub progress: Progress,
+    pub rng: RngPositions,
+    /// The run's resolved config, as TOML.
+    pub config_toml: String,
+    /// The noise batch the sample grid is drawn from: `sample_count x latent` values.
+    pub sample_noise: NamedTensor,
+    pub state: GanState,
+}
+
+/// Why a checkpoint could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: cannot write checkpoint: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot read checkpoint: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a safetensors file ({reason})")]
+    NotSafetensors { path: PathBuf, reason: String },
+    #[error("{path}: a safetensors file, but not a gan-tui checkpoint ({reason})")]
+    NotOurs { path: PathBuf, reason: String },
+    #[error("{path}: tensor `{name}` is {dtype}, checkpoints hold F32 tensors")]
+    WrongDtype {
+        path: PathBuf,
+        name: String,
+        dtype: String,
+    },
+    #[error(
+        "{path}: holds preset `{found}` ({found_arch}), but this run uses preset `{expected}` ({expected_arch})"
+    )]
+    WrongModel {
+        path: PathBuf,
+        found: String,
+        found_arch: String,
+        expected: String,
+        expected_arch: String,
+    },
+    #[error("{path}: {source}")]
+    State { path: PathBuf, source: StateError },
+    #[error("cannot encode checkpoint: {0}")]
+    Encode(String),
+}
+
+fn f32_bytes(data: &[f32]) -> Vec<u8> {
+    data.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+impl Checkpoint {
+    /// The checkpoint as safetensors bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, CheckpointError> {
+        let mut meta = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("format_version".to_string(), VERSION.to_string()),
+            ("preset".to_string(), self.preset.clone()),
+            ("architecture".to_string(), self.architecture.clone()),
+            ("seed".to_string(), self.seed.to_string()),
+            ("step".to_string(), self.progress.step.to_string()),
+            ("epoch".to_string(), self.progress.epoch.to_string()),
+            ("batch".to_string(), self.progress.batch.to_string()),
+            (
+                "rng.train_noise".to_string(),
+                self.rng.train_noise.to_string(),
+            ),
+            (
+                "rng.sample_noise".to_string(),
+                self.rng.sample_noise.to_string(),
+            ),
+            ("config".to_string(), self.config_toml.clone()),
+        ]);
+        for (name, value) in &self.state.counters {
+            meta.insert(format!("{COUNTER_PREFIX}{name}"), value.to_string());
+        }
+        let tensors: Vec<&NamedTensor> = self
+            .state
+            .tensors
+            .iter()
+            .chain(std::iter::once(&self.sample_noise))
+            .collect();
+        let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| f32_bytes(&t.data)).collect();
+        let mut views = Vec::with_capacity(tensors.len());
+        for (t, b) in tensors.iter().zip(&bytes) {
+            let view = TensorView::new(Dtype::F32, t.shape.clone(), b)
+                .map_err(|e| CheckpointError::Encode(format!("tensor `{}`: {e}", t.name)))?;
+            views.push((t.name.clone(), view));
+        }
+        safetensors::serialize(views, Some(meta))
+            .map_err(|e| CheckpointError::Encode(e.to_string()))
+    }
+
+    /// Writes the checkpoint to `path` atomically (temporary file, sync, rename).
+    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        let bytes = self.encode()?;
+        crate::atomic::write(path, &bytes).map_err(|source| CheckpointError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Reads and checks a checkpoint file.
+    pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
+        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Checkpoint::decode(path, &bytes)
+    }
+
+    /// Parses checkpoint bytes; `path` only names the source in errors.
+    pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+        let not_st = |reason: String| CheckpointError::NotSafetensors {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let not_ours = |reason: String| CheckpointError::NotOurs {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if bytes.is_empty() {
+            return Err(not_st("the file is empty".into()));
+        }
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| not_st(e.to_string()))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| not_st(e.to_string()))?;
+        let meta = header
+            .metadata()
+            .clone()
+            .ok_or_else(|| not_ours("no metadata".into()))?;
+        let text = |key: &str| {
+            meta.get(key)
+                .cloned()
+                .ok_or_else(|| not_ours(format!("metadata key `{key}` is missing")))
+        };
+        let number = |key: &str| -> Result<u128, CheckpointError> {
+            let v = text(key)?;
+            v.parse::<u128>()
+                .map_err(|_| not_ours(format!("metadata `{key}` = {v:?} is not a number")))
+        };
+        let format = text("format")?;
+        if format != FORMAT {
+            return Err(not_ours(format!("format is {format:?}")));
+        }
+        let version = text("format_version")?;
+        if version != VERSION {
+            return Err(not_ours(format!(
+                "format version {version}, this gan-tui reads version {VERSION}"
+            )));
+        }
+        let narrow = |key: &str, v: u128| -> Result<u64, CheckpointError> {
+            u64::try_from(v).map_err(|_| not_ours(format!("metadata `{key}` = {v} is too large")))
+        };
+        let progress = Progress {
+            step: narrow("step", number("step")?)?,
+            epoch: u32::try_from(number("epoch")?)
+                .map_err(|_| not_ours("metadata `epoch` is too large".into()))?,
+            batch: narrow("batch", number("batch")?)?,
+        };
+        let mut counters = BTreeMap::new();
+        for k in meta.keys() {
+            if let Some(name) = k.strip_prefix(COUNTER_PREFIX) {
+                counters.insert(name.to_string(), narrow(k, number(k)?)?);
+            }
+        }
+        let mut tensors = Vec::new();
+        let mut sample_noise = None;
+        let mut names: Vec<&str> = st.names();
+        names.sort();
+        for name in names {
+            let view = st.tensor(name).map_err(|e| not_st(e.to_string()))?;
+            if view.dtype() != Dtype::F32 {
+                return Err(CheckpointError::WrongDtype {
+                    path: path.to_path_buf(),
+                    name: name.to_string(),
+                    dtype: format!("{:?}", view.dtype()),
+                });
+            }
+            let data: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let t = NamedTensor {
+                name: name.to_string(),
+                shape: view.shape().to_vec(),
+                data,
+            };
+            if name == SAMPLE_NOISE {
+                sample_noise = Some(t);
+            } else {
+                tensors.push(t);
+            }
+        }
+        let sample_noise =
+            sample_noise.ok_or_else(|| not_ours(format!("tensor `{SAMPLE_NOISE}` is missing")))?;
+        Ok(Checkpoint {
+            preset: text("preset")?,
+            architecture: text("architecture")?,
+            seed: narrow("seed", number("seed")?)?,
+            progress,
+            rng: RngPositions {
+                train_noise: number("rng.train_noise")?,
+                sample_noise: number("rng.sample_noise")?,
+            },
+            config_toml: text("config")?,
+            sample_noise,
+            state: GanState { tensors, counters },
+        })
+    }
+
+    /// Puts this checkpoint's state into `gan`, refusing one of another preset or architecture.
+    /// `path` only names the source in errors.
+    pub fn restore_into(&self, gan: &mut dyn Gan, path: &Path) -> Result<(), CheckpointError> {
+        if self.preset != gan.preset().name() || self.architecture != gan.architecture() {
+            return Err(CheckpointError::WrongModel {
+                path: path.to_path_buf(),
+                found: self.preset.clone(),
+                found_arch: self.architecture.clone(),
+                expected: gan.preset().name().to_string(),
+                expected_arch: gan.architecture(),
+            });
+        }
+        let map: BTreeMap<String, NamedTensor> = self
+            .state
+            .tensors
+            .iter()
+            .map(|t| (t.name.clone(), t.clone()))
+            .collect();
+        gan.load_state(&map, &self.state.counters)
+            .map_err(|source| CheckpointError::State {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    /// The sample noise as `(count, values)`, checked against the recipe's latent size.
+    pub fn sample_noise_for(&self, latent: usize) -> Option<(usize, &[f32])> {
+        let t = &self.sample_noise;
+        match t.shape.as_slice() {
+            [count, l] if *l == latent && count * l == t.data.len() => Some((*count, &t.data)),
+            _ => None,
+        }
+    }
+}
+
+/// A `NamedTensor` for the sample noise of `count` vectors of `latent` values.
+pub fn sample_noise_tensor(count: usize, latent: usize, data: Vec<f32>) -> NamedTensor {
+    NamedTensor {
+        name: SAMPLE_NOISE.to_string(),
+        shape: vec![count, latent],
+        data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::train::gan;
+
+    fn checkpoint_of(gan: &dyn Gan) -> Checkpoint {
+        Checkpoint {
+            preset: gan.preset().name().to_string(),
+            architecture: gan.architecture(),
+            seed: 9,
+            progress: Progress {
+                step: 12,
+                epoch: 2,
+                batch: 3,
+            },
+            rng: RngPositions {
+                train_noise: 1 << 70,
+                sample_noise: 17,
+            },
+            config_toml: "[train]\nseed = 9\n".to_string(),
+            sample_noise: sample_noise_tensor(2, gan.latent_dim(), vec![0.5; 2 * gan.latent_dim()]),
+            state: gan.state(),
+        }
+    }
+
+    #[test]
+    fn save_then_load_round_trips_and_restores_the_same_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        let a = gan::build(&Config {
+            seed: 1,
+            ..Config::default()
+        });
+        let ckpt = checkpoint_of(a.as_ref());
+        ckpt.save(&path).unwrap();
+        let back = Checkpoint::load(&path).unwrap();
+        // Files keep tensors by name; compare in that order.
+        let mut expected = ckpt.clone();
+        expected.state.tensors.sort_by(|x, y| x.name.cmp(&y.name));
+        assert_eq!(back, expected);
+        let mut b = gan::build(&Config {
+            seed: 2,
+            ..Config::default()
+        });
+        back.restore_into(b.as_mut(), &path).unwrap();
+        let (n, z) = back.sample_noise_for(a.latent_dim()).unwrap();
+        assert_eq!(a.generate(z, n).unwrap(), b.generate(z, n).unwrap());
+    }
+
+    #[test]
+    fn another_architecture_is_refused_by_name() {
+        let a = gan::build(&Config::default());
+        let mut ckpt = checkpoint_of(a.as_ref());
+        ckpt.preset = "dcgan".into();
+        let mut b = gan::build(&Config::default());
+        let err = ckpt
+            .restore_into(b.as_mut(), Path::new("x.safetensors"))
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("x.safetensors") && text.contains("dcgan") && text.contains("reference"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bad_files_get_clear_errors() {
+        let p = Path::new("bad.safetensors");
+        let good = checkpoint_of(gan::build(&Config::default()).as_ref())
+            .encode()
+            .unwrap();
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("empty", vec![], "empty"),
+            (
+                "garbage",
+                b"this is not a checkpoint at all".to_vec(),
+                "not a safetensors file",
+            ),
+            (
+                "truncated",
+                good[..good.len() / 2].to_vec(),
+                "not a safetensors file",
+            ),
+        ];
+        for (what, bytes, expect) in cases {
+            let err = Checkpoint::decode(p, &bytes).unwrap_err().to_string();
+            assert!(
+                err.contains("bad.safetensors") && err.contains(expect),
+                "{what}: {err}"
+            );
+        }
+        // A valid safetensors file that is not ours.
+        let data = [0u8; 8];
+        let view = TensorView::new(Dtype::F32, vec![2], &data).unwrap();
+        let foreign = safetensors::serialize([("w", view)], None).unwrap();
+        let err = Checkpoint::decode(p, &foreign).unwrap_err().to_string();
+        assert!(err.contains("not a gan-tui checkpoint"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_tensor_is_named() {
+        let a = gan::build(&Config::default());
+        let mut ckpt = checkpoint_of(a.as_ref());
+        ckpt.state.tensors.retain(|t| t.name != "model.2.bias");
+        let mut b = gan::build(&Config::default());
+        let err = ckpt
+            .restore_into(b.as_mut(), Path::new("c.st"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.2.bias") && err.contains("missing"),
+            "{err}"
+        );
+    }
+}

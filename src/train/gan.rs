@@ -1,0 +1,97 @@
+//! What every recipe offers the training loop: a step, a generator forward, and its state as
+//! named tensors. The loop, checkpoints and the `sample` command see recipes only through this.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Config, Preset};
+
+use super::params::NamedTensor;
+
+/// The numbers one training step reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepLosses {
+    /// BCE(D(x), 1) + BCE(D(G(z)), 0).
+    pub d_loss: f32,
+    /// BCE(D(G(z)), 1), the non-saturating generator loss.
+    pub g_loss: f32,
+    /// Mean D(x) over the real batch, as a probability.
+    pub d_real: f32,
+    /// Mean D(G(z)) over the fake batch, as a probability, before the discriminator's update.
+    pub d_fake: f32,
+}
+
+impl StepLosses {
+    pub fn all_finite(&self) -> bool {
+        [self.d_loss, self.g_loss, self.d_real, self.d_fake]
+            .iter()
+            .all(|v| v.is_finite())
+    }
+}
+
+/// Everything a recipe needs to continue exactly where it was: parameters, optimiser moments and
+/// counters.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GanState {
+    pub tensors: Vec<NamedTensor>,
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// Why a state could not be loaded into a recipe.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Params(#[from] super::params::ParamError),
+    #[error(transparent)]
+    Optimiser(#[from] super::adam::AdamStateError),
+    #[error("counter `{0}` is missing")]
+    MissingCounter(String),
+}
+
+/// A failure inside the numeric library.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the tensor library failed: {0}")]
+pub struct DeviceError(pub String);
+
+impl From<dfdx::tensor::CpuError> for DeviceError {
+    fn from(e: dfdx::tensor::CpuError) -> Self {
+        DeviceError(e.to_string())
+    }
+}
+
+/// A trainable GAN recipe.
+pub trait Gan {
+    fn preset(&self) -> Preset;
+    /// A one-line description of the networks' shapes, stored in checkpoints and compared on load.
+    fn architecture(&self) -> String;
+    /// Length of one noise vector.
+    fn latent_dim(&self) -> usize;
+    /// Pixels per image the discriminator takes.
+    fn image_len(&self) -> usize {
+        28 * 28
+    }
+    /// One discriminator step then one generator step on `batch` real images (pixels in [-1, 1])
+    /// and `batch` noise vectors.
+    fn train_step(
+        &mut self,
+        real: &[f32],
+        z: &[f32],
+        batch: usize,
+    ) -> Result<StepLosses, DeviceError>;
+    /// The generator's images (pixels in [-1, 1]) for `count` noise vectors.
+    fn generate(&self, z: &[f32], count: usize) -> Result<Vec<f32>, DeviceError>;
+    /// The full training state.
+    fn state(&self) -> GanState;
+    /// Restores a state written by `state`; checks everything before changing anything.
+    fn load_state(
+        &mut self,
+        state: &BTreeMap<String, NamedTensor>,
+        counters: &BTreeMap<String, u64>,
+    ) -> Result<(), StateError>;
+}
+
+/// Builds the recipe `cfg.preset` names, its weights initialised from `cfg.seed`.
+pub fn build(cfg: &Config) -> Box<dyn Gan> {
+    match cfg.preset {
+        Preset::Reference => Box::new(super::reference::ReferenceGan::new(cfg.seed, cfg.lr)),
+    }
+}
