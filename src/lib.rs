@@ -46,13 +46,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         &paths.config_file,
         &cli.train.overrides(),
     )?;
-    let cfg = loaded.config;
+    let mut cfg = loaded.config;
     let headless = cli.train.no_tui || !std::io::stdout().is_terminal();
     let data = data::load(cfg.data_dir.as_deref(), data::Split::Train)?;
-    let run_root = match &cfg.run_dir {
-        Some(dir) => dir.clone(),
-        None => paths::new_run_dir(&paths.runs_dir, cfg.preset.name()),
-    };
+    // The run's config.toml names its own folder, so it says where this run lives.
+    let run_root = cfg
+        .run_dir
+        .get_or_insert_with(|| paths::new_run_dir(&paths.runs_dir, cfg.preset.name()))
+        .clone();
     let run = prepare_run_dir(&run_root, &cfg)?;
 
     let (msg_tx, msg_rx) = mpsc::channel();
