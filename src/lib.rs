@@ -5,6 +5,7 @@
 pub mod action;
 pub mod app;
 pub mod atomic;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;
@@ -37,9 +38,29 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         print!("{}", paths.describe());
         return Ok(0);
     }
-    if let Some(CliCommand::Sample(args)) = &cli.command {
-        println!("{}", sample_cmd::run(args)?);
-        return Ok(0);
+    match &cli.command {
+        Some(CliCommand::Sample(args)) => {
+            println!("{}", sample_cmd::run(args)?);
+            return Ok(0);
+        }
+        Some(CliCommand::Bench(args)) => {
+            let report = bench::run(
+                args.preset,
+                args.engine,
+                args.steps as usize,
+                args.batch_size as usize,
+            )?;
+            println!(
+                "{}",
+                if args.json {
+                    report.json()
+                } else {
+                    report.text()
+                }
+            );
+            return Ok(0);
+        }
+        None => {}
     }
     let loaded = config::load(
         cli.train.config.as_deref(),

@@ -28,6 +28,14 @@ impl StepLosses {
     }
 }
 
+/// Wall time of the last step's two halves: the discriminator step (including G's forward
+/// pass, which it needs) and the generator step.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PhaseTimes {
+    pub d: std::time::Duration,
+    pub g: std::time::Duration,
+}
+
 /// Everything a recipe needs to continue exactly where it was: parameters, optimiser moments and
 /// counters.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -77,6 +85,11 @@ pub trait Gan {
         z: &[f32],
         batch: usize,
     ) -> Result<StepLosses, DeviceError>;
+    /// How long the last `train_step`'s D and G halves took.
+    fn phase_times(&self) -> PhaseTimes;
+    /// Floating-point operations of one training step of `batch` images, as this engine
+    /// computes it (matrix products only: 2 per multiply-add).
+    fn step_flops(&self, batch: usize) -> f64;
     /// The generator's images (pixels in [-1, 1]) for `count` noise vectors.
     fn generate(&self, z: &[f32], count: usize) -> Result<Vec<f32>, DeviceError>;
     /// The full training state.
@@ -89,9 +102,38 @@ pub trait Gan {
     ) -> Result<(), StateError>;
 }
 
+/// How a recipe's step is computed: both give the same numbers within rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// Fused kernels over flat buffers (`train::fast`).
+    #[default]
+    Fast,
+    /// Plain dfdx autograd: the formulation the fast engine is tested against.
+    Dfdx,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Fast => "fast",
+            Engine::Dfdx => "dfdx",
+        }
+    }
+}
+
 /// Builds the recipe `cfg.preset` names, its weights initialised from `cfg.seed`.
 pub fn build(cfg: &Config) -> Box<dyn Gan> {
-    match cfg.preset {
-        Preset::Reference => Box::new(super::reference::ReferenceGan::new(cfg.seed, cfg.lr)),
+    build_with(cfg, Engine::default())
+}
+
+/// `build`, choosing the engine.
+pub fn build_with(cfg: &Config, engine: Engine) -> Box<dyn Gan> {
+    match (cfg.preset, engine) {
+        (Preset::Reference, Engine::Fast) => {
+            Box::new(super::fast::reference::FastReference::new(cfg.seed, cfg.lr))
+        }
+        (Preset::Reference, Engine::Dfdx) => {
+            Box::new(super::reference::ReferenceGan::new(cfg.seed, cfg.lr))
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod adam;
 pub mod checkpoint;
+pub mod fast;
 pub mod gan;
 pub mod layers;
 pub mod noise;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use dfdx::prelude::*;
 
 use super::adam::{Adam, pytorch_defaults};
-use super::gan::{DeviceError, Gan, GanState, StateError, StepLosses};
+use super::gan::{DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
 use super::layers::LeakyRelu02;
 use super::params::{self, NamedTensor};
 use crate::config::Preset;
@@ -38,10 +38,12 @@ type BuiltD = <Discriminator as BuildOnDevice<Cpu, f32>>::Built;
 /// Parameter name prefixes: the generator's match PyTorch's `model.N.weight`.
 pub const G_PREFIX: &str = "model.";
 pub const D_PREFIX: &str = "discriminator.model.";
-const G_OPT_PREFIX: &str = "optimizer.generator.";
-const D_OPT_PREFIX: &str = "optimizer.discriminator.";
-const G_STEPS: &str = "optimizer.generator.steps";
-const D_STEPS: &str = "optimizer.discriminator.steps";
+pub const G_OPT_PREFIX: &str = "optimizer.generator.";
+pub const D_OPT_PREFIX: &str = "optimizer.discriminator.";
+pub const G_STEPS: &str = "optimizer.generator.steps";
+pub const D_STEPS: &str = "optimizer.discriminator.steps";
+/// Stored in checkpoints; both engines of this recipe hold the same networks.
+pub const ARCHITECTURE: &str = "mlp G 100-256-512-784 leaky0.2 tanh; D 784-512-256-1 leaky0.2";
 
 pub struct ReferenceGan {
     dev: Cpu,
@@ -51,6 +53,20 @@ pub struct ReferenceGan {
     d_grads: Gradients<f32, Cpu>,
     opt_g: Adam,
     opt_d: Adam,
+    times: PhaseTimes,
+}
+
+/// Layer sizes `(in, out)` of the two networks.
+pub const G_LAYERS: [(usize, usize); 3] = [(LATENT, 256), (256, 512), (512, IMAGE)];
+pub const D_LAYERS: [(usize, usize); 3] = [(IMAGE, 512), (512, 256), (256, 1)];
+
+/// FLOPs of one matrix product per layer over `rows` rows, for the layers in `layers`: the
+/// forward pass, a weight gradient and an input gradient each cost this much.
+pub fn product_flops(layers: &[(usize, usize)], rows: usize) -> f64 {
+    layers
+        .iter()
+        .map(|&(i, o)| 2.0 * (rows * i * o) as f64)
+        .sum()
 }
 
 /// Mean of sigmoid over logits, in f64 for a stable sum.
@@ -81,6 +97,7 @@ impl ReferenceGan {
             d_grads,
             opt_g: Adam::new(pytorch_defaults(lr), G_PREFIX),
             opt_d: Adam::new(pytorch_defaults(lr), D_PREFIX),
+            times: PhaseTimes::default(),
         }
     }
 
@@ -107,7 +124,7 @@ impl Gan for ReferenceGan {
     }
 
     fn architecture(&self) -> String {
-        "mlp G 100-256-512-784 leaky0.2 tanh; D 784-512-256-1 leaky0.2".to_string()
+        ARCHITECTURE.to_string()
     }
 
     fn latent_dim(&self) -> usize {
@@ -120,6 +137,7 @@ impl Gan for ReferenceGan {
         z: &[f32],
         batch: usize,
     ) -> Result<StepLosses, DeviceError> {
+        let start = std::time::Instant::now();
         let real = self.batch_tensor::<IMAGE>(real, batch)?;
         let z = self.batch_tensor::<LATENT>(z, batch)?;
         let ones = self.dev.try_ones_like(&(batch, Const::<1>))?;
@@ -143,6 +161,7 @@ impl Gan for ReferenceGan {
         let fake_loss_value = fake_loss.array();
         self.d_grads = fake_loss.backward();
         self.opt_d.update(&mut self.d, &mut self.d_grads)?;
+        let d_done = std::time::Instant::now();
 
         // G step: BCE(D(G(z)), 1) through the updated D, as PyTorch's loop does.
         let logits = self.d.try_forward(fake.put_tape(g_tape))?;
@@ -150,6 +169,10 @@ impl Gan for ReferenceGan {
         let g_loss_value = g_loss.array();
         self.g_grads = g_loss.backward();
         self.opt_g.update(&mut self.g, &mut self.g_grads)?;
+        self.times = PhaseTimes {
+            d: d_done - start,
+            g: d_done.elapsed(),
+        };
 
         Ok(StepLosses {
             d_loss: real_loss_value + fake_loss_value,
@@ -157,6 +180,19 @@ impl Gan for ReferenceGan {
             d_real,
             d_fake,
         })
+    }
+
+    fn phase_times(&self) -> PhaseTimes {
+        self.times
+    }
+
+    fn step_flops(&self, b: usize) -> f64 {
+        let (g, d) = (&G_LAYERS[..], &D_LAYERS[..]);
+        // dfdx traces every input it starts a tape from, so it also computes the input
+        // gradients of the first layers, and D's weight gradients in the G step.
+        let d_step = 2.0 * (3.0 * product_flops(d, b));
+        let g_step = 3.0 * product_flops(d, b) + 2.0 * product_flops(g, b);
+        product_flops(g, b) + d_step + g_step
     }
 
     fn generate(&self, z: &[f32], count: usize) -> Result<Vec<f32>, DeviceError> {

@@ -1,0 +1,420 @@
+//! The fused kernels of the fast step: matrix products through `gemm` (AVX-512 where the CPU has
+//! it), and single-pass element-wise work (bias + activation, activation gradients, Adam).
+//!
+//! Matrices are row-major `f32` slices. A layer's weight `w` is `out x in`, as dfdx and PyTorch
+//! store it.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Products smaller than this many multiply-adds run on one thread: below it, handing work to a
+/// second thread costs more than it saves (measured on the step's shapes).
+const PARALLEL_MIN_WORK: usize = 16 * 1024 * 1024;
+
+fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
+    let threads = rayon::current_num_threads();
+    if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    }
+}
+
+/// One `gemm` call: `dst (m x n) = lhs (m x k) * rhs (k x n)`, each operand given by its
+/// strides (`cs` between columns, `rs` between rows), or `dst += ...` when `accumulate`.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    (dst_cs, dst_rs): (usize, usize),
+    lhs: &[f32],
+    (lhs_cs, lhs_rs): (usize, usize),
+    rhs: &[f32],
+    (rhs_cs, rhs_rs): (usize, usize),
+    accumulate: bool,
+) {
+    let last = |cs: usize, rs: usize, rows: usize, cols: usize| {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs + (cols - 1) * cs + 1
+        }
+    };
+    // The shapes come from const generics and the batch size; a mismatch is a bug here, and
+    // the checks keep the raw-pointer call below in bounds.
+    assert!(
+        dst.len() >= last(dst_cs, dst_rs, m, n),
+        "gemm: dst too short"
+    );
+    assert!(
+        lhs.len() >= last(lhs_cs, lhs_rs, m, k),
+        "gemm: lhs too short"
+    );
+    assert!(
+        rhs.len() >= last(rhs_cs, rhs_rs, k, n),
+        "gemm: rhs too short"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the asserts above keep every element gemm touches inside the slices; `dst` is a
+    // unique borrow, so it overlaps neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_cs as isize,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(m, n, k),
+        );
+    }
+}
+
+/// `y (b x o) = x (b x i) * w^T`, for a weight `w` of `o x i`.
+pub fn forward(x: &[f32], w: &[f32], y: &mut [f32], b: usize, i: usize, o: usize) {
+    product(b, o, i, y, (1, o), x, (1, i), w, (i, 1), false);
+}
+
+/// `dx (b x i) = dy (b x o) * w`.
+pub fn input_grad(dy: &[f32], w: &[f32], dx: &mut [f32], b: usize, i: usize, o: usize) {
+    product(b, i, o, dx, (1, i), dy, (1, o), w, (1, i), false);
+}
+
+/// `dw (o x i) = dy^T * x`, summed over the batch; `+=` when `accumulate`.
+pub fn weight_grad(
+    dy: &[f32],
+    x: &[f32],
+    dw: &mut [f32],
+    b: usize,
+    i: usize,
+    o: usize,
+    accumulate: bool,
+) {
+    product(o, i, b, dw, (1, i), dy, (o, 1), x, (1, i), accumulate);
+}
+
+/// `db[j] = sum over rows of dy[., j]`; `+=` when `accumulate`. Sums in row order, in f32, as a
+/// plain reduction would.
+pub fn bias_grad(dy: &[f32], db: &mut [f32], accumulate: bool) {
+    if !accumulate {
+        db.iter_mut().for_each(|v| *v = 0.0);
+    }
+    let o = db.len();
+    for row in dy.chunks_exact(o.max(1)) {
+        for (acc, &g) in db.iter_mut().zip(row) {
+            *acc += g;
+        }
+    }
+}
+
+/// `y = leaky_relu(y + bias)` row by row.
+pub fn bias_leaky_relu(y: &mut [f32], bias: &[f32], slope: f32) {
+    for row in y.chunks_exact_mut(bias.len().max(1)) {
+        for (v, &b) in row.iter_mut().zip(bias) {
+            let x = *v + b;
+            *v = if x < 0.0 { x * slope } else { x };
+        }
+    }
+}
+
+/// `y = tanh(y + bias)` row by row, with `fast_tanh`.
+pub fn bias_tanh(y: &mut [f32], bias: &[f32]) {
+    for row in y.chunks_exact_mut(bias.len().max(1)) {
+        for (v, &b) in row.iter_mut().zip(bias) {
+            *v = fast_tanh(*v + b);
+        }
+    }
+}
+
+/// `y = y + bias` row by row.
+pub fn add_bias(y: &mut [f32], bias: &[f32]) {
+    for row in y.chunks_exact_mut(bias.len().max(1)) {
+        for (v, &b) in row.iter_mut().zip(bias) {
+            *v += b;
+        }
+    }
+}
+
+/// Gradient through a LeakyReLU, from its output `y` (the sign of the input is the sign of the
+/// output): `g *= 1` where `y > 0`, else `slope`.
+pub fn leaky_relu_grad(g: &mut [f32], y: &[f32], slope: f32) {
+    for (g, &y) in g.iter_mut().zip(y) {
+        *g *= if y > 0.0 { 1.0 } else { slope };
+    }
+}
+
+/// Gradient through tanh, from its output: `g *= 1 - y^2`.
+pub fn tanh_grad(g: &mut [f32], y: &[f32]) {
+    for (g, &y) in g.iter_mut().zip(y) {
+        *g *= 1.0 - y * y;
+    }
+}
+
+/// tanh as a rational function (Eigen's `generic_fast_tanh_float`): within a few ulp of
+/// `f32::tanh`, and a plain sequence of multiplies, adds and one divide, so a loop of it
+/// vectorises where the library call does not.
+#[inline(always)]
+pub fn fast_tanh(x: f32) -> f32 {
+    const CLAMP: f32 = 7.905_311;
+    const A1: f32 = 4.893_524_6e-3;
+    const A3: f32 = 6.372_619_3e-4;
+    const A5: f32 = 1.485_722_4e-5;
+    const A7: f32 = 5.122_297e-8;
+    const A9: f32 = -8.604_672e-11;
+    const A11: f32 = 2.000_188e-13;
+    const A13: f32 = -2.760_768_5e-16;
+    const B0: f32 = 4.893_525e-3;
+    const B2: f32 = 2.268_434_7e-3;
+    const B4: f32 = 1.185_347_1e-4;
+    const B6: f32 = 1.198_258_4e-6;
+    let x = x.clamp(-CLAMP, CLAMP);
+    let x2 = x * x;
+    let mut p = x2 * A13 + A11;
+    p = x2 * p + A9;
+    p = x2 * p + A7;
+    p = x2 * p + A5;
+    p = x2 * p + A3;
+    p = x2 * p + A1;
+    p *= x;
+    let mut q = x2 * B6 + B4;
+    q = x2 * q + B2;
+    q = x2 * q + B0;
+    p / q
+}
+
+/// Binary cross-entropy with logits against a constant target, and its gradient: returns the
+/// mean loss over `logits` and writes `d(mean loss)/d(logit)` scaled by `scale` into `grad`.
+/// The loss is PyTorch's stable form `max(x, 0) - x t + log(1 + exp(-|x|))`.
+pub fn bce_with_logits(logits: &[f32], target: f32, grad: &mut [f32], scale: f32) -> f32 {
+    let mut sum = 0.0f64;
+    for (g, &x) in grad.iter_mut().zip(logits) {
+        let loss = x.max(0.0) - x * target + (-x.abs()).exp().ln_1p();
+        sum += loss as f64;
+        *g = (sigmoid(x) - target) * scale;
+    }
+    (sum / logits.len().max(1) as f64) as f32
+}
+
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Adam's hyper-parameters for one update, precomputed as dfdx's kernel does.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamStep {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    /// `1 / (1 - beta1^t)`
+    pub bias1_recip: f32,
+    /// `1 / (1 - beta2^t)`
+    pub bias2_recip: f32,
+}
+
+impl AdamStep {
+    /// The constants of update number `t` (1-based), computed in f32 like dfdx's Adam kernel.
+    pub fn new(lr: f64, betas: [f64; 2], eps: f64, t: u64) -> Self {
+        let t = i32::try_from(t).unwrap_or(i32::MAX);
+        let (b1, b2) = (betas[0] as f32, betas[1] as f32);
+        AdamStep {
+            lr: lr as f32,
+            beta1: b1,
+            beta2: b2,
+            eps: eps as f32,
+            bias1_recip: (1.0 - b1.powi(t)).recip(),
+            bias2_recip: (1.0 - b2.powi(t)).recip(),
+        }
+    }
+}
+
+/// Values per task when Adam runs on several threads; small tensors stay on one.
+const ADAM_CHUNK: usize = 64 * 1024;
+
+/// One Adam update of `param` from `grad`, with the exact operation order of dfdx's Adam kernel
+/// (so results are bit-for-bit the same), on all threads for large tensors.
+pub fn adam(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
+    let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            *m = *m * s.beta1 + g * (1.0 - s.beta1);
+            *v = *v * s.beta2 + g * g * (1.0 - s.beta2);
+            let m_hat = *m * s.bias1_recip;
+            let v_hat = *v * s.bias2_recip;
+            *p -= s.lr * m_hat / (v_hat.sqrt() + s.eps);
+        }
+    };
+    if param.len() < 2 * ADAM_CHUNK {
+        update(param, grad, m, v);
+    } else {
+        param
+            .par_chunks_mut(ADAM_CHUNK)
+            .zip(grad.par_chunks(ADAM_CHUNK))
+            .zip(m.par_chunks_mut(ADAM_CHUNK))
+            .zip(v.par_chunks_mut(ADAM_CHUNK))
+            .for_each(|(((p, g), m), v)| update(p, g, m, v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive_matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut c = vec![0.0f32; m * n];
+        for r in 0..m {
+            for col in 0..n {
+                let mut acc = 0.0f64;
+                for j in 0..k {
+                    acc += a[r * k + j] as f64 * b[j * n + col] as f64;
+                }
+                c[r * n + col] = acc as f32;
+            }
+        }
+        c
+    }
+
+    fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        let mut t = vec![0.0; a.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                t[c * rows + r] = a[r * cols + c];
+            }
+        }
+        t
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32
+                    / 500.0
+                    - 1.0
+            })
+            .collect()
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], tol: f32) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= tol * (1.0 + y.abs()), "at {i}: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn the_three_products_match_a_naive_matmul() {
+        // Sizes big enough to take the threaded path, and odd ones.
+        for &(b, i, o) in &[(3usize, 5usize, 7usize), (64, 512, 784), (37, 100, 256)] {
+            let x = values(b * i, 1);
+            let w = values(o * i, 2);
+            let dy = values(b * o, 3);
+            let mut y = vec![0.0; b * o];
+            forward(&x, &w, &mut y, b, i, o);
+            assert_close(&y, &naive_matmul(&x, &transpose(&w, o, i), b, i, o), 1e-4);
+            let mut dx = vec![0.0; b * i];
+            input_grad(&dy, &w, &mut dx, b, i, o);
+            assert_close(&dx, &naive_matmul(&dy, &w, b, o, i), 1e-4);
+            let mut dw = vec![1.0; o * i];
+            weight_grad(&dy, &x, &mut dw, b, i, o, false);
+            let expect = naive_matmul(&transpose(&dy, b, o), &x, o, b, i);
+            assert_close(&dw, &expect, 1e-4);
+            weight_grad(&dy, &x, &mut dw, b, i, o, true);
+            let twice: Vec<f32> = expect.iter().map(|v| 2.0 * v).collect();
+            assert_close(&dw, &twice, 1e-4);
+        }
+    }
+
+    #[test]
+    fn fast_tanh_is_within_a_few_ulp_of_tanh() {
+        let mut worst = 0.0f32;
+        let mut x = -12.0f32;
+        while x <= 12.0 {
+            let err = (fast_tanh(x) - x.tanh()).abs();
+            worst = worst.max(err);
+            x += 1.0 / 4096.0;
+        }
+        assert!(worst < 5e-7, "worst abs error {worst}");
+        assert_eq!(fast_tanh(0.0), 0.0);
+        assert_eq!(fast_tanh(100.0), 1.0);
+        assert_eq!(fast_tanh(-100.0), -1.0);
+    }
+
+    #[test]
+    fn element_wise_kernels() {
+        let mut y = vec![1.0, -1.0, 0.5, -0.5];
+        bias_leaky_relu(&mut y, &[0.0, 0.5], 0.2);
+        assert_eq!(y, [1.0, -0.1, 0.5, 0.0]);
+        let mut g = vec![1.0; 4];
+        leaky_relu_grad(&mut g, &y, 0.2);
+        assert_eq!(g, [1.0, 0.2, 1.0, 0.2]);
+        let mut g = vec![2.0, 2.0];
+        tanh_grad(&mut g, &[0.5, -1.0]);
+        assert_eq!(g, [1.5, 0.0]);
+        let mut db = vec![9.0; 2];
+        bias_grad(&[1.0, 2.0, 3.0, 4.0], &mut db, false);
+        assert_eq!(db, [4.0, 6.0]);
+    }
+
+    #[test]
+    fn bce_matches_its_definition_and_gradient() {
+        let logits = [-3.0f32, 0.0, 2.5];
+        let mut grad = [0.0; 3];
+        let loss = bce_with_logits(&logits, 1.0, &mut grad, 1.0 / 3.0);
+        let expect: f32 = logits.iter().map(|&x| -(sigmoid(x).ln())).sum::<f32>() / 3.0;
+        assert!((loss - expect).abs() < 1e-6);
+        for (g, &x) in grad.iter().zip(&logits) {
+            assert!((g - (sigmoid(x) - 1.0) / 3.0).abs() < 1e-7);
+        }
+        let loss0 = bce_with_logits(&logits, 0.0, &mut grad, 1.0);
+        let expect0: f32 = logits
+            .iter()
+            .map(|&x| -((1.0 - sigmoid(x)).ln()))
+            .sum::<f32>()
+            / 3.0;
+        assert!((loss0 - expect0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn adam_matches_dfdx_bit_for_bit() {
+        use dfdx::prelude::*;
+        let dev: Cpu = Default::default();
+        let n = 3 * ADAM_CHUNK + 17; // takes the threaded path
+        let p0 = values(n, 4);
+        let mut p = p0.clone();
+        let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
+        let cfg = crate::train::adam::pytorch_defaults(2e-4);
+        let mut theirs: Tensor<(usize,), f32, Cpu> = dev.tensor_from_vec(p0, (n,));
+        let mut tm = dev.try_alloc_len(n).unwrap();
+        let mut tv = dev.try_alloc_len(n).unwrap();
+        for t in 1..=3u64 {
+            let g = values(n, 10 + t as u32);
+            adam(
+                &mut p,
+                &g,
+                &mut m,
+                &mut v,
+                AdamStep::new(cfg.lr, cfg.betas, cfg.eps, t),
+            );
+            let mut tg = dev.try_alloc_len(n).unwrap();
+            tg.copy_from_slice(&g);
+            cfg.try_update(t as i32, &mut theirs, &mut tm, &mut tv, &tg)
+                .unwrap();
+        }
+        assert_eq!(p, theirs.as_vec());
+    }
+}
