@@ -70,7 +70,7 @@ pub struct Downsampled {
 impl Downsampled {
     /// `capacity` is rounded up to an even number of at least 2 so pairs always merge whole.
     pub fn new(capacity: usize) -> Downsampled {
-        let capacity = (capacity.max(2) + 1) / 2 * 2;
+        let capacity = capacity.max(2).div_ceil(2) * 2;
         Downsampled {
             points: Vec::with_capacity(capacity),
             capacity,
@@ -223,6 +223,8 @@ pub struct Note {
 pub struct App {
     run: Option<RunInfo>,
     last_step: Option<StepStats>,
+    /// The latest step the trainer mentioned in any message.
+    step: Option<u64>,
     histories: [History; 4],
     samples: Option<SampleGrid>,
     last_epoch: Option<EpochSummary>,
@@ -241,6 +243,7 @@ pub struct App {
     themes: ThemeSet,
     phase: Phase,
     stay_open_when_done: bool,
+    signalled: bool,
     exit: bool,
 }
 
@@ -255,6 +258,7 @@ impl App {
         App {
             run: None,
             last_step: None,
+            step: None,
             histories: Default::default(),
             samples: None,
             last_epoch: None,
@@ -271,6 +275,7 @@ impl App {
             themes: ThemeSet::default(),
             phase: Phase::Starting,
             stay_open_when_done: true,
+            signalled: false,
             exit: false,
         }
     }
@@ -291,6 +296,17 @@ impl App {
 
     /// Folds one trainer message into the state.
     pub fn on_msg(&mut self, msg: TrainMsg) {
+        let step = match &msg {
+            TrainMsg::Step(s) => Some(s.step),
+            TrainMsg::Paused { step }
+            | TrainMsg::Resumed { step }
+            | TrainMsg::CheckpointSaved { step, .. }
+            | TrainMsg::Finished { step, .. } => Some(*step),
+            _ => None,
+        };
+        if step.is_some() {
+            self.step = self.step.max(step);
+        }
         match msg {
             TrainMsg::Started(info) => {
                 self.run = Some(info);
@@ -387,6 +403,18 @@ impl App {
                 self.exit = true;
             }
         }
+    }
+
+    /// SIGTERM, SIGINT or SIGHUP arrived: the same as a quit key, and remembered so the caller
+    /// can exit with the signal's status.
+    pub fn on_signal(&mut self) -> Option<Command> {
+        self.signalled = true;
+        self.update(Action::Quit)
+    }
+
+    /// Whether a signal asked the dashboard to quit.
+    pub fn signalled(&self) -> bool {
+        self.signalled
     }
 
     /// A command could not be sent: the trainer is gone.
@@ -535,6 +563,11 @@ impl App {
         }
     }
 
+    /// The latest step the trainer reported (steps taken so far), if any.
+    pub fn step(&self) -> Option<u64> {
+        self.step
+    }
+
     pub fn samples(&self) -> Option<&SampleGrid> {
         self.samples.as_ref()
     }
@@ -596,7 +629,9 @@ impl App {
     /// Seconds left at the current speed, if that can be known.
     pub fn eta_s(&self) -> Option<f64> {
         let (run, step) = (self.run.as_ref()?, self.last_step.as_ref()?);
-        let left = run.total_steps.saturating_sub(step.step) as f64;
+        let left = run
+            .total_steps
+            .saturating_sub(self.step.unwrap_or(step.step)) as f64;
         (step.steps_per_s.is_finite() && step.steps_per_s > 0.0).then(|| left / step.steps_per_s)
     }
 
@@ -619,9 +654,8 @@ impl App {
             Phase::Stopping => "was left while stopping".to_string(),
             Phase::Starting | Phase::Training => "was left running".to_string(),
         };
-        let (step, epoch) = self
-            .last_step
-            .map_or((run.start_step, 0), |s| (s.step, s.epoch));
+        let step = self.step.unwrap_or(run.start_step);
+        let epoch = self.last_step.map_or(0, |s| s.epoch);
         parts.push(format!(
             "Run `{}` on {} {how} at step {step} of {} (epoch {epoch} of {}).",
             run.preset, run.data_source, run.total_steps, run.epochs
@@ -969,7 +1003,7 @@ mod tests {
     #[test]
     fn summary_tells_the_story_of_the_run() {
         let mut app = running();
-        app.on_msg(TrainMsg::Step(step(1234, 0.6931)));
+        app.on_msg(TrainMsg::Step(step(1234, 0.5432)));
         app.update(Action::Quit);
         app.on_msg(TrainMsg::Finished {
             reason: FinishReason::Stopped,
@@ -983,8 +1017,8 @@ mod tests {
             "was stopped",
             "step 1234 of 46900",
             "epoch 2 of 50",
-            "D 0.693",
-            "G 1.386",
+            "D 0.543",
+            "G 1.086",
             "12.3s elapsed",
             "/runs/2024-01-01/ckpt-1234.safetensors",
             "Run folder: /runs/2024-01-01",
@@ -996,6 +1030,35 @@ mod tests {
         let mut never = App::new();
         never.on_msg(TrainMsg::Error("no data in /x".to_string()));
         assert!(never.summary().contains("no data in /x"));
+    }
+
+    #[test]
+    fn the_step_shown_is_the_latest_any_message_mentions() {
+        let mut app = running();
+        assert_eq!(app.step(), None);
+        app.on_msg(TrainMsg::Step(step(460, 1.0)));
+        app.on_msg(TrainMsg::Paused { step: 466 });
+        assert_eq!(app.step(), Some(466));
+        app.on_msg(TrainMsg::Finished {
+            reason: FinishReason::Stopped,
+            step: 468,
+            last_checkpoint: None,
+        });
+        assert_eq!(app.step(), Some(468));
+        assert!(
+            app.summary().contains("at step 468 of"),
+            "{}",
+            app.summary()
+        );
+    }
+
+    #[test]
+    fn a_signal_quits_and_is_remembered() {
+        let mut app = running();
+        assert!(!app.signalled());
+        assert_eq!(app.on_signal(), Some(Command::Stop));
+        assert!(app.signalled());
+        assert_eq!(app.phase(), &Phase::Stopping);
     }
 
     #[test]
@@ -1012,7 +1075,7 @@ mod tests {
 
     #[test]
     fn values_and_durations_format_compactly() {
-        assert_eq!(format_value(0.69314), "0.693");
+        assert_eq!(format_value(0.54321), "0.543");
         assert_eq!(format_value(123.56), "123.6");
         assert_eq!(format_value(f32::NAN), "NaN");
         assert_eq!(format_value(f32::INFINITY), "inf");
