@@ -236,6 +236,8 @@ pub struct App {
     last_checkpoint: Option<PathBuf>,
     last_error: Option<String>,
     note: Option<Note>,
+    /// The note is about a bad theme file, so moving on to a good theme clears it.
+    note_is_theme_warning: bool,
     help_open: bool,
     history_view: HistoryView,
     digit_mode: DigitMode,
@@ -268,6 +270,7 @@ impl App {
             last_checkpoint: None,
             last_error: None,
             note: None,
+            note_is_theme_warning: false,
             help_open: false,
             history_view: HistoryView::Recent,
             digit_mode: DigitMode::Ascii,
@@ -285,6 +288,7 @@ impl App {
         self.themes = themes;
         if let Some(text) = warning {
             self.set_note(NoteKind::Warning, text);
+            self.note_is_theme_warning = true;
         }
     }
 
@@ -323,20 +327,8 @@ impl App {
                 self.last_step = Some(stats);
             }
             TrainMsg::Samples(grid) => self.samples = Some(grid),
-            TrainMsg::EpochDone(summary) => {
-                let mut text = format!(
-                    "epoch {}/{} done: D loss {}, G loss {}",
-                    summary.epoch,
-                    summary.epochs,
-                    format_value(summary.d_loss),
-                    format_value(summary.g_loss)
-                );
-                if let Some(png) = &summary.sample_png {
-                    text.push_str(&format!("; samples in {}", png.display()));
-                }
-                self.set_note(NoteKind::Info, text);
-                self.last_epoch = Some(summary);
-            }
+            // The epoch counter shows this; a note would hide the last checkpoint's path.
+            TrainMsg::EpochDone(summary) => self.last_epoch = Some(summary),
             TrainMsg::CheckpointSaved { path, step, reason } => {
                 self.saving = false;
                 let why = match reason {
@@ -480,12 +472,13 @@ impl App {
             }
             Action::CycleTheme => {
                 self.themes.cycle();
-                match self.themes.warning().map(str::to_string) {
-                    Some(warning) => self.set_note(NoteKind::Warning, warning),
-                    None => self.set_note(
-                        NoteKind::Info,
-                        format!("theme: {}", self.themes.current_name()),
-                    ),
+                // The status bar names the theme; a note is only for a theme that failed.
+                if let Some(warning) = self.themes.warning().map(str::to_string) {
+                    self.set_note(NoteKind::Warning, warning);
+                    self.note_is_theme_warning = true;
+                } else if self.note_is_theme_warning {
+                    self.note = None;
+                    self.note_is_theme_warning = false;
                 }
                 None
             }
@@ -534,6 +527,7 @@ impl App {
 
     fn set_note(&mut self, kind: NoteKind, text: String) {
         self.note = Some(Note { kind, text });
+        self.note_is_theme_warning = false;
     }
 
     fn accepts_commands(&self) -> bool {
@@ -620,6 +614,11 @@ impl App {
 
     pub fn theme(&self) -> &Theme {
         self.themes.current()
+    }
+
+    /// The name the current theme was asked for by (a bad file keeps its name here).
+    pub fn theme_name(&self) -> &str {
+        self.themes.current_name()
     }
 
     pub fn phase(&self) -> &Phase {
@@ -909,14 +908,41 @@ mod tests {
     }
 
     #[test]
-    fn cycling_themes_changes_the_theme_and_says_so() {
-        let (set, _) = ThemeSet::load("default", std::path::Path::new("/nonexistent"), false);
+    fn cycling_themes_changes_the_theme_and_warns_only_about_bad_ones() {
+        let dir = tempfile::tempdir().ok();
+        let dir = dir
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(std::path::Path::new("/nonexistent"));
+        std::fs::write(dir.join("zz-bad.toml"), "title = \"nocolour\"\n").ok();
+        let (set, warning) = ThemeSet::load("amber", dir, false);
         let mut app = running();
-        app.set_themes(set, None);
-        assert_eq!(app.theme().name, "default");
+        app.set_themes(set, warning);
+        app.on_msg(TrainMsg::CheckpointSaved {
+            path: PathBuf::from("/runs/x/ckpt.safetensors"),
+            step: 5,
+            reason: SaveReason::EpochEnd,
+        });
+        assert_eq!(app.theme_name(), "amber");
         assert_eq!(app.update(Action::CycleTheme), None);
+        assert_eq!(app.theme_name(), "zz-bad");
+        assert_eq!(app.theme(), &Theme::default());
+        assert!(app.note().is_some_and(|n| n.kind == NoteKind::Warning
+            && n.text.contains("zz-bad.toml")
+            && n.text.contains("nocolour")));
+        assert_eq!(app.update(Action::CycleTheme), None);
+        assert_eq!(app.theme_name(), "default");
+        assert_eq!(app.note(), None);
+        app.update(Action::CycleTheme);
         assert_eq!(app.theme().name, "light");
-        assert_eq!(app.note().map(|n| n.text.as_str()), Some("theme: light"));
+        // A checkpoint note is not cleared by cycling themes.
+        app.on_msg(TrainMsg::CheckpointSaved {
+            path: PathBuf::from("/runs/x/ckpt2.safetensors"),
+            step: 6,
+            reason: SaveReason::Requested,
+        });
+        app.update(Action::CycleTheme);
+        assert!(app.note().is_some_and(|n| n.text.contains("ckpt2")));
     }
 
     #[test]

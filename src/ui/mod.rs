@@ -236,6 +236,7 @@ mod tests {
                 "50.0 steps/s",
                 "elapsed 12.0s",
                 "ETA 6.8s",
+                "theme default",
                 "no checkpoint yet",
                 "? help",
                 "q quit",

@@ -68,6 +68,10 @@ pub fn fact_segments(app: &App) -> Vec<Span<'static>> {
         let eta = app.eta_s().map_or("--".to_string(), format_duration);
         out.push(Span::styled(format!("ETA {eta}"), theme.text));
     }
+    out.push(Span::styled(
+        format!("theme {}", app.theme_name()),
+        theme.muted,
+    ));
     out
 }
 
