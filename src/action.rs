@@ -80,7 +80,7 @@ impl KeyBinding {
 /// Every key binding, in the order help lists them.
 pub const KEYS: &[KeyBinding] = &[
     KeyBinding {
-        keys: &[Key::Char(' '), Key::Char('p')],
+        keys: &[Key::Char('p'), Key::Char(' ')],
         action: Action::TogglePause,
         description: "pause or resume training",
         hint: "pause",
@@ -88,7 +88,7 @@ pub const KEYS: &[KeyBinding] = &[
     KeyBinding {
         keys: &[Key::Char('s')],
         action: Action::SaveCheckpoint,
-        description: "save a checkpoint now (the status line shows its path or the error)",
+        description: "save a checkpoint now; the status line shows its path or error",
         hint: "save",
     },
     KeyBinding {
@@ -136,7 +136,7 @@ pub const KEYS: &[KeyBinding] = &[
     KeyBinding {
         keys: &[Key::Char('q'), Key::Ctrl('c')],
         action: Action::Quit,
-        description: "quit: stop training, save a checkpoint, restore the terminal (twice: don't wait)",
+        description: "stop training, save a checkpoint and quit (twice: quit at once)",
         hint: "quit",
     },
 ];
@@ -291,7 +291,7 @@ mod tests {
     fn labels_read_as_people_name_keys() {
         assert_eq!(
             Action::TogglePause.binding().map(|b| b.label()),
-            Some("space, p".into())
+            Some("p, space".into())
         );
         assert_eq!(
             Action::Quit.binding().map(|b| b.label()),

@@ -70,7 +70,7 @@ pub struct Downsampled {
 impl Downsampled {
     /// `capacity` is rounded up to an even number of at least 2 so pairs always merge whole.
     pub fn new(capacity: usize) -> Downsampled {
-        let capacity = (capacity.max(2) + 1) / 2 * 2;
+        let capacity = capacity.max(2).div_ceil(2) * 2;
         Downsampled {
             points: Vec::with_capacity(capacity),
             capacity,
@@ -223,6 +223,8 @@ pub struct Note {
 pub struct App {
     run: Option<RunInfo>,
     last_step: Option<StepStats>,
+    /// The latest step the trainer mentioned in any message.
+    step: Option<u64>,
     histories: [History; 4],
     samples: Option<SampleGrid>,
     last_epoch: Option<EpochSummary>,
@@ -234,6 +236,8 @@ pub struct App {
     last_checkpoint: Option<PathBuf>,
     last_error: Option<String>,
     note: Option<Note>,
+    /// The note is about a bad theme file, so moving on to a good theme clears it.
+    note_is_theme_warning: bool,
     help_open: bool,
     history_view: HistoryView,
     digit_mode: DigitMode,
@@ -241,6 +245,7 @@ pub struct App {
     themes: ThemeSet,
     phase: Phase,
     stay_open_when_done: bool,
+    signalled: bool,
     exit: bool,
 }
 
@@ -255,6 +260,7 @@ impl App {
         App {
             run: None,
             last_step: None,
+            step: None,
             histories: Default::default(),
             samples: None,
             last_epoch: None,
@@ -264,6 +270,7 @@ impl App {
             last_checkpoint: None,
             last_error: None,
             note: None,
+            note_is_theme_warning: false,
             help_open: false,
             history_view: HistoryView::Recent,
             digit_mode: DigitMode::Ascii,
@@ -271,6 +278,7 @@ impl App {
             themes: ThemeSet::default(),
             phase: Phase::Starting,
             stay_open_when_done: true,
+            signalled: false,
             exit: false,
         }
     }
@@ -280,6 +288,7 @@ impl App {
         self.themes = themes;
         if let Some(text) = warning {
             self.set_note(NoteKind::Warning, text);
+            self.note_is_theme_warning = true;
         }
     }
 
@@ -291,6 +300,17 @@ impl App {
 
     /// Folds one trainer message into the state.
     pub fn on_msg(&mut self, msg: TrainMsg) {
+        let step = match &msg {
+            TrainMsg::Step(s) => Some(s.step),
+            TrainMsg::Paused { step }
+            | TrainMsg::Resumed { step }
+            | TrainMsg::CheckpointSaved { step, .. }
+            | TrainMsg::Finished { step, .. } => Some(*step),
+            _ => None,
+        };
+        if step.is_some() {
+            self.step = self.step.max(step);
+        }
         match msg {
             TrainMsg::Started(info) => {
                 self.run = Some(info);
@@ -307,20 +327,8 @@ impl App {
                 self.last_step = Some(stats);
             }
             TrainMsg::Samples(grid) => self.samples = Some(grid),
-            TrainMsg::EpochDone(summary) => {
-                let mut text = format!(
-                    "epoch {}/{} done: D loss {}, G loss {}",
-                    summary.epoch,
-                    summary.epochs,
-                    format_value(summary.d_loss),
-                    format_value(summary.g_loss)
-                );
-                if let Some(png) = &summary.sample_png {
-                    text.push_str(&format!("; samples in {}", png.display()));
-                }
-                self.set_note(NoteKind::Info, text);
-                self.last_epoch = Some(summary);
-            }
+            // The epoch counter shows this; a note would hide the last checkpoint's path.
+            TrainMsg::EpochDone(summary) => self.last_epoch = Some(summary),
             TrainMsg::CheckpointSaved { path, step, reason } => {
                 self.saving = false;
                 let why = match reason {
@@ -389,6 +397,18 @@ impl App {
         }
     }
 
+    /// SIGTERM, SIGINT or SIGHUP arrived: the same as a quit key, and remembered so the caller
+    /// can exit with the signal's status.
+    pub fn on_signal(&mut self) -> Option<Command> {
+        self.signalled = true;
+        self.update(Action::Quit)
+    }
+
+    /// Whether a signal asked the dashboard to quit.
+    pub fn signalled(&self) -> bool {
+        self.signalled
+    }
+
     /// A command could not be sent: the trainer is gone.
     pub fn on_send_failed(&mut self, command: Command) {
         self.set_note(
@@ -452,12 +472,13 @@ impl App {
             }
             Action::CycleTheme => {
                 self.themes.cycle();
-                match self.themes.warning().map(str::to_string) {
-                    Some(warning) => self.set_note(NoteKind::Warning, warning),
-                    None => self.set_note(
-                        NoteKind::Info,
-                        format!("theme: {}", self.themes.current_name()),
-                    ),
+                // The status bar names the theme; a note is only for a theme that failed.
+                if let Some(warning) = self.themes.warning().map(str::to_string) {
+                    self.set_note(NoteKind::Warning, warning);
+                    self.note_is_theme_warning = true;
+                } else if self.note_is_theme_warning {
+                    self.note = None;
+                    self.note_is_theme_warning = false;
                 }
                 None
             }
@@ -506,6 +527,7 @@ impl App {
 
     fn set_note(&mut self, kind: NoteKind, text: String) {
         self.note = Some(Note { kind, text });
+        self.note_is_theme_warning = false;
     }
 
     fn accepts_commands(&self) -> bool {
@@ -533,6 +555,11 @@ impl App {
             Series::DReal => d_real,
             Series::DFake => d_fake,
         }
+    }
+
+    /// The latest step the trainer reported (steps taken so far), if any.
+    pub fn step(&self) -> Option<u64> {
+        self.step
     }
 
     pub fn samples(&self) -> Option<&SampleGrid> {
@@ -589,6 +616,11 @@ impl App {
         self.themes.current()
     }
 
+    /// The name the current theme was asked for by (a bad file keeps its name here).
+    pub fn theme_name(&self) -> &str {
+        self.themes.current_name()
+    }
+
     pub fn phase(&self) -> &Phase {
         &self.phase
     }
@@ -596,7 +628,9 @@ impl App {
     /// Seconds left at the current speed, if that can be known.
     pub fn eta_s(&self) -> Option<f64> {
         let (run, step) = (self.run.as_ref()?, self.last_step.as_ref()?);
-        let left = run.total_steps.saturating_sub(step.step) as f64;
+        let left = run
+            .total_steps
+            .saturating_sub(self.step.unwrap_or(step.step)) as f64;
         (step.steps_per_s.is_finite() && step.steps_per_s > 0.0).then(|| left / step.steps_per_s)
     }
 
@@ -619,9 +653,8 @@ impl App {
             Phase::Stopping => "was left while stopping".to_string(),
             Phase::Starting | Phase::Training => "was left running".to_string(),
         };
-        let (step, epoch) = self
-            .last_step
-            .map_or((run.start_step, 0), |s| (s.step, s.epoch));
+        let step = self.step.unwrap_or(run.start_step);
+        let epoch = self.last_step.map_or(0, |s| s.epoch);
         parts.push(format!(
             "Run `{}` on {} {how} at step {step} of {} (epoch {epoch} of {}).",
             run.preset, run.data_source, run.total_steps, run.epochs
@@ -875,14 +908,41 @@ mod tests {
     }
 
     #[test]
-    fn cycling_themes_changes_the_theme_and_says_so() {
-        let (set, _) = ThemeSet::load("default", std::path::Path::new("/nonexistent"), false);
+    fn cycling_themes_changes_the_theme_and_warns_only_about_bad_ones() {
+        let dir = tempfile::tempdir().ok();
+        let dir = dir
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(std::path::Path::new("/nonexistent"));
+        std::fs::write(dir.join("zz-bad.toml"), "title = \"nocolour\"\n").ok();
+        let (set, warning) = ThemeSet::load("amber", dir, false);
         let mut app = running();
-        app.set_themes(set, None);
-        assert_eq!(app.theme().name, "default");
+        app.set_themes(set, warning);
+        app.on_msg(TrainMsg::CheckpointSaved {
+            path: PathBuf::from("/runs/x/ckpt.safetensors"),
+            step: 5,
+            reason: SaveReason::EpochEnd,
+        });
+        assert_eq!(app.theme_name(), "amber");
         assert_eq!(app.update(Action::CycleTheme), None);
+        assert_eq!(app.theme_name(), "zz-bad");
+        assert_eq!(app.theme(), &Theme::default());
+        assert!(app.note().is_some_and(|n| n.kind == NoteKind::Warning
+            && n.text.contains("zz-bad.toml")
+            && n.text.contains("nocolour")));
+        assert_eq!(app.update(Action::CycleTheme), None);
+        assert_eq!(app.theme_name(), "default");
+        assert_eq!(app.note(), None);
+        app.update(Action::CycleTheme);
         assert_eq!(app.theme().name, "light");
-        assert_eq!(app.note().map(|n| n.text.as_str()), Some("theme: light"));
+        // A checkpoint note is not cleared by cycling themes.
+        app.on_msg(TrainMsg::CheckpointSaved {
+            path: PathBuf::from("/runs/x/ckpt2.safetensors"),
+            step: 6,
+            reason: SaveReason::Requested,
+        });
+        app.update(Action::CycleTheme);
+        assert!(app.note().is_some_and(|n| n.text.contains("ckpt2")));
     }
 
     #[test]
@@ -969,7 +1029,7 @@ mod tests {
     #[test]
     fn summary_tells_the_story_of_the_run() {
         let mut app = running();
-        app.on_msg(TrainMsg::Step(step(1234, 0.6931)));
+        app.on_msg(TrainMsg::Step(step(1234, 0.5432)));
         app.update(Action::Quit);
         app.on_msg(TrainMsg::Finished {
             reason: FinishReason::Stopped,
@@ -983,8 +1043,8 @@ mod tests {
             "was stopped",
             "step 1234 of 46900",
             "epoch 2 of 50",
-            "D 0.693",
-            "G 1.386",
+            "D 0.543",
+            "G 1.086",
             "12.3s elapsed",
             "/runs/2024-01-01/ckpt-1234.safetensors",
             "Run folder: /runs/2024-01-01",
@@ -996,6 +1056,35 @@ mod tests {
         let mut never = App::new();
         never.on_msg(TrainMsg::Error("no data in /x".to_string()));
         assert!(never.summary().contains("no data in /x"));
+    }
+
+    #[test]
+    fn the_step_shown_is_the_latest_any_message_mentions() {
+        let mut app = running();
+        assert_eq!(app.step(), None);
+        app.on_msg(TrainMsg::Step(step(460, 1.0)));
+        app.on_msg(TrainMsg::Paused { step: 466 });
+        assert_eq!(app.step(), Some(466));
+        app.on_msg(TrainMsg::Finished {
+            reason: FinishReason::Stopped,
+            step: 468,
+            last_checkpoint: None,
+        });
+        assert_eq!(app.step(), Some(468));
+        assert!(
+            app.summary().contains("at step 468 of"),
+            "{}",
+            app.summary()
+        );
+    }
+
+    #[test]
+    fn a_signal_quits_and_is_remembered() {
+        let mut app = running();
+        assert!(!app.signalled());
+        assert_eq!(app.on_signal(), Some(Command::Stop));
+        assert!(app.signalled());
+        assert_eq!(app.phase(), &Phase::Stopping);
     }
 
     #[test]
@@ -1012,7 +1101,7 @@ mod tests {
 
     #[test]
     fn values_and_durations_format_compactly() {
-        assert_eq!(format_value(0.69314), "0.693");
+        assert_eq!(format_value(0.54321), "0.543");
         assert_eq!(format_value(123.56), "123.6");
         assert_eq!(format_value(f32::NAN), "NaN");
         assert_eq!(format_value(f32::INFINITY), "inf");

@@ -1,1 +1,600 @@
 //! The dashboard front end: terminal setup and restore, the event loop, frame pacing.
+//!
+//! `run` owns the terminal for the length of a run. The loop drains trainer messages, draws at a
+//! fixed rate and waits for keys with a timeout of one frame, so the UI thread sleeps between
+//! frames however busy the trainer is. The terminal is restored by a guard on every return path,
+//! and by the panic hook before a panic message is printed.
+
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::io::{self, Write};
+use std::panic::{self, PanicHookInfo};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use ratatui::Terminal;
+use ratatui::backend::{Backend, CrosstermBackend};
+use ratatui::crossterm::cursor::{Hide, Show};
+use ratatui::crossterm::event::{self, Event};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+
+use crate::action::Action;
+use crate::app::App;
+use crate::protocol::{Command, TrainMsg};
+use crate::theme::{ThemeSet, no_color_from_env};
+use crate::ui;
+
+/// Messages folded in per frame at most, so a flood cannot delay drawing or keys.
+const MAX_MESSAGES_PER_FRAME: usize = 10_000;
+const MAX_FPS: u32 = 120;
+
+/// How the dashboard runs.
+#[derive(Debug, Clone, Copy)]
+pub struct TuiOptions<'a> {
+    /// Frames per second; clamped to 1..=120.
+    pub fps: u32,
+    /// The theme to start with (`--theme`, config key `theme`).
+    pub theme: &'a str,
+    /// Where user themes live: `<config dir>/themes`.
+    pub themes_dir: &'a Path,
+    /// Keep the dashboard up after the run ends on its own, until a quit key.
+    pub stay_open_when_done: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error(
+        "cannot set up the terminal for the dashboard: {0}; is this a terminal? --no-tui trains without it"
+    )]
+    Setup(#[source] io::Error),
+    #[error("cannot install the SIGTERM/SIGINT handler: {0}")]
+    Signal(#[source] io::Error),
+    #[error("cannot read keyboard input: {0}; --no-tui trains without the dashboard")]
+    Input(#[source] io::Error),
+    #[error("cannot draw the dashboard: {0}; --no-tui trains without it")]
+    Draw(String),
+}
+
+/// Where key and resize events come from: the terminal, or a script in tests.
+pub trait EventSource {
+    /// The next event, waiting at most `timeout`; `None` when nothing came.
+    fn next_event(&mut self, timeout: Duration) -> io::Result<Option<Event>>;
+}
+
+/// Events from the real terminal.
+pub struct TerminalEvents;
+
+impl EventSource for TerminalEvents {
+    fn next_event(&mut self, timeout: Duration) -> io::Result<Option<Event>> {
+        if event::poll(timeout)? {
+            event::read().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// Counts from one run of the loop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoopStats {
+    pub frames: u64,
+    pub messages: u64,
+}
+
+/// Runs the dashboard until the run is over (or the user leaves), then restores the terminal and
+/// returns the final state, whose `summary()` is for printing.
+pub fn run(
+    app: App,
+    msg_rx: Receiver<TrainMsg>,
+    cmd_tx: Sender<Command>,
+    opts: &TuiOptions,
+) -> Result<App, TuiError> {
+    let mut app = app;
+    let (themes, warning) = ThemeSet::load(opts.theme, opts.themes_dir, no_color_from_env());
+    app.set_themes(themes, warning);
+    app.set_stay_open_when_done(opts.stay_open_when_done);
+
+    let signals = SignalFlags::register()?;
+    let session = TerminalSession::enter()?;
+    let mut terminal =
+        Terminal::new(CrosstermBackend::new(io::stdout())).map_err(TuiError::Setup)?;
+    let result = event_loop(
+        &mut terminal,
+        &mut TerminalEvents,
+        app,
+        &msg_rx,
+        &cmd_tx,
+        frame_time(opts.fps),
+        &signals.interrupted,
+    );
+    if result.is_err() {
+        // The dashboard is failing; ask the trainer to save and stop rather than train unseen.
+        let _ = cmd_tx.send(Command::Stop);
+    }
+    drop(terminal);
+    drop(session);
+    drop(signals);
+    result.map(|(app, _)| app)
+}
+
+/// One frame at `fps`, clamped to a sane rate.
+pub fn frame_time(fps: u32) -> Duration {
+    Duration::from_secs(1) / fps.clamp(1, MAX_FPS)
+}
+
+/// The loop, generic over the terminal and the event source so tests can drive it.
+pub fn event_loop<B: Backend, E: EventSource>(
+    terminal: &mut Terminal<B>,
+    events: &mut E,
+    mut app: App,
+    msg_rx: &Receiver<TrainMsg>,
+    cmd_tx: &Sender<Command>,
+    frame: Duration,
+    interrupted: &AtomicBool,
+) -> Result<(App, LoopStats), TuiError> {
+    let mut stats = LoopStats::default();
+    let mut next_draw = Instant::now();
+    loop {
+        let mut backlog = true;
+        for _ in 0..MAX_MESSAGES_PER_FRAME {
+            match msg_rx.try_recv() {
+                Ok(msg) => {
+                    app.on_msg(msg);
+                    stats.messages += 1;
+                }
+                Err(TryRecvError::Empty) => {
+                    backlog = false;
+                    break;
+                }
+                Err(TryRecvError::Disconnected) => {
+                    app.on_disconnect();
+                    backlog = false;
+                    break;
+                }
+            }
+        }
+        // A signal counts as a quit key; a second one stops waiting for the checkpoint.
+        if interrupted.swap(false, Ordering::SeqCst)
+            && let Some(command) = app.on_signal()
+            && cmd_tx.send(command).is_err()
+        {
+            app.on_send_failed(command);
+        }
+        if app.should_exit() {
+            return Ok((app, stats));
+        }
+        let now = Instant::now();
+        if now >= next_draw {
+            terminal
+                .draw(|frame| ui::draw(frame, &app))
+                .map_err(|e| TuiError::Draw(e.to_string()))?;
+            stats.frames += 1;
+            next_draw = now + frame;
+        }
+        // With messages still queued, only glance at the keyboard and go on draining.
+        let timeout = if backlog {
+            Duration::ZERO
+        } else {
+            next_draw.saturating_duration_since(Instant::now())
+        };
+        match events.next_event(timeout).map_err(TuiError::Input)? {
+            Some(Event::Key(key)) => {
+                if let Some(action) = Action::from_key(key) {
+                    apply(&mut app, action, cmd_tx);
+                }
+            }
+            Some(Event::Resize(..)) => next_draw = Instant::now(),
+            _ => {}
+        }
+    }
+}
+
+fn apply(app: &mut App, action: Action, cmd_tx: &Sender<Command>) {
+    if let Some(command) = app.update(action)
+        && cmd_tx.send(command).is_err()
+    {
+        app.on_send_failed(command);
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP set a flag the loop reads; once the dashboard is gone they
+/// terminate the process again, as they would have without it.
+struct SignalFlags {
+    interrupted: Arc<AtomicBool>,
+    after: Arc<AtomicBool>,
+}
+
+impl SignalFlags {
+    fn register() -> Result<SignalFlags, TuiError> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let after = Arc::new(AtomicBool::new(false));
+        for signal in [SIGTERM, SIGINT, SIGHUP] {
+            signal_hook::flag::register(signal, Arc::clone(&interrupted))
+                .map_err(TuiError::Signal)?;
+            // 128 + signal is the shell's exit status for death by that signal.
+            signal_hook::flag::register_conditional_shutdown(
+                signal,
+                128 + signal,
+                Arc::clone(&after),
+            )
+            .map_err(TuiError::Signal)?;
+        }
+        Ok(SignalFlags { interrupted, after })
+    }
+}
+
+impl Drop for SignalFlags {
+    fn drop(&mut self) {
+        self.after.store(true, Ordering::SeqCst);
+    }
+}
+
+/// True while raw mode and the alternate screen are on.
+static TERMINAL_ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Panic messages from other threads, printed once the terminal is back.
+static DEFERRED_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+type PanicHook = Box<dyn Fn(&PanicHookInfo<'_>) + Send + Sync + 'static>;
+
+/// Raw mode and the alternate screen, undone on drop. While it lives, a panic on the UI thread
+/// restores the terminal before the message prints; a panic on any other thread is held back
+/// and printed after the restore, since the UI may still be drawing over it.
+struct TerminalSession {
+    previous_hook: Arc<PanicHook>,
+}
+
+impl TerminalSession {
+    fn enter() -> Result<TerminalSession, TuiError> {
+        let previous_hook: Arc<PanicHook> = Arc::new(panic::take_hook());
+        let ui_thread = thread::current().id();
+        let hook = Arc::clone(&previous_hook);
+        panic::set_hook(Box::new(move |info| on_panic(info, ui_thread, &hook)));
+        let session = TerminalSession { previous_hook };
+        // Marked active first, so a failure half-way is still undone by the drop.
+        TERMINAL_ACTIVE.store(true, Ordering::SeqCst);
+        enable_raw_mode().map_err(TuiError::Setup)?;
+        execute!(io::stdout(), EnterAlternateScreen, Hide).map_err(TuiError::Setup)?;
+        Ok(session)
+    }
+}
+
+impl Drop for TerminalSession {
+    fn drop(&mut self) {
+        print_deferred(restore_terminal());
+        // Setting a hook from a panicking thread aborts, so during unwinding ours stays; it
+        // defers to the previous one once the terminal is inactive anyway.
+        if !thread::panicking() {
+            let previous = Arc::clone(&self.previous_hook);
+            panic::set_hook(Box::new(move |info| previous(info)));
+        }
+    }
+}
+
+fn on_panic(info: &PanicHookInfo<'_>, ui_thread: ThreadId, previous: &PanicHook) {
+    if thread::current().id() == ui_thread {
+        print_deferred(restore_terminal());
+        previous(info);
+        return;
+    }
+    let text = describe_panic(info);
+    let mut deferred = DEFERRED_PANICS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if TERMINAL_ACTIVE.load(Ordering::SeqCst) {
+        deferred.push(text);
+    } else {
+        drop(deferred);
+        previous(info);
+    }
+}
+
+/// The default hook's words, kept for printing later.
+fn describe_panic(info: &PanicHookInfo<'_>) -> String {
+    let current = thread::current();
+    let name = current.name().unwrap_or("<unnamed>");
+    let backtrace = Backtrace::capture();
+    match backtrace.status() {
+        BacktraceStatus::Captured => {
+            format!("thread '{name}' {info}\nstack backtrace:\n{backtrace}")
+        }
+        _ => format!(
+            "thread '{name}' {info}\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace"
+        ),
+    }
+}
+
+/// Leaves raw mode and the alternate screen if they are on; returns held-back panic messages.
+/// Safe to call any number of times from any thread.
+fn restore_terminal() -> Vec<String> {
+    let mut deferred = DEFERRED_PANICS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if TERMINAL_ACTIVE.swap(false, Ordering::SeqCst) {
+        // Nothing useful can be done if restoring fails; the shell's `reset` is the fallback.
+        let _ = disable_raw_mode();
+        let _ = execute!(io::stdout(), LeaveAlternateScreen, Show);
+    }
+    std::mem::take(&mut *deferred)
+}
+
+fn print_deferred(messages: Vec<String>) {
+    let mut stderr = io::stderr().lock();
+    for message in messages {
+        let _ = writeln!(stderr, "{message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Phase;
+    use crate::protocol::{FinishReason, RunInfo, SampleGrid, StepStats};
+    use ratatui::backend::TestBackend;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use std::collections::VecDeque;
+    use std::path::PathBuf;
+    use std::sync::mpsc;
+
+    /// Key events handed out one per call, then silence (sleeping like a real poll would).
+    struct Script {
+        events: VecDeque<Event>,
+        polls: u64,
+    }
+
+    impl Script {
+        fn new(keys: &[char]) -> Script {
+            Script {
+                events: keys
+                    .iter()
+                    .map(|&c| Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)))
+                    .collect(),
+                polls: 0,
+            }
+        }
+    }
+
+    impl EventSource for Script {
+        fn next_event(&mut self, timeout: Duration) -> io::Result<Option<Event>> {
+            self.polls += 1;
+            match self.events.pop_front() {
+                Some(event) => Ok(Some(event)),
+                None => {
+                    thread::sleep(timeout);
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    fn info() -> RunInfo {
+        RunInfo {
+            preset: "reference".to_string(),
+            data_source: "built-in MNIST".to_string(),
+            images: 60_000,
+            epochs: 1,
+            batch_size: 64,
+            steps_per_epoch: 938,
+            total_steps: 938,
+            start_step: 0,
+            run_dir: PathBuf::from("/runs/test"),
+            seed: 1,
+        }
+    }
+
+    fn stats(step: u64) -> StepStats {
+        StepStats {
+            step,
+            epoch: 1,
+            batch: step,
+            d_loss: 0.5 + (step % 7) as f32 / 10.0,
+            g_loss: 1.0,
+            d_real: 0.6,
+            d_fake: 0.4,
+            lr: 2e-4,
+            steps_per_s: 50.0,
+            elapsed_s: step as f64 / 50.0,
+        }
+    }
+
+    fn screen(terminal: &Terminal<TestBackend>) -> String {
+        let buffer = terminal.backend().buffer();
+        let area = buffer.area;
+        (area.top()..area.bottom())
+            .map(|y| {
+                (area.left()..area.right())
+                    .map(|x| buffer.cell((x, y)).map_or(" ", |c| c.symbol()))
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// A stand-in trainer: announces the run, then on Stop saves and finishes, like the real one.
+    fn fake_trainer(
+        msg_tx: Sender<TrainMsg>,
+        cmd_rx: Receiver<Command>,
+    ) -> thread::JoinHandle<Vec<Command>> {
+        thread::spawn(move || {
+            let mut seen = Vec::new();
+            let _ = msg_tx.send(TrainMsg::Started(info()));
+            for step in 1..=20 {
+                let _ = msg_tx.send(TrainMsg::Step(stats(step)));
+            }
+            let _ = msg_tx.send(TrainMsg::Samples(SampleGrid {
+                step: 20,
+                width: 28,
+                height: 28,
+                pixels: vec![128; 4 * 784],
+                labels: None,
+            }));
+            while let Ok(command) = cmd_rx.recv_timeout(Duration::from_secs(10)) {
+                seen.push(command);
+                match command {
+                    Command::Pause => {
+                        let _ = msg_tx.send(TrainMsg::Paused { step: 20 });
+                    }
+                    Command::Stop => {
+                        thread::sleep(Duration::from_millis(50));
+                        let _ = msg_tx.send(TrainMsg::Finished {
+                            reason: FinishReason::Stopped,
+                            step: 20,
+                            last_checkpoint: Some(PathBuf::from("/runs/test/ckpt.safetensors")),
+                        });
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            seen
+        })
+    }
+
+    #[test]
+    fn quit_stops_the_trainer_and_waits_for_it() {
+        let (msg_tx, msg_rx) = mpsc::channel();
+        let (cmd_tx, cmd_rx) = mpsc::channel();
+        let trainer = fake_trainer(msg_tx, cmd_rx);
+        // Let the first messages land before the keys are read.
+        thread::sleep(Duration::from_millis(30));
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).ok();
+        let Some(terminal) = terminal.as_mut() else {
+            panic!("test terminal");
+        };
+        let mut script = Script::new(&['p', 'q']);
+        let flag = AtomicBool::new(false);
+        let result = event_loop(
+            terminal,
+            &mut script,
+            App::new(),
+            &msg_rx,
+            &cmd_tx,
+            frame_time(100),
+            &flag,
+        );
+        let (app, stats) = result.unwrap_or_else(|e| panic!("loop failed: {e}"));
+        let seen = trainer.join().unwrap_or_default();
+        assert_eq!(seen, vec![Command::Pause, Command::Stop]);
+        assert_eq!(app.phase(), &Phase::Finished(FinishReason::Stopped));
+        assert_eq!(
+            app.last_checkpoint(),
+            Some(&PathBuf::from("/runs/test/ckpt.safetensors"))
+        );
+        assert!(stats.frames >= 1);
+        assert!(app.summary().contains("/runs/test"));
+        // The last frame drawn was the stopping notice, waiting for the trainer's answer.
+        assert!(
+            screen(terminal).contains("stopping: saving checkpoint"),
+            "{}",
+            screen(terminal)
+        );
+    }
+
+    #[test]
+    fn a_signal_quits_like_the_q_key() {
+        let (msg_tx, msg_rx) = mpsc::channel();
+        let (cmd_tx, cmd_rx) = mpsc::channel();
+        let trainer = fake_trainer(msg_tx, cmd_rx);
+        let mut terminal = Terminal::new(TestBackend::new(40, 10)).ok();
+        let Some(terminal) = terminal.as_mut() else {
+            panic!("test terminal");
+        };
+        let flag = AtomicBool::new(true);
+        let result = event_loop(
+            terminal,
+            &mut Script::new(&[]),
+            App::new(),
+            &msg_rx,
+            &cmd_tx,
+            frame_time(100),
+            &flag,
+        );
+        let (app, _) = result.unwrap_or_else(|e| panic!("loop failed: {e}"));
+        assert_eq!(trainer.join().unwrap_or_default(), vec![Command::Stop]);
+        assert_eq!(app.phase(), &Phase::Finished(FinishReason::Stopped));
+        assert!(app.signalled());
+    }
+
+    #[test]
+    fn a_vanished_trainer_ends_the_loop_with_an_error_state() {
+        let (msg_tx, msg_rx) = mpsc::channel::<TrainMsg>();
+        let (cmd_tx, _cmd_rx) = mpsc::channel();
+        let _ = msg_tx.send(TrainMsg::Started(info()));
+        drop(msg_tx);
+        let mut terminal = Terminal::new(TestBackend::new(1, 1)).ok();
+        let Some(terminal) = terminal.as_mut() else {
+            panic!("test terminal");
+        };
+        let result = event_loop(
+            terminal,
+            &mut Script::new(&[]),
+            App::new(),
+            &msg_rx,
+            &cmd_tx,
+            frame_time(100),
+            &AtomicBool::new(false),
+        );
+        let (app, _) = result.unwrap_or_else(|e| panic!("loop failed: {e}"));
+        assert!(matches!(app.phase(), Phase::Failed(_)));
+    }
+
+    #[test]
+    fn drawing_is_paced_however_many_messages_arrive() {
+        let (msg_tx, msg_rx) = mpsc::channel();
+        let (cmd_tx, _cmd_rx) = mpsc::channel();
+        let flood = thread::spawn(move || {
+            let _ = msg_tx.send(TrainMsg::Started(info()));
+            let start = Instant::now();
+            let mut step = 0;
+            while start.elapsed() < Duration::from_millis(300) && step < 300_000 {
+                step += 1;
+                if msg_tx.send(TrainMsg::Step(stats(step))).is_err() {
+                    break;
+                }
+            }
+            let _ = msg_tx.send(TrainMsg::Error("flood over".to_string()));
+            step
+        });
+        let mut terminal = Terminal::new(TestBackend::new(120, 40)).ok();
+        let Some(terminal) = terminal.as_mut() else {
+            panic!("test terminal");
+        };
+        let started = Instant::now();
+        let frame = frame_time(20);
+        let result = event_loop(
+            terminal,
+            &mut Script::new(&[]),
+            App::new(),
+            &msg_rx,
+            &cmd_tx,
+            frame,
+            &AtomicBool::new(false),
+        );
+        let elapsed = started.elapsed();
+        let (app, stats) = result.unwrap_or_else(|e| panic!("loop failed: {e}"));
+        let sent = flood.join().unwrap_or(0);
+        assert!(sent > 1000, "the flood was only {sent} messages");
+        let budget = elapsed.as_millis() / frame.as_millis() + 2;
+        assert!(
+            u128::from(stats.frames) <= budget,
+            "{} frames in {elapsed:?} at 20 fps",
+            stats.frames
+        );
+        assert!(stats.frames >= 2, "{} frames", stats.frames);
+        assert_eq!(app.phase(), &Phase::Failed("flood over".to_string()));
+        assert_eq!(app.history(crate::app::Series::DLoss).full.total(), sent);
+    }
+
+    #[test]
+    fn frame_time_is_clamped() {
+        assert_eq!(frame_time(0), Duration::from_secs(1));
+        assert_eq!(frame_time(20), Duration::from_millis(50));
+        assert_eq!(frame_time(10_000), Duration::from_secs(1) / MAX_FPS);
+    }
+}

@@ -1,0 +1,221 @@
+//! The loss panel: a sparkline per series (D loss, G loss, D(x), D(G(z))) with its current value
+//! and the window's min and max, over recent steps or the whole run.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Sparkline, SparklineBar, Widget};
+
+use crate::app::{App, HistoryView, Series, format_value};
+use crate::theme::Theme;
+
+use super::put_line;
+
+/// Bar heights are scaled into 1..=BAR_MAX so the window's minimum still shows as a sliver.
+const BAR_MAX: u64 = 1000;
+
+pub fn series_style(series: Series, theme: &Theme) -> Style {
+    match series {
+        Series::DLoss => theme.loss_d,
+        Series::GLoss => theme.loss_g,
+        Series::DReal => theme.d_real,
+        Series::DFake => theme.d_fake,
+    }
+}
+
+/// Squeezes points into at most `width` columns by averaging neighbours (non-finite values are
+/// left out of a mean; a column of only non-finite values stays NaN).
+pub fn fit_to_width(points: &[f32], width: usize) -> Vec<f32> {
+    if points.len() <= width {
+        return points.to_vec();
+    }
+    (0..width)
+        .map(|i| {
+            let (start, end) = (i * points.len() / width, (i + 1) * points.len() / width);
+            let finite: Vec<f32> = points
+                .get(start..end.max(start + 1))
+                .unwrap_or(&[])
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .collect();
+            if finite.is_empty() {
+                f32::NAN
+            } else {
+                finite.iter().sum::<f32>() / finite.len() as f32
+            }
+        })
+        .collect()
+}
+
+/// Min and max of the finite values.
+pub fn finite_range(points: &[f32]) -> Option<(f32, f32)> {
+    points
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(None, |acc, v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+        })
+}
+
+/// Bars scaled from the window's min (1) to its max (`BAR_MAX`); non-finite values are absent.
+pub fn to_bars(points: &[f32]) -> Vec<SparklineBar> {
+    let range = finite_range(points);
+    points
+        .iter()
+        .map(|&v| match range {
+            Some((lo, hi)) if v.is_finite() => {
+                let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+                SparklineBar::from(1 + (t * (BAR_MAX - 1) as f32).round() as u64)
+            }
+            _ => SparklineBar::from(None),
+        })
+        .collect()
+}
+
+/// The points a series shows at a given width, oldest first.
+pub fn window(app: &App, series: Series, width: usize) -> Vec<f32> {
+    let history = app.history(series);
+    match app.history_view() {
+        HistoryView::Recent => history.recent.tail(width),
+        HistoryView::WholeRun => fit_to_width(&history.full.points(), width),
+    }
+}
+
+/// The loss panel.
+pub struct LossPanel<'a> {
+    pub app: &'a App,
+}
+
+impl Widget for &LossPanel<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let area = area.intersection(buf.area);
+        let app = self.app;
+        let theme = app.theme();
+        let title = match app.history_view() {
+            HistoryView::Recent => " losses · recent steps ".to_string(),
+            HistoryView::WholeRun => {
+                let full = &app.history(Series::DLoss).full;
+                format!(" losses · whole run, {} logged ", full.total())
+            }
+        };
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border)
+            .title(Span::styled(title, theme.title));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        if inner.is_empty() {
+            return;
+        }
+        if app.last_step().is_none() {
+            put_line(
+                buf,
+                inner,
+                0,
+                &Line::styled("waiting for the first step...", theme.muted),
+            );
+            return;
+        }
+        // Four slots as equal as the rows allow; a slot is a label row over its sparkline.
+        let (base, extra) = (inner.height / 4, inner.height % 4);
+        let mut y = inner.y;
+        for (i, series) in Series::ALL.iter().enumerate() {
+            let rows = (base + u16::from((i as u16) < extra)).max(1);
+            if y >= inner.bottom() {
+                break;
+            }
+            let slot_area = Rect::new(inner.x, y, inner.width, rows.min(inner.bottom() - y));
+            render_series(app, *series, slot_area, buf);
+            y += rows;
+        }
+    }
+}
+
+fn render_series(app: &App, series: Series, area: Rect, buf: &mut Buffer) {
+    let theme = app.theme();
+    let style = series_style(series, theme);
+    let points = window(app, series, usize::from(area.width));
+    let current = app.last_step().map(|s| series.value(s));
+    let mut spans = vec![
+        Span::styled(
+            format!("{:<7} ", series.label()),
+            style.add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(current.map_or("-".to_string(), format_value), theme.text),
+    ];
+    if let Some((lo, hi)) = finite_range(&points) {
+        spans.push(Span::styled(
+            format!(" min {} max {}", format_value(lo), format_value(hi)),
+            theme.muted,
+        ));
+    }
+    put_line(buf, area, 0, &Line::from(spans));
+    if area.height < 2 {
+        return;
+    }
+    let spark_area = Rect::new(area.x, area.y + 1, area.width, area.height - 1);
+    Sparkline::default()
+        .data(to_bars(&points))
+        .max(BAR_MAX)
+        .style(style)
+        .absent_value_symbol("·")
+        .absent_value_style(theme.warning)
+        .render(spark_area, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn height(bar: &SparklineBar) -> Option<u64> {
+        // SparklineBar hides its value; compare against constructed bars instead.
+        (0..=BAR_MAX).find(|&v| SparklineBar::from(v) == *bar)
+    }
+
+    #[test]
+    fn bars_span_the_window_from_min_to_max() {
+        let bars = to_bars(&[2.0, 4.0, 3.0]);
+        let heights: Vec<Option<u64>> = bars.iter().map(height).collect();
+        assert_eq!(heights, vec![Some(1), Some(BAR_MAX), Some(501)]);
+    }
+
+    #[test]
+    fn flat_and_broken_values_do_not_break_the_scale() {
+        let flat: Vec<Option<u64>> = to_bars(&[0.7, 0.7]).iter().map(height).collect();
+        assert_eq!(flat, vec![Some(501), Some(501)]);
+        let broken = to_bars(&[1.0, f32::NAN, 3.0, f32::INFINITY]);
+        assert_eq!(broken.get(1), Some(&SparklineBar::from(None)));
+        assert_eq!(broken.get(3), Some(&SparklineBar::from(None)));
+        assert_eq!(broken.get(2).and_then(height), Some(BAR_MAX));
+        assert!(
+            to_bars(&[f32::NAN])
+                .iter()
+                .all(|b| *b == SparklineBar::from(None))
+        );
+        assert!(to_bars(&[]).is_empty());
+    }
+
+    #[test]
+    fn fitting_averages_neighbours_and_skips_nan() {
+        assert_eq!(fit_to_width(&[1.0, 2.0], 5), vec![1.0, 2.0]);
+        assert_eq!(fit_to_width(&[1.0, 3.0, 5.0, 7.0], 2), vec![2.0, 6.0]);
+        assert_eq!(fit_to_width(&[1.0, f32::NAN, 5.0, 7.0], 2), vec![1.0, 6.0]);
+        let five = fit_to_width(&(0..100).map(|v| v as f32).collect::<Vec<_>>(), 5);
+        assert_eq!(five.len(), 5);
+        assert!(five.windows(2).all(|w| w[0] < w[1]));
+        assert!(fit_to_width(&[1.0], 0).is_empty());
+    }
+
+    #[test]
+    fn range_ignores_non_finite_values() {
+        assert_eq!(
+            finite_range(&[f32::NAN, 2.0, -1.0, f32::INFINITY]),
+            Some((-1.0, 2.0))
+        );
+        assert_eq!(finite_range(&[f32::NAN]), None);
+    }
+}

@@ -1,0 +1,260 @@
+//! The status bar: run state, progress and speed, the latest note (checkpoint path or error) and
+//! a one-line key hint generated from the key table.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Widget;
+
+use crate::action::{Action, KEYS};
+use crate::app::{App, NoteKind, Phase, format_duration};
+use crate::theme::Theme;
+
+use super::put_line;
+
+const GAP: &str = "  ";
+
+/// The state badge: what the trainer last confirmed, or that a request is on its way.
+pub fn state_badge(app: &App) -> (String, Style) {
+    let theme = app.theme();
+    match app.phase() {
+        Phase::Starting => ("STARTING".to_string(), theme.muted),
+        Phase::Stopping => ("STOPPING".to_string(), theme.warning),
+        Phase::Finished(_) => ("FINISHED".to_string(), theme.ok),
+        Phase::Failed(_) => ("FAILED".to_string(), theme.error),
+        Phase::Training => match (app.paused(), app.pause_requested()) {
+            (false, Some(true)) => ("PAUSING...".to_string(), theme.paused),
+            (true, Some(false)) => ("RESUMING...".to_string(), theme.running),
+            (true, _) => ("PAUSED".to_string(), theme.paused),
+            (false, _) => ("RUNNING".to_string(), theme.running),
+        },
+    }
+}
+
+/// The facts of the run as separate segments, so a narrow bar can wrap between them.
+pub fn fact_segments(app: &App) -> Vec<Span<'static>> {
+    let theme = app.theme();
+    let (badge, badge_style) = state_badge(app);
+    let mut out = vec![Span::styled(format!(" {badge} "), badge_style)];
+    if let Some(run) = app.run_info() {
+        out.push(Span::styled(run.preset.clone(), theme.title));
+        out.push(Span::styled(run.data_source.clone(), theme.text));
+    }
+    let (run, step) = (app.run_info(), app.last_step());
+    if let Some(run) = run {
+        let epoch = step.map_or(0, |s| s.epoch);
+        out.push(Span::styled(
+            format!("epoch {epoch}/{}", run.epochs),
+            theme.text,
+        ));
+        let done = app.step().unwrap_or(run.start_step);
+        out.push(Span::styled(
+            format!("step {done}/{}", run.total_steps),
+            theme.text,
+        ));
+    }
+    if let Some(s) = step {
+        out.push(Span::styled(
+            format!("{:.1} steps/s", s.steps_per_s),
+            theme.text,
+        ));
+        out.push(Span::styled(
+            format!("elapsed {}", format_duration(s.elapsed_s)),
+            theme.text,
+        ));
+    }
+    if run.is_some() {
+        let eta = app.eta_s().map_or("--".to_string(), format_duration);
+        out.push(Span::styled(format!("ETA {eta}"), theme.text));
+    }
+    out.push(Span::styled(
+        format!("theme {}", app.theme_name()),
+        theme.muted,
+    ));
+    out
+}
+
+/// Packs segments into lines of at most `width` cells, breaking only between segments.
+pub fn pack(segments: Vec<Span<'static>>, width: u16, muted: Style) -> Vec<Line<'static>> {
+    let mut lines: Vec<Vec<Span<'static>>> = Vec::new();
+    let mut used = 0usize;
+    for segment in segments {
+        let w = segment.width();
+        match lines.last_mut() {
+            Some(line) if used + GAP.len() + w <= usize::from(width) => {
+                line.push(Span::styled(GAP, muted));
+                line.push(segment);
+                used += GAP.len() + w;
+            }
+            _ => {
+                lines.push(vec![segment]);
+                used = w;
+            }
+        }
+    }
+    lines.into_iter().map(Line::from).collect()
+}
+
+/// Rows a note may take before it is cut short: enough for a long checkpoint path.
+const NOTE_ROWS: usize = 3;
+
+/// The message: the latest note, or else the last checkpoint, wrapped to `width` so a path is
+/// seen whole.
+pub fn note_lines(app: &App, width: u16) -> Vec<Line<'static>> {
+    let theme = app.theme();
+    let (text, style) = match (app.note(), app.last_checkpoint()) {
+        (Some(note), _) => {
+            let style = match note.kind {
+                NoteKind::Info => theme.text,
+                NoteKind::Ok => theme.ok,
+                NoteKind::Warning => theme.warning,
+                NoteKind::Error => theme.error,
+            };
+            (note.text.clone(), style)
+        }
+        (None, Some(path)) => (format!("last checkpoint: {}", path.display()), theme.text),
+        (None, None) => ("no checkpoint yet".to_string(), theme.muted),
+    };
+    wrap(&text, usize::from(width), NOTE_ROWS)
+        .into_iter()
+        .map(|row| Line::styled(row, style))
+        .collect()
+}
+
+/// Greedy word wrap to `width` characters, splitting words longer than a line, in at most
+/// `max_rows` rows; text cut off ends in `…`.
+pub fn wrap(text: &str, width: usize, max_rows: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut rows: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in text.split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        let used = current.chars().count();
+        if used > 0 && used + 1 + word.len() <= width {
+            current.push(' ');
+            current.extend(&word);
+            continue;
+        }
+        if used > 0 {
+            rows.push(std::mem::take(&mut current));
+        }
+        while word.len() > width {
+            let rest = word.split_off(width);
+            rows.push(word.into_iter().collect());
+            word = rest;
+        }
+        current = word.into_iter().collect();
+    }
+    if !current.is_empty() || rows.is_empty() {
+        rows.push(current);
+    }
+    if rows.len() > max_rows {
+        rows.truncate(max_rows.max(1));
+        if let Some(last) = rows.last_mut() {
+            let mut chars: Vec<char> = last.chars().collect();
+            chars.truncate(width - 1);
+            chars.push('…');
+            *last = chars.into_iter().collect();
+        }
+    }
+    rows
+}
+
+/// `? help  q quit  p pause ...`: help and quit first, so they survive a narrow terminal.
+pub fn key_hint(theme: &Theme) -> Line<'static> {
+    let first = [Action::ToggleHelp, Action::Quit];
+    let ordered = first
+        .iter()
+        .filter_map(|a| a.binding())
+        .chain(KEYS.iter().filter(|b| !first.contains(&b.action)));
+    let mut spans = Vec::new();
+    for binding in ordered.filter(|b| !b.hint.is_empty()) {
+        let Some(key) = binding.keys.first() else {
+            continue;
+        };
+        if !spans.is_empty() {
+            spans.push(Span::styled(GAP, theme.muted));
+        }
+        spans.push(Span::styled(key.label(), theme.key));
+        spans.push(Span::styled(format!(" {}", binding.hint), theme.muted));
+    }
+    Line::from(spans)
+}
+
+/// Rows the status bar needs at this width: the facts, the note and the key hint.
+pub fn status_height(app: &App, width: u16) -> u16 {
+    let facts = pack(fact_segments(app), width, Style::new()).len().max(1);
+    let note = note_lines(app, width).len();
+    u16::try_from(facts + note + 1).unwrap_or(u16::MAX)
+}
+
+pub struct StatusBar<'a> {
+    pub app: &'a App,
+}
+
+impl Widget for &StatusBar<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let area = area.intersection(buf.area);
+        let theme = self.app.theme();
+        let facts = pack(fact_segments(self.app), area.width, theme.muted);
+        let mut row = 0u16;
+        for line in &facts {
+            put_line(buf, area, row, line);
+            row += 1;
+        }
+        for line in note_lines(self.app, area.width) {
+            put_line(buf, area, row, &line);
+            row += 1;
+        }
+        put_line(buf, area, row, &key_hint(theme));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(line: &Line) -> String {
+        line.spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn packing_breaks_between_segments_only() {
+        let segs = vec![Span::raw("aaaa"), Span::raw("bbb"), Span::raw("cc")];
+        let lines = pack(segs.clone(), 9, Style::new());
+        let texts: Vec<String> = lines.iter().map(text).collect();
+        assert_eq!(texts, vec!["aaaa  bbb", "cc"]);
+        let wide: Vec<String> = pack(segs.clone(), 80, Style::new())
+            .iter()
+            .map(text)
+            .collect();
+        assert_eq!(wide, vec!["aaaa  bbb  cc"]);
+        // Too narrow for any segment: one per line, never an empty line.
+        assert_eq!(pack(segs, 1, Style::new()).len(), 3);
+    }
+
+    #[test]
+    fn wrapping_keeps_words_whole_and_splits_only_long_ones() {
+        assert_eq!(wrap("aa bb cc", 5, 3), vec!["aa bb", "cc"]);
+        assert_eq!(wrap("", 5, 3), vec![""]);
+        assert_eq!(
+            wrap("saved: /a/very/long/path", 10, 3),
+            vec!["saved:", "/a/very/lo", "ng/path"]
+        );
+        assert_eq!(wrap("one two three four", 5, 2), vec!["one", "two…"]);
+        assert_eq!(wrap("x", 0, 0), vec!["…"]);
+    }
+
+    #[test]
+    fn key_hint_starts_with_help_and_quit_and_covers_every_hinted_key() {
+        let hint = text(&key_hint(&Theme::default()));
+        assert!(hint.starts_with("? help  q quit  p pause"), "{hint}");
+        // Every hint fits an 80-column terminal.
+        assert!(hint.chars().count() <= 80, "{hint}");
+        for binding in KEYS.iter().filter(|b| !b.hint.is_empty()) {
+            assert!(hint.contains(binding.hint), "{hint} lacks {}", binding.hint);
+        }
+        assert!(!hint.contains("Esc"));
+    }
+}
