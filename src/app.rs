@@ -245,7 +245,8 @@ pub struct App {
     themes: ThemeSet,
     phase: Phase,
     stay_open_when_done: bool,
-    signalled: bool,
+    /// The signal that asked the dashboard to quit, if one did.
+    signalled: Option<i32>,
     exit: bool,
 }
 
@@ -278,7 +279,7 @@ impl App {
             themes: ThemeSet::default(),
             phase: Phase::Starting,
             stay_open_when_done: true,
-            signalled: false,
+            signalled: None,
             exit: false,
         }
     }
@@ -399,13 +400,13 @@ impl App {
 
     /// SIGTERM, SIGINT or SIGHUP arrived: the same as a quit key, and remembered so the caller
     /// can exit with the signal's status.
-    pub fn on_signal(&mut self) -> Option<Command> {
-        self.signalled = true;
+    pub fn on_signal(&mut self, signal: i32) -> Option<Command> {
+        self.signalled = Some(signal);
         self.update(Action::Quit)
     }
 
-    /// Whether a signal asked the dashboard to quit.
-    pub fn signalled(&self) -> bool {
+    /// The signal that asked the dashboard to quit, if one did.
+    pub fn signalled(&self) -> Option<i32> {
         self.signalled
     }
 
@@ -1081,9 +1082,9 @@ mod tests {
     #[test]
     fn a_signal_quits_and_is_remembered() {
         let mut app = running();
-        assert!(!app.signalled());
-        assert_eq!(app.on_signal(), Some(Command::Stop));
-        assert!(app.signalled());
+        assert_eq!(app.signalled(), None);
+        assert_eq!(app.on_signal(15), Some(Command::Stop));
+        assert_eq!(app.signalled(), Some(15));
         assert_eq!(app.phase(), &Phase::Stopping);
     }
 

@@ -117,16 +117,27 @@ fn prepare_run_dir(root: &Path, cfg: &Config) -> anyhow::Result<RunDir> {
     Ok(run)
 }
 
+/// Runs the dashboard until the user quits (or the run fails), then prints the summary.
 fn run_dashboard(
-    _cfg: &Config,
-    _paths: &Paths,
+    cfg: &Config,
+    paths: &Paths,
     msg_rx: mpsc::Receiver<protocol::TrainMsg>,
     cmd_tx: mpsc::Sender<protocol::Command>,
     trainer: std::thread::JoinHandle<()>,
 ) -> anyhow::Result<i32> {
-    // The dashboard is being built; until it lands, the progress-line front end serves.
-    let result = headless::run(msg_rx, cmd_tx);
+    let opts = tui::TuiOptions {
+        fps: cfg.fps,
+        theme: &cfg.theme,
+        themes_dir: &paths.themes_dir,
+        stay_open_when_done: true,
+    };
+    let result = tui::run(app::App::new(), msg_rx, cmd_tx, &opts);
+    // The dashboard asked the trainer to stop (or it finished); wait for its checkpoint.
     let _ = trainer.join();
-    let outcome = result?;
-    Ok(outcome.signal.map_or(0, headless::signal_exit_code))
+    let app = result?;
+    println!("{}", app.summary());
+    if let app::Phase::Failed(error) = app.phase() {
+        bail!("{error}");
+    }
+    Ok(app.signalled().map_or(0, headless::signal_exit_code))
 }

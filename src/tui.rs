@@ -9,7 +9,7 @@ use std::backtrace::{Backtrace, BacktraceStatus};
 use std::io::{self, Write};
 use std::panic::{self, PanicHookInfo};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, ThreadId};
@@ -136,7 +136,7 @@ pub fn event_loop<B: Backend, E: EventSource>(
     msg_rx: &Receiver<TrainMsg>,
     cmd_tx: &Sender<Command>,
     frame: Duration,
-    interrupted: &AtomicBool,
+    interrupted: &AtomicUsize,
 ) -> Result<(App, LoopStats), TuiError> {
     let mut stats = LoopStats::default();
     let mut next_draw = Instant::now();
@@ -160,8 +160,9 @@ pub fn event_loop<B: Backend, E: EventSource>(
             }
         }
         // A signal counts as a quit key; a second one stops waiting for the checkpoint.
-        if interrupted.swap(false, Ordering::SeqCst)
-            && let Some(command) = app.on_signal()
+        let signal = interrupted.swap(0, Ordering::SeqCst);
+        if signal != 0
+            && let Some(command) = app.on_signal(signal as i32)
             && cmd_tx.send(command).is_err()
         {
             app.on_send_failed(command);
@@ -206,17 +207,18 @@ fn apply(app: &mut App, action: Action, cmd_tx: &Sender<Command>) {
 /// SIGTERM, SIGINT and SIGHUP set a flag the loop reads; once the dashboard is gone they
 /// terminate the process again, as they would have without it.
 struct SignalFlags {
-    interrupted: Arc<AtomicBool>,
+    /// The number of the last signal caught, 0 for none.
+    interrupted: Arc<AtomicUsize>,
     after: Arc<AtomicBool>,
 }
 
 impl SignalFlags {
     fn register() -> Result<SignalFlags, TuiError> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let interrupted = Arc::new(AtomicBool::new(false));
+        let interrupted = Arc::new(AtomicUsize::new(0));
         let after = Arc::new(AtomicBool::new(false));
         for signal in [SIGTERM, SIGINT, SIGHUP] {
-            signal_hook::flag::register(signal, Arc::clone(&interrupted))
+            signal_hook::flag::register_usize(signal, Arc::clone(&interrupted), signal as usize)
                 .map_err(TuiError::Signal)?;
             // 128 + signal is the shell's exit status for death by that signal.
             signal_hook::flag::register_conditional_shutdown(
@@ -468,7 +470,7 @@ mod tests {
             panic!("test terminal");
         };
         let mut script = Script::new(&['p', 'q']);
-        let flag = AtomicBool::new(false);
+        let flag = AtomicUsize::new(0);
         let result = event_loop(
             terminal,
             &mut script,
@@ -505,7 +507,7 @@ mod tests {
         let Some(terminal) = terminal.as_mut() else {
             panic!("test terminal");
         };
-        let flag = AtomicBool::new(true);
+        let flag = AtomicUsize::new(15);
         let result = event_loop(
             terminal,
             &mut Script::new(&[]),
@@ -518,7 +520,7 @@ mod tests {
         let (app, _) = result.unwrap_or_else(|e| panic!("loop failed: {e}"));
         assert_eq!(trainer.join().unwrap_or_default(), vec![Command::Stop]);
         assert_eq!(app.phase(), &Phase::Finished(FinishReason::Stopped));
-        assert!(app.signalled());
+        assert_eq!(app.signalled(), Some(15));
     }
 
     #[test]
@@ -538,7 +540,7 @@ mod tests {
             &msg_rx,
             &cmd_tx,
             frame_time(100),
-            &AtomicBool::new(false),
+            &AtomicUsize::new(0),
         );
         let (app, _) = result.unwrap_or_else(|e| panic!("loop failed: {e}"));
         assert!(matches!(app.phase(), Phase::Failed(_)));
@@ -574,7 +576,7 @@ mod tests {
             &msg_rx,
             &cmd_tx,
             frame,
-            &AtomicBool::new(false),
+            &AtomicUsize::new(0),
         );
         let elapsed = started.elapsed();
         let (app, stats) = result.unwrap_or_else(|e| panic!("loop failed: {e}"));

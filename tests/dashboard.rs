@@ -1,0 +1,191 @@
+//! The real binary's dashboard in a real terminal (tmux): digits and losses appear, `p` pauses
+//! (the step count stops), `r` redraws the grid, `s` writes a checkpoint, `q` quits, restoring
+//! the terminal and printing the summary.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A tmux server of this test's own, killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(socket: &str, command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: socket.to_string(),
+        };
+        let status = tmux
+            .cmd()
+            .args(["new-session", "-d", "-x", "120", "-y", "40", command])
+            .status()
+            .expect("tmux is needed for this test (.ci/run installs it)");
+        assert!(status.success());
+        tmux
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]);
+        c
+    }
+
+    fn screen(&self) -> String {
+        let out = self.cmd().args(["capture-pane", "-p"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &str) {
+        assert!(
+            self.cmd()
+                .args(["send-keys", keys])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Waits up to `secs` for the screen to satisfy `pred`, returning the screen.
+    fn wait_for(&self, secs: u64, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; screen:\n{screen}");
+            }
+            sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+/// The step number the status bar shows ("step 123/...").
+fn shown_step(screen: &str) -> Option<u64> {
+    screen.match_indices("step ").find_map(|(at, _)| {
+        let rest = &screen[at + 5..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let after = rest[digits.len()..].chars().next();
+        (!digits.is_empty() && after == Some('/')).then(|| digits.parse().ok())?
+    })
+}
+
+/// The digit panel's rows: the right-hand box of the screen's upper part.
+fn digit_panel(screen: &str) -> String {
+    screen
+        .lines()
+        .take(30)
+        .filter_map(|l| l.char_indices().nth(55).map(|(i, _)| l[i..].to_string()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn sh_quote(p: &Path) -> String {
+    format!("'{}'", p.display())
+}
+
+#[test]
+fn the_dashboard_shows_training_and_answers_its_keys() {
+    let home = tempfile::tempdir().unwrap();
+    let data = small_mnist(&home.path().join("digits"), 256);
+    let run = home.path().join("run");
+    let out = home.path().join("after.txt");
+    let stty_before = home.path().join("stty-before");
+    let stty_after = home.path().join("stty-after");
+    let command = format!(
+        "stty -g > {sb}; GAN_TUI_CONFIG_DIR={cfg} GAN_TUI_DATA_DIR={dd} {bin} --epochs 10000 --seed 2 \
+         --data-dir {data} --run-dir {run}; echo \"EXIT=$?\" > {out}; stty -g > {sa}; sleep 60",
+        sb = sh_quote(&stty_before),
+        cfg = sh_quote(&home.path().join("config")),
+        dd = sh_quote(&home.path().join("data")),
+        bin = BIN,
+        data = sh_quote(&data),
+        run = sh_quote(&run),
+        out = sh_quote(&out),
+        sa = sh_quote(&stty_after),
+    );
+    let socket = format!("gan-tui-test-{}", std::process::id());
+    let tmux = Tmux::start(&socket, &command);
+
+    // Loss values appear, and digits drawn by a trained generator (the grid's title names the
+    // step it comes from; samples are refreshed every 100 steps).
+    let screen = tmux.wait_for(60, "losses and a trained generator's digits", |s| {
+        s.contains("D loss")
+            && s.contains("G loss")
+            && s.contains("RUNNING")
+            && shown_step(s).unwrap_or(0) > 0
+            && !s.contains("digits · step 0 ")
+    });
+    assert!(screen.contains("digits"), "{screen}");
+    let ink = digit_panel(&screen)
+        .chars()
+        .filter(|c| "=+*#%@".contains(*c))
+        .count();
+    assert!(ink > 20, "no digit shading in the grid:\n{screen}");
+
+    // p: PAUSED, and the step count stops.
+    tmux.keys("p");
+    let paused = tmux.wait_for(10, "PAUSED", |s| s.contains("PAUSED"));
+    let step = shown_step(&paused).unwrap();
+    sleep(Duration::from_millis(1500));
+    let later = tmux.screen();
+    assert_eq!(
+        shown_step(&later),
+        Some(step),
+        "steps went on while paused:\n{later}"
+    );
+
+    // r: a new noise batch, drawn at once even while paused.
+    let before = digit_panel(&later);
+    tmux.keys("r");
+    tmux.wait_for(10, "a resampled grid", |s| digit_panel(s) != before);
+
+    // s: a checkpoint of the paused step.
+    tmux.keys("s");
+    let ckpt = run.join(format!("checkpoints/step-{step:07}.safetensors"));
+    let name = format!("step-{step:07}.safetensors");
+    tmux.wait_for(10, "the checkpoint note", |s| s.contains(&name));
+    assert!(ckpt.is_file(), "{} missing", ckpt.display());
+
+    // q: quit; the terminal is restored and the summary printed.
+    tmux.keys("q");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !out.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "gan-tui did not exit; screen:\n{}",
+            tmux.screen()
+        );
+        sleep(Duration::from_millis(100));
+    }
+    sleep(Duration::from_millis(300));
+    let exit = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(exit.trim(), "EXIT=0");
+    assert_eq!(
+        std::fs::read_to_string(&stty_before).unwrap(),
+        std::fs::read_to_string(&stty_after).unwrap(),
+        "terminal modes not restored"
+    );
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("Run folder:") || screen.contains("run folder"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("RUNNING") && !screen.contains("PAUSED"),
+        "dashboard still on screen:\n{screen}"
+    );
+}
