@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
+use crate::console::{say, warn};
 use crate::protocol::{Command, EpochSummary, FinishReason, RunInfo, SaveReason, TrainMsg};
 
 /// How a headless run ended.
@@ -111,7 +112,9 @@ pub fn run(
         if sig != 0 && signal.is_none() {
             signal = Some(sig as i32);
             clear_bar(&mut out, &mut bar_shown);
-            println!("signal {sig} received: finishing the current step and saving a checkpoint");
+            say(format!(
+                "signal {sig} received: finishing the current step and saving a checkpoint"
+            ));
             // A gone trainer is noticed below, when the channel disconnects.
             let _ = cmds.send(Command::Stop);
         }
@@ -125,7 +128,7 @@ pub fn run(
         };
         match msg {
             TrainMsg::Started(i) => {
-                println!(
+                say(format!(
                     "training preset {} on {} ({} images), {} epochs x {} steps of {}, seed {}",
                     i.preset,
                     i.data_source,
@@ -134,11 +137,11 @@ pub fn run(
                     i.steps_per_epoch,
                     i.batch_size,
                     i.seed
-                );
+                ));
                 if i.start_step > 0 {
-                    println!("resuming at step {}", i.start_step);
+                    say(format!("resuming at step {}", i.start_step));
                 }
-                println!("run folder: {}", i.run_dir.display());
+                say(format!("run folder: {}", i.run_dir.display()));
                 info = Some(i);
             }
             TrainMsg::Step(s) => {
@@ -156,17 +159,20 @@ pub fn run(
             TrainMsg::EpochDone(e) => {
                 clear_bar(&mut out, &mut bar_shown);
                 let total = info.as_ref().map_or(e.step, |i| i.total_steps);
-                println!("{}", epoch_line(&e, total));
+                say(epoch_line(&e, total));
             }
             TrainMsg::CheckpointSaved { path, reason, .. } => {
                 if reason != SaveReason::EpochEnd {
                     clear_bar(&mut out, &mut bar_shown);
-                    println!("checkpoint saved: {}", path.display());
+                    say(format!("checkpoint saved: {}", path.display()));
                 }
             }
             TrainMsg::CheckpointFailed { path, error } => {
                 clear_bar(&mut out, &mut bar_shown);
-                eprintln!("warning: could not save {}: {error}", path.display());
+                warn(format!(
+                    "warning: could not save {}: {error}",
+                    path.display()
+                ));
             }
             TrainMsg::Finished {
                 reason,
@@ -179,9 +185,9 @@ pub fn run(
                     FinishReason::StepLimit => "step limit reached",
                     FinishReason::Stopped => "stopped",
                 };
-                println!("finished at step {step} ({why})");
+                say(format!("finished at step {step} ({why})"));
                 if let Some(p) = &last_checkpoint {
-                    println!("last checkpoint: {}", p.display());
+                    say(format!("last checkpoint: {}", p.display()));
                 }
                 return Ok(HeadlessOutcome {
                     reason: Some(reason),

@@ -8,6 +8,7 @@ pub mod atomic;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod data;
 pub mod headless;
 pub mod image;
@@ -35,12 +36,12 @@ use run_dir::RunDir;
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let paths = Paths::from_env()?;
     if cli.train.print_paths {
-        print!("{}", paths.describe());
+        console::say(paths.describe().trim_end());
         return Ok(0);
     }
     match &cli.command {
         Some(CliCommand::Sample(args)) => {
-            println!("{}", sample_cmd::run(args)?);
+            console::say(sample_cmd::run(args)?);
             return Ok(0);
         }
         Some(CliCommand::Bench(args)) => {
@@ -50,14 +51,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 args.steps as usize,
                 args.batch_size as usize,
             )?;
-            println!(
-                "{}",
-                if args.json {
-                    report.json()
-                } else {
-                    report.text()
-                }
-            );
+            console::say(if args.json {
+                report.json()
+            } else {
+                report.text()
+            });
             return Ok(0);
         }
         None => {}
@@ -135,7 +133,8 @@ fn run_dashboard(
     // The dashboard asked the trainer to stop (or it finished); wait for its checkpoint.
     let _ = trainer.join();
     let app = result?;
-    println!("{}", app.summary());
+    // The terminal may be gone (a hang-up); the summary is then simply not shown.
+    console::say(app.summary());
     if let app::Phase::Failed(error) = app.phase() {
         bail!("{error}");
     }

@@ -7,7 +7,7 @@ fn main() {
     let code = match gan_tui::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            gan_tui::console::warn(format!("error: {e:#}"));
             1
         }
     };

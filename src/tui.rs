@@ -67,15 +67,43 @@ pub trait EventSource {
     fn next_event(&mut self, timeout: Duration) -> io::Result<Option<Event>>;
 }
 
-/// Events from the real terminal.
-pub struct TerminalEvents;
+/// Events from the real terminal, read on a thread of their own.
+///
+/// crossterm's `read` never returns once the terminal has hung up (it spins on end-of-file), so
+/// reading on the loop's thread would leave the loop deaf to SIGHUP/SIGTERM and train on,
+/// unseen. A reader thread keeps the loop free to notice signals and stop.
+pub struct TerminalEvents {
+    events: Receiver<io::Result<Event>>,
+}
+
+impl TerminalEvents {
+    fn start() -> Result<TerminalEvents, TuiError> {
+        let (tx, events) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("keys".to_string())
+            .spawn(move || {
+                loop {
+                    let event = event::read();
+                    let failed = event.is_err();
+                    if tx.send(event).is_err() || failed {
+                        break;
+                    }
+                }
+            })
+            .map_err(TuiError::Setup)?;
+        Ok(TerminalEvents { events })
+    }
+}
 
 impl EventSource for TerminalEvents {
     fn next_event(&mut self, timeout: Duration) -> io::Result<Option<Event>> {
-        if event::poll(timeout)? {
-            event::read().map(Some)
-        } else {
-            Ok(None)
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => event.map(Some),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the terminal's input has closed",
+            )),
         }
     }
 }
@@ -102,25 +130,42 @@ pub fn run(
 
     let signals = SignalFlags::register()?;
     let session = TerminalSession::enter()?;
+    let mut events = TerminalEvents::start()?;
     let mut terminal =
         Terminal::new(CrosstermBackend::new(io::stdout())).map_err(TuiError::Setup)?;
     let result = event_loop(
         &mut terminal,
-        &mut TerminalEvents,
+        &mut events,
         app,
         &msg_rx,
         &cmd_tx,
         frame_time(opts.fps),
         &signals.interrupted,
     );
-    if result.is_err() {
-        // The dashboard is failing; ask the trainer to save and stop rather than train unseen.
-        let _ = cmd_tx.send(Command::Stop);
+    // A hung-up terminal still holds ratatui's hidden cursor, and its `Drop` would print (and
+    // so panic) on the dead terminal: restore it here and forget the terminal if that fails.
+    if terminal.show_cursor().is_err() {
+        std::mem::forget(terminal);
+    } else {
+        drop(terminal);
     }
-    drop(terminal);
     drop(session);
-    drop(signals);
-    result.map(|(app, _)| app)
+    match result {
+        Ok((app, _)) => Ok(app),
+        Err((mut app, error)) => {
+            // The dashboard is failing; ask the trainer to save and stop rather than train unseen.
+            let _ = cmd_tx.send(Command::Stop);
+            // A terminal that fails after SIGHUP/SIGTERM has simply gone away: the run ends as
+            // the signal asks, not as an error.
+            let signal = signals.seen.load(Ordering::SeqCst);
+            if signal != 0 {
+                app.on_signal(signal as i32);
+                Ok(app)
+            } else {
+                Err(error)
+            }
+        }
+    }
 }
 
 /// One frame at `fps`, clamped to a sane rate.
@@ -137,7 +182,7 @@ pub fn event_loop<B: Backend, E: EventSource>(
     cmd_tx: &Sender<Command>,
     frame: Duration,
     interrupted: &AtomicUsize,
-) -> Result<(App, LoopStats), TuiError> {
+) -> Result<(App, LoopStats), (App, TuiError)> {
     let mut stats = LoopStats::default();
     let mut next_draw = Instant::now();
     loop {
@@ -172,9 +217,9 @@ pub fn event_loop<B: Backend, E: EventSource>(
         }
         let now = Instant::now();
         if now >= next_draw {
-            terminal
-                .draw(|frame| ui::draw(frame, &app))
-                .map_err(|e| TuiError::Draw(e.to_string()))?;
+            if let Err(e) = terminal.draw(|frame| ui::draw(frame, &app)) {
+                return Err((app, TuiError::Draw(e.to_string())));
+            }
             stats.frames += 1;
             next_draw = now + frame;
         }
@@ -184,7 +229,11 @@ pub fn event_loop<B: Backend, E: EventSource>(
         } else {
             next_draw.saturating_duration_since(Instant::now())
         };
-        match events.next_event(timeout).map_err(TuiError::Input)? {
+        let event = match events.next_event(timeout) {
+            Ok(event) => event,
+            Err(e) => return Err((app, TuiError::Input(e))),
+        };
+        match event {
             Some(Event::Key(key)) => {
                 if let Some(action) = Action::from_key(key) {
                     apply(&mut app, action, cmd_tx);
@@ -204,37 +253,28 @@ fn apply(app: &mut App, action: Action, cmd_tx: &Sender<Command>) {
     }
 }
 
-/// SIGTERM, SIGINT and SIGHUP set a flag the loop reads; once the dashboard is gone they
-/// terminate the process again, as they would have without it.
+/// SIGTERM, SIGINT and SIGHUP set a flag the loop reads. The handlers stay after the dashboard
+/// closes, so a signal then cannot kill the process while the trainer writes its last
+/// checkpoint; the run's exit code still reports the signal.
 struct SignalFlags {
-    /// The number of the last signal caught, 0 for none.
+    /// The number of the last signal caught, 0 for none; the loop takes it.
     interrupted: Arc<AtomicUsize>,
-    after: Arc<AtomicBool>,
+    /// The same, never taken: whether any signal came at all.
+    seen: Arc<AtomicUsize>,
 }
 
 impl SignalFlags {
     fn register() -> Result<SignalFlags, TuiError> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let interrupted = Arc::new(AtomicUsize::new(0));
-        let after = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(AtomicUsize::new(0));
         for signal in [SIGTERM, SIGINT, SIGHUP] {
-            signal_hook::flag::register_usize(signal, Arc::clone(&interrupted), signal as usize)
-                .map_err(TuiError::Signal)?;
-            // 128 + signal is the shell's exit status for death by that signal.
-            signal_hook::flag::register_conditional_shutdown(
-                signal,
-                128 + signal,
-                Arc::clone(&after),
-            )
-            .map_err(TuiError::Signal)?;
+            for flag in [&interrupted, &seen] {
+                signal_hook::flag::register_usize(signal, Arc::clone(flag), signal as usize)
+                    .map_err(TuiError::Signal)?;
+            }
         }
-        Ok(SignalFlags { interrupted, after })
-    }
-}
-
-impl Drop for SignalFlags {
-    fn drop(&mut self) {
-        self.after.store(true, Ordering::SeqCst);
+        Ok(SignalFlags { interrupted, seen })
     }
 }
 
@@ -480,7 +520,7 @@ mod tests {
             frame_time(100),
             &flag,
         );
-        let (app, stats) = result.unwrap_or_else(|e| panic!("loop failed: {e}"));
+        let (app, stats) = result.unwrap_or_else(|(_, e)| panic!("loop failed: {e}"));
         let seen = trainer.join().unwrap_or_default();
         assert_eq!(seen, vec![Command::Pause, Command::Stop]);
         assert_eq!(app.phase(), &Phase::Finished(FinishReason::Stopped));
@@ -517,7 +557,7 @@ mod tests {
             frame_time(100),
             &flag,
         );
-        let (app, _) = result.unwrap_or_else(|e| panic!("loop failed: {e}"));
+        let (app, _) = result.unwrap_or_else(|(_, e)| panic!("loop failed: {e}"));
         assert_eq!(trainer.join().unwrap_or_default(), vec![Command::Stop]);
         assert_eq!(app.phase(), &Phase::Finished(FinishReason::Stopped));
         assert_eq!(app.signalled(), Some(15));
@@ -542,7 +582,7 @@ mod tests {
             frame_time(100),
             &AtomicUsize::new(0),
         );
-        let (app, _) = result.unwrap_or_else(|e| panic!("loop failed: {e}"));
+        let (app, _) = result.unwrap_or_else(|(_, e)| panic!("loop failed: {e}"));
         assert!(matches!(app.phase(), Phase::Failed(_)));
     }
 
@@ -579,7 +619,7 @@ mod tests {
             &AtomicUsize::new(0),
         );
         let elapsed = started.elapsed();
-        let (app, stats) = result.unwrap_or_else(|e| panic!("loop failed: {e}"));
+        let (app, stats) = result.unwrap_or_else(|(_, e)| panic!("loop failed: {e}"));
         let sent = flood.join().unwrap_or(0);
         assert!(sent > 1000, "the flood was only {sent} messages");
         let budget = elapsed.as_millis() / frame.as_millis() + 2;

@@ -189,3 +189,85 @@ fn the_dashboard_shows_training_and_answers_its_keys() {
         "dashboard still on screen:\n{screen}"
     );
 }
+
+/// Starts the dashboard in tmux on small data; returns the tmux server, the run folder and the
+/// file the shell writes the exit status to.
+fn start_dashboard(home: &Path, socket: &str) -> (Tmux, std::path::PathBuf, std::path::PathBuf) {
+    let data = small_mnist(&home.join("digits"), 128);
+    let run = home.join("run");
+    let exit = home.join("exit.txt");
+    let command = format!(
+        "GAN_TUI_CONFIG_DIR={cfg} GAN_TUI_DATA_DIR={dd} {bin} --epochs 10000 --data-dir {data} \
+         --run-dir {run}; echo \"EXIT=$?\" > {exit}; sleep 60",
+        cfg = sh_quote(&home.join("config")),
+        dd = sh_quote(&home.join("data")),
+        bin = BIN,
+        data = sh_quote(&data),
+        run = sh_quote(&run),
+        exit = sh_quote(&exit),
+    );
+    let tmux = Tmux::start(socket, &command);
+    tmux.wait_for(30, "training", |s| {
+        s.contains("RUNNING") && shown_step(s).unwrap_or(0) > 0
+    });
+    (tmux, run, exit)
+}
+
+/// Processes still running from `run` (the binary's command line names the run folder).
+fn still_running(run: &Path) -> bool {
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("^{BIN} .*{}", run.display())])
+        .output()
+        .unwrap();
+    !out.stdout.is_empty()
+}
+
+fn wait_until(secs: u64, what: &str, pred: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !pred() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sigterm_saves_a_checkpoint_restores_the_terminal_and_exits_143() {
+    let home = tempfile::tempdir().unwrap();
+    let socket = format!("gan-tui-term-{}", std::process::id());
+    let (tmux, run, exit) = start_dashboard(home.path(), &socket);
+    let pid = Command::new("pgrep")
+        .args(["-f", &format!("^{BIN} .*{}", run.display())])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+    assert!(!pid.is_empty());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_until(30, "the exit status", || exit.exists());
+    sleep(Duration::from_millis(200));
+    assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "EXIT=143");
+    assert!(run.join("checkpoints/latest.safetensors").is_file());
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("Run folder:") && !screen.contains("RUNNING"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_terminal_that_hangs_up_ends_the_run_with_a_checkpoint() {
+    let home = tempfile::tempdir().unwrap();
+    let socket = format!("gan-tui-hup-{}", std::process::id());
+    let (tmux, run, _) = start_dashboard(home.path(), &socket);
+    // Paused: the trainer blocks on its command channel, the hardest case to wake.
+    tmux.keys("p");
+    tmux.wait_for(10, "PAUSED", |s| s.contains("PAUSED"));
+    drop(tmux); // kill-server: the terminal hangs up
+    wait_until(30, "the process to end", || !still_running(&run));
+    assert!(run.join("checkpoints/latest.safetensors").is_file());
+}

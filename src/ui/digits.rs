@@ -14,7 +14,7 @@ use crate::theme::Theme;
 use super::put_line;
 
 /// Digits wanted on screen before a smaller digit size is preferred over a larger one.
-const ENOUGH_DIGITS: usize = 8;
+const ENOUGH_DIGITS: usize = 4;
 
 const UPPER_HALF: char = '▀';
 const LOWER_HALF: char = '▄';
