@@ -108,6 +108,22 @@ impl EventSource for TerminalEvents {
     }
 }
 
+/// How the loop ended: the final state always, and the error that ended it, if one did.
+pub struct LoopEnd {
+    pub app: App,
+    pub stats: LoopStats,
+    pub error: Option<TuiError>,
+}
+
+impl LoopEnd {
+    pub fn into_result(self) -> Result<(App, LoopStats), TuiError> {
+        match self.error {
+            None => Ok((self.app, self.stats)),
+            Some(e) => Err(e),
+        }
+    }
+}
+
 /// Counts from one run of the loop.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoopStats {
@@ -151,8 +167,14 @@ pub fn run(
     }
     drop(session);
     match result {
-        Ok((app, _)) => Ok(app),
-        Err((mut app, error)) => {
+        LoopEnd {
+            app, error: None, ..
+        } => Ok(app),
+        LoopEnd {
+            mut app,
+            error: Some(error),
+            ..
+        } => {
             // The dashboard is failing; ask the trainer to save and stop rather than train unseen.
             let _ = cmd_tx.send(Command::Stop);
             // A terminal that fails after SIGHUP/SIGTERM has simply gone away: the run ends as
@@ -182,7 +204,7 @@ pub fn event_loop<B: Backend, E: EventSource>(
     cmd_tx: &Sender<Command>,
     frame: Duration,
     interrupted: &AtomicUsize,
-) -> Result<(App, LoopStats), (App, TuiError)> {
+) -> LoopEnd {
     let mut stats = LoopStats::default();
     let mut next_draw = Instant::now();
     loop {
@@ -213,12 +235,20 @@ pub fn event_loop<B: Backend, E: EventSource>(
             app.on_send_failed(command);
         }
         if app.should_exit() {
-            return Ok((app, stats));
+            return LoopEnd {
+                app,
+                stats,
+                error: None,
+            };
         }
         let now = Instant::now();
         if now >= next_draw {
             if let Err(e) = terminal.draw(|frame| ui::draw(frame, &app)) {
-                return Err((app, TuiError::Draw(e.to_string())));
+                return LoopEnd {
+                    app,
+                    stats,
+                    error: Some(TuiError::Draw(e.to_string())),
+                };
             }
             stats.frames += 1;
             next_draw = now + frame;
@@ -231,7 +261,13 @@ pub fn event_loop<B: Backend, E: EventSource>(
         };
         let event = match events.next_event(timeout) {
             Ok(event) => event,
-            Err(e) => return Err((app, TuiError::Input(e))),
+            Err(e) => {
+                return LoopEnd {
+                    app,
+                    stats,
+                    error: Some(TuiError::Input(e)),
+                };
+            }
         };
         match event {
             Some(Event::Key(key)) => {
@@ -520,7 +556,9 @@ mod tests {
             frame_time(100),
             &flag,
         );
-        let (app, stats) = result.unwrap_or_else(|(_, e)| panic!("loop failed: {e}"));
+        let (app, stats) = result
+            .into_result()
+            .unwrap_or_else(|e| panic!("loop failed: {e}"));
         let seen = trainer.join().unwrap_or_default();
         assert_eq!(seen, vec![Command::Pause, Command::Stop]);
         assert_eq!(app.phase(), &Phase::Finished(FinishReason::Stopped));
@@ -557,7 +595,9 @@ mod tests {
             frame_time(100),
             &flag,
         );
-        let (app, _) = result.unwrap_or_else(|(_, e)| panic!("loop failed: {e}"));
+        let (app, _) = result
+            .into_result()
+            .unwrap_or_else(|e| panic!("loop failed: {e}"));
         assert_eq!(trainer.join().unwrap_or_default(), vec![Command::Stop]);
         assert_eq!(app.phase(), &Phase::Finished(FinishReason::Stopped));
         assert_eq!(app.signalled(), Some(15));
@@ -582,7 +622,9 @@ mod tests {
             frame_time(100),
             &AtomicUsize::new(0),
         );
-        let (app, _) = result.unwrap_or_else(|(_, e)| panic!("loop failed: {e}"));
+        let (app, _) = result
+            .into_result()
+            .unwrap_or_else(|e| panic!("loop failed: {e}"));
         assert!(matches!(app.phase(), Phase::Failed(_)));
     }
 
@@ -619,7 +661,9 @@ mod tests {
             &AtomicUsize::new(0),
         );
         let elapsed = started.elapsed();
-        let (app, stats) = result.unwrap_or_else(|(_, e)| panic!("loop failed: {e}"));
+        let (app, stats) = result
+            .into_result()
+            .unwrap_or_else(|e| panic!("loop failed: {e}"));
         let sent = flood.join().unwrap_or(0);
         assert!(sent > 1000, "the flood was only {sent} messages");
         let budget = elapsed.as_millis() / frame.as_millis() + 2;
