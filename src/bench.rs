@@ -72,7 +72,7 @@ pub fn run(
     let order = data::epoch_order(set.len(), cfg.seed, 1);
     let per_epoch = data::batches_per_epoch(set.len(), batch);
     let mut noise = NoiseStream::new(cfg.seed, NoiseKind::Train);
-    let (mut real, mut z) = (Vec::new(), Vec::new());
+    let (mut real, mut labels, mut z) = (Vec::new(), Vec::new(), Vec::new());
     let mut batch_no = 0u64;
     let mut step = |model: &mut dyn gan::Gan| -> Result<(Duration, Duration), BenchError> {
         // Full batches only, so every timed step does the same work.
@@ -80,8 +80,14 @@ pub fn run(
             .unwrap_or(&[]);
         batch_no += 1;
         data::fill_batch(&set, idx, &mut real)?;
+        data::fill_labels(&set, idx, &mut labels)?;
         noise.fill(&mut z, idx.len() * latent);
-        model.train_step(&real, &z, idx.len())?;
+        model.train_step(&gan::Batch {
+            real: &real,
+            labels: &labels,
+            z: &z,
+            count: idx.len(),
+        })?;
         let t = model.phase_times();
         Ok((t.d, t.g))
     };

@@ -74,7 +74,7 @@ pub fn run(args: &SampleArgs) -> Result<String, SampleError> {
     for chunk in noise.chunks(256 * model.latent_dim()) {
         let n = chunk.len() / model.latent_dim();
         let images = model
-            .generate(chunk, n)
+            .generate(chunk, None, n)
             .map_err(|e| SampleError::Generate(e.to_string()))?;
         pixels.extend(image::to_grey(&images));
     }

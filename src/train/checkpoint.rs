@@ -345,7 +345,10 @@ mod tests {
         });
         back.restore_into(b.as_mut(), &path).unwrap();
         let (n, z) = back.sample_noise_for(a.latent_dim()).unwrap();
-        assert_eq!(a.generate(z, n).unwrap(), b.generate(z, n).unwrap());
+        assert_eq!(
+            a.generate(z, None, n).unwrap(),
+            b.generate(z, None, n).unwrap()
+        );
     }
 
     #[test]

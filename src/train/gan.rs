@@ -7,6 +7,18 @@ use crate::config::{Config, Preset};
 
 use super::params::NamedTensor;
 
+/// One training batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// `count` real images, pixels in [-1, 1].
+    pub real: &'a [f32],
+    /// The digit each real image shows (conditional recipes learn from them).
+    pub labels: &'a [u8],
+    /// `count` noise vectors of the recipe's latent size.
+    pub z: &'a [f32],
+    pub count: usize,
+}
+
 /// The numbers one training step reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepLosses {
@@ -77,21 +89,27 @@ pub trait Gan {
     fn image_len(&self) -> usize {
         28 * 28
     }
-    /// One discriminator step then one generator step on `batch` real images (pixels in [-1, 1])
-    /// and `batch` noise vectors.
-    fn train_step(
-        &mut self,
-        real: &[f32],
-        z: &[f32],
-        batch: usize,
-    ) -> Result<StepLosses, DeviceError>;
+    /// One discriminator step then one generator step.
+    fn train_step(&mut self, batch: &Batch) -> Result<StepLosses, DeviceError>;
     /// How long the last `train_step`'s D and G halves took.
     fn phase_times(&self) -> PhaseTimes;
     /// Floating-point operations of one training step of `batch` images, as this engine
     /// computes it (matrix products only: 2 per multiply-add).
     fn step_flops(&self, batch: usize) -> f64;
-    /// The generator's images (pixels in [-1, 1]) for `count` noise vectors.
-    fn generate(&self, z: &[f32], count: usize) -> Result<Vec<f32>, DeviceError>;
+    /// The generator's images (pixels in [-1, 1]) for `count` noise vectors; `labels` names the
+    /// digit each should show, for conditional recipes (others ignore it).
+    fn generate(
+        &self,
+        z: &[f32],
+        labels: Option<&[u8]>,
+        count: usize,
+    ) -> Result<Vec<f32>, DeviceError>;
+    /// Whether the generator takes the digit to draw.
+    fn is_conditional(&self) -> bool {
+        false
+    }
+    /// Sets the learning rate of both optimisers (schedules change it as training goes).
+    fn set_lr(&mut self, lr: f64);
     /// The full training state.
     fn state(&self) -> GanState;
     /// Restores a state written by `state`; checks everything before changing anything.

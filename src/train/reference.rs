@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use dfdx::prelude::*;
 
 use super::adam::{Adam, pytorch_defaults};
-use super::gan::{DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
+use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
 use super::layers::LeakyRelu02;
 use super::params::{self, NamedTensor};
 use crate::config::Preset;
@@ -131,15 +131,11 @@ impl Gan for ReferenceGan {
         LATENT
     }
 
-    fn train_step(
-        &mut self,
-        real: &[f32],
-        z: &[f32],
-        batch: usize,
-    ) -> Result<StepLosses, DeviceError> {
+    fn train_step(&mut self, b: &Batch) -> Result<StepLosses, DeviceError> {
         let start = std::time::Instant::now();
-        let real = self.batch_tensor::<IMAGE>(real, batch)?;
-        let z = self.batch_tensor::<LATENT>(z, batch)?;
+        let batch = b.count;
+        let real = self.batch_tensor::<IMAGE>(b.real, batch)?;
+        let z = self.batch_tensor::<LATENT>(b.z, batch)?;
         let ones = self.dev.try_ones_like(&(batch, Const::<1>))?;
         let zeros = self.dev.try_zeros_like(&(batch, Const::<1>))?;
 
@@ -195,9 +191,19 @@ impl Gan for ReferenceGan {
         product_flops(g, b) + d_step + g_step
     }
 
-    fn generate(&self, z: &[f32], count: usize) -> Result<Vec<f32>, DeviceError> {
+    fn generate(
+        &self,
+        z: &[f32],
+        _labels: Option<&[u8]>,
+        count: usize,
+    ) -> Result<Vec<f32>, DeviceError> {
         let z = self.batch_tensor::<LATENT>(z, count)?;
         Ok(self.g.try_forward(z)?.as_vec())
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.opt_g.cfg.lr = lr;
+        self.opt_d.cfg.lr = lr;
     }
 
     fn state(&self) -> GanState {
@@ -260,7 +266,14 @@ mod tests {
                 let idx = data::batch_indices(&order, 64, (i % 4) as u64).unwrap();
                 data::fill_batch(&set, idx, &mut real).unwrap();
                 noise.fill(&mut z, idx.len() * LATENT);
-                gan.train_step(&real, &z, idx.len()).unwrap()
+                let labels = vec![0u8; idx.len()];
+                let batch = Batch {
+                    real: &real,
+                    labels: &labels,
+                    z: &z,
+                    count: idx.len(),
+                };
+                gan.train_step(&batch).unwrap()
             })
             .collect()
     }
@@ -298,7 +311,7 @@ mod tests {
         // A network built from the type must use slope 0.2 (dfdx's default would be 0.05).
         let gan = ReferenceGan::new(1, 2e-4);
         let z = vec![0.0f32; LATENT];
-        let out = gan.generate(&z, 1).unwrap();
+        let out = gan.generate(&z, None, 1).unwrap();
         assert_eq!(out.len(), IMAGE);
         assert!(out.iter().all(|v| (-1.0..=1.0).contains(v)));
     }
@@ -316,7 +329,10 @@ mod tests {
         let mut b = ReferenceGan::new(99, 2e-4);
         b.load_state(&map, &state.counters).unwrap();
         let z = NoiseStream::new(1, NoiseKind::Samples).draw(4 * LATENT);
-        assert_eq!(a.generate(&z, 4).unwrap(), b.generate(&z, 4).unwrap());
+        assert_eq!(
+            a.generate(&z, None, 4).unwrap(),
+            b.generate(&z, None, 4).unwrap()
+        );
         assert_eq!(train(&mut a, 3, 6), train(&mut b, 3, 6));
         assert_eq!(a.state(), b.state());
     }

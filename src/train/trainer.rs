@@ -274,8 +274,7 @@ impl Trainer {
         self.send_samples(false)?;
 
         let latent = self.gan.latent_dim();
-        let mut real = Vec::new();
-        let mut z = Vec::new();
+        let (mut real, mut labels, mut z) = (Vec::new(), Vec::new(), Vec::new());
         let reason = 'run: loop {
             if self.progress.epoch > self.cfg.epochs {
                 break FinishReason::Completed;
@@ -291,9 +290,15 @@ impl Trainer {
                     break 'run FinishReason::Stopped;
                 }
                 data::fill_batch(&self.data, indices, &mut real)?;
-                let batch = indices.len();
-                self.train_noise.fill(&mut z, batch * latent);
-                let losses = self.gan.train_step(&real, &z, batch)?;
+                data::fill_labels(&self.data, indices, &mut labels)?;
+                let count = indices.len();
+                self.train_noise.fill(&mut z, count * latent);
+                let losses = self.gan.train_step(&gan::Batch {
+                    real: &real,
+                    labels: &labels,
+                    z: &z,
+                    count,
+                })?;
                 if !losses.all_finite() {
                     return Err(TrainError::Diverged {
                         step: self.progress.step + 1,
@@ -426,7 +431,7 @@ impl Trainer {
             self.sample_noise.clone()
         };
         let count = noise.len() / self.gan.latent_dim().max(1);
-        let images = self.gan.generate(&noise, count)?;
+        let images = self.gan.generate(&noise, None, count)?;
         Ok(image::to_grey(&images))
     }
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::kernels::{self, AdamStep};
 use crate::config::Preset;
 use crate::train::adam::pytorch_defaults;
-use crate::train::gan::{DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
+use crate::train::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
 use crate::train::layers::LeakyRelu02;
 use crate::train::params::{NamedTensor, ParamError};
 use crate::train::reference::{self, IMAGE, LATENT, ReferenceGan};
@@ -253,12 +253,8 @@ impl Gan for FastReference {
         LATENT
     }
 
-    fn train_step(
-        &mut self,
-        real: &[f32],
-        z: &[f32],
-        batch: usize,
-    ) -> Result<StepLosses, DeviceError> {
+    fn train_step(&mut self, b: &Batch) -> Result<StepLosses, DeviceError> {
+        let (real, z, batch) = (b.real, b.z, b.count);
         Self::check_len(real, batch, IMAGE)?;
         Self::check_len(z, batch, LATENT)?;
         let start = Instant::now();
@@ -356,11 +352,20 @@ impl Gan for FastReference {
         product_flops(g, b) + d_step + g_step
     }
 
-    fn generate(&self, z: &[f32], count: usize) -> Result<Vec<f32>, DeviceError> {
+    fn generate(
+        &self,
+        z: &[f32],
+        _labels: Option<&[u8]>,
+        count: usize,
+    ) -> Result<Vec<f32>, DeviceError> {
         Self::check_len(z, count, LATENT)?;
         let (mut h1, mut h2, mut out) = (Vec::new(), Vec::new(), Vec::new());
         self.generator_forward(z, count, &mut h1, &mut h2, &mut out);
         Ok(out)
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
     }
 
     fn state(&self) -> GanState {
@@ -459,8 +464,15 @@ mod tests {
             let idx = data::batch_indices(&order, 40, step % 3).unwrap();
             data::fill_batch(&set, idx, &mut real).unwrap();
             noise.fill(&mut z, idx.len() * LATENT);
-            let a = plain.train_step(&real, &z, idx.len()).unwrap();
-            let b = fast.train_step(&real, &z, idx.len()).unwrap();
+            let labels = vec![0u8; idx.len()];
+            let batch = Batch {
+                real: &real,
+                labels: &labels,
+                z: &z,
+                count: idx.len(),
+            };
+            let a = plain.train_step(&batch).unwrap();
+            let b = fast.train_step(&batch).unwrap();
             for (x, y) in [
                 (a.d_loss, b.d_loss),
                 (a.g_loss, b.g_loss),
@@ -474,8 +486,8 @@ mod tests {
         assert!(diff < 1e-3, "parameters and moments differ by up to {diff}");
         let z = NoiseStream::new(1, NoiseKind::Samples).draw(5 * LATENT);
         let (p, f) = (
-            plain.generate(&z, 5).unwrap(),
-            fast.generate(&z, 5).unwrap(),
+            plain.generate(&z, None, 5).unwrap(),
+            fast.generate(&z, None, 5).unwrap(),
         );
         let worst = p
             .iter()
@@ -490,7 +502,14 @@ mod tests {
         let mut fast = FastReference::new(2, 2e-4);
         let real = vec![-1.0f32; 8 * IMAGE];
         let z = NoiseStream::new(2, NoiseKind::Train).draw(8 * LATENT);
-        fast.train_step(&real, &z, 8).unwrap();
+        let labels = [0u8; 8];
+        fast.train_step(&Batch {
+            real: &real,
+            labels: &labels,
+            z: &z,
+            count: 8,
+        })
+        .unwrap();
         let state = fast.state();
         let map: BTreeMap<String, NamedTensor> = state
             .tensors
