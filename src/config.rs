@@ -73,6 +73,31 @@ pub struct Config {
     pub theme: String,
     /// Dashboard frames per second.
     pub fps: u32,
+    /// Numbered checkpoints kept in the run folder (older ones are deleted once a newer one is
+    /// safely written); 0 keeps them all. `latest.safetensors` is always kept.
+    pub keep_checkpoints: usize,
+    /// What a headless run does when a checkpoint or other file cannot be written.
+    pub on_write_error: OnWriteError,
+}
+
+/// What a headless run does when a file cannot be written (a full or read-only disk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnWriteError {
+    /// Report it on stderr and train on.
+    Continue,
+    /// Report it, stop cleanly and exit non-zero.
+    Stop,
+}
+
+impl OnWriteError {
+    pub const ALL: &'static [OnWriteError] = &[OnWriteError::Continue, OnWriteError::Stop];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OnWriteError::Continue => "continue",
+            OnWriteError::Stop => "stop",
+        }
+    }
 }
 
 impl Default for Config {
@@ -91,6 +116,8 @@ impl Default for Config {
             sample_count: 64,
             theme: "default".to_string(),
             fps: 20,
+            keep_checkpoints: 5,
+            on_write_error: OnWriteError::Continue,
         }
     }
 }
@@ -491,6 +518,26 @@ const FPS: Key<Int> = Key {
     write: |c| c.fps.to_string(),
 };
 
+const KEEP_CHECKPOINTS: Key<Int> = Key {
+    table: "run",
+    name: "keep_checkpoints",
+    flag: "keep_checkpoints",
+    accepts: Int {
+        min: 0,
+        max: 1_000_000,
+    },
+    doc: "numbered checkpoints to keep (latest always kept); 0 = all",
+    write: |c| c.keep_checkpoints.to_string(),
+};
+const ON_WRITE_ERROR: Key<WriteErrorChoice> = Key {
+    table: "run",
+    name: "on_write_error",
+    flag: "on_write_error",
+    accepts: WriteErrorChoice,
+    doc: "headless, when a file cannot be written: \"continue\" or \"stop\"",
+    write: |c| toml_string(c.on_write_error.name()),
+};
+
 /// Every key, in the order `to_toml` writes them.
 const KEYS: &[&dyn Setting] = &[
     &PRESET,
@@ -504,6 +551,8 @@ const KEYS: &[&dyn Setting] = &[
     &LOG_EVERY,
     &SAMPLE_EVERY,
     &SAMPLE_COUNT,
+    &KEEP_CHECKPOINTS,
+    &ON_WRITE_ERROR,
     &THEME,
     &FPS,
 ];
@@ -604,6 +653,9 @@ struct Name;
 /// A folder; empty means the built-in choice.
 struct Dir;
 
+/// The name of one of `OnWriteError::ALL`.
+struct WriteErrorChoice;
+
 impl fmt::Display for Int {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}..={}", self.min, self.max)
@@ -641,6 +693,26 @@ impl Accepts for PresetName {
 impl Accepts for Name {
     fn expected(&self) -> String {
         "a string of ASCII letters, digits, `_` and `-`".to_string()
+    }
+}
+
+impl Accepts for WriteErrorChoice {
+    fn expected(&self) -> String {
+        let names: Vec<&str> = OnWriteError::ALL.iter().map(|c| c.name()).collect();
+        format!("one of the strings {}", names.join(", "))
+    }
+}
+
+impl Key<WriteErrorChoice> {
+    fn check(&self, name: &str, origin: impl FnOnce() -> Origin) -> Result<OnWriteError, ConfigError> {
+        OnWriteError::ALL
+            .iter()
+            .copied()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| ConfigError::OutOfRange {
+                origin: origin(),
+                allowed: self.accepts.expected(),
+            })
     }
 }
 
@@ -789,6 +861,8 @@ struct RunTable {
     log_every: Option<Spanned<i64>>,
     sample_every: Option<Spanned<i64>>,
     sample_count: Option<Spanned<i64>>,
+    keep_checkpoints: Option<Spanned<i64>>,
+    on_write_error: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1035,6 +1109,13 @@ impl FileLayer {
         }
         if let Some(v) = self.int(&SAMPLE_COUNT, &run.sample_count)? {
             config.sample_count = v;
+        }
+        if let Some(v) = self.int(&KEEP_CHECKPOINTS, &run.keep_checkpoints)? {
+            config.keep_checkpoints = v;
+        }
+        if let Some(v) = &run.on_write_error {
+            config.on_write_error =
+                ON_WRITE_ERROR.check(v.get_ref(), || self.origin(&ON_WRITE_ERROR, v))?;
         }
         if let Some(v) = &ui.theme {
             config.theme = THEME.check(v.get_ref(), || self.origin(&THEME, v))?;
@@ -1414,7 +1495,8 @@ mod tests {
     fn file_values_beat_defaults_and_flags_beat_the_file() {
         let text = "[train]\nepochs = 3\nbatch_size = 32\nseed = 11\nmax_steps = 100\nlr = 0.001\n\
                     [data]\ndir = \"digits\"\n[run]\ndir = \"out\"\nlog_every = 5\n\
-                    sample_every = 50\nsample_count = 16\n[ui]\ntheme = \"mono\"\nfps = 30\n";
+                    sample_every = 50\nsample_count = 16\nkeep_checkpoints = 2\n\
+                    on_write_error = \"stop\"\n[ui]\ntheme = \"mono\"\nfps = 30\n";
         let (tmp, path) = write_config(text);
         let from_file = load(Some(&path), &no_user_file(), &Overrides::default())
             .unwrap()
@@ -1434,6 +1516,8 @@ mod tests {
             sample_count: 16,
             theme: "mono".to_string(),
             fps: 30,
+            keep_checkpoints: 2,
+            on_write_error: OnWriteError::Stop,
         };
         assert_eq!(from_file, want);
 
@@ -1612,6 +1696,8 @@ mod tests {
             sample_count: 25,
             theme: "night".to_string(),
             fps: 7,
+            keep_checkpoints: 0,
+            on_write_error: OnWriteError::Stop,
         };
         for config in [config, Config::default()] {
             let text = config.to_toml();
