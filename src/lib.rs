@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod headless;
 pub mod image;
+pub mod judge;
 pub mod paths;
 pub mod protocol;
 pub mod run_dir;
@@ -39,6 +40,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     }
     if let Some(CliCommand::Sample(args)) = &cli.command {
         println!("{}", sample_cmd::run(args)?);
+        return Ok(0);
+    }
+    if let Some(CliCommand::Judge(cli::JudgeCommand::Train(a))) = &cli.command {
+        judge::command::train(a.epochs, a.seed, &a.out, &mut std::io::stdout())?;
         return Ok(0);
     }
     let loaded = config::load(
