@@ -38,7 +38,7 @@ const CHUNK: usize = 100;
 /// A sample counts as recognised when the judge gives its top class more than this probability.
 pub const RECOGNISED_ABOVE: f64 = 0.9;
 
-/// How many digits `real_floor` compares with the test digits.
+/// The standard count for `real_floor`: as many training digits as there are test digits.
 pub const FLOOR_DIGITS: usize = 10_000;
 
 /// The trained classifier with the test digits' feature statistics ready for Fréchet distances.
@@ -143,25 +143,18 @@ impl Judge {
     /// reference statistics.
     fn from_net(net: Net, seed: u64, epochs: u32) -> Result<Judge, JudgeError> {
         let test = data::load(None, Split::Test)?;
-        let mut judge = Judge {
+        let (logits, features) = forward(&net, &all_pixels(&test)?)?;
+        let stats = GaussianStats::from_rows(&features, FEATURES)
+            .ok_or(JudgeError::TooFew { count: test.len() })?;
+        Ok(Judge {
             net,
-            reference: FrechetReference::new(GaussianStats {
-                mean: nalgebra::DVector::zeros(FEATURES),
-                cov: nalgebra::DMatrix::zeros(FEATURES, FEATURES),
-            }),
+            reference: FrechetReference::new(stats),
             info: JudgeInfo {
                 seed,
                 epochs,
-                test_accuracy: 0.0,
+                test_accuracy: accuracy_of(&logits, &test.labels),
             },
-        };
-        let pixels = all_pixels(&test)?;
-        let classified = judge.classify(&pixels)?;
-        judge.info.test_accuracy = accuracy_of(&classified.probabilities, &test.labels);
-        let stats = GaussianStats::from_rows(&classified.features, FEATURES)
-            .ok_or(JudgeError::TooFew { count: test.len() })?;
-        judge.reference = FrechetReference::new(stats);
-        Ok(judge)
+        })
     }
 
     /// Class probabilities and features of `images`: n x 784 pixels in [-1, 1], as the generator
@@ -514,5 +507,19 @@ mod tests {
             matches!(err, Err(JudgeError::WrongArchitecture { .. })),
             "{err:?}"
         );
+    }
+
+    /// A timing, so not run by default (the machine may be busy with other work): run it alone
+    /// with `cargo test --release --lib judge::tests::scoring_is_fast -- --ignored`.
+    #[test]
+    #[ignore]
+    fn scoring_is_fast() {
+        let pixels = all_pixels(&test_set().clone().take(5_000)).unwrap();
+        judge().scores(&pixels[..100 * DIGIT_PIXELS]).unwrap();
+        let start = std::time::Instant::now();
+        let s = judge().scores(&pixels).unwrap();
+        let seconds = start.elapsed().as_secs_f64();
+        assert_eq!(s.count, 5_000);
+        assert!(seconds < 2.0, "scoring 5,000 digits took {seconds:.2} s");
     }
 }
