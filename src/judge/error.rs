@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::frechet::FrechetError;
 use crate::data::DataError;
 use crate::train::params::ParamError;
 
@@ -48,6 +49,13 @@ pub enum JudgeError {
         .len / 784, .len % 784
     )]
     BadImageLength { len: usize },
+    #[error(
+        "pixel {index} (digit {}) is {value}; the judge takes finite pixels in [-1, 1]",
+        .index / 784
+    )]
+    NotFinite { index: usize, value: f32 },
+    #[error("Fréchet distance: {0}")]
+    Frechet(#[from] FrechetError),
     #[error("scoring needs at least 2 digits (a covariance needs two), got {count}")]
     TooFew { count: usize },
     #[error("training the judge needs at least one epoch, got {epochs}")]

@@ -7,6 +7,21 @@
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
+/// Why a Fréchet distance could not be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FrechetError {
+    #[error("the statistics have {found} dimensions, the reference has {expected}")]
+    Dimensions { found: usize, expected: usize },
+    #[error("a mean or covariance holds a value that is not finite")]
+    NotFinite,
+    #[error("the eigen decomposition of a {dim}x{dim} covariance did not converge")]
+    NoConvergence { dim: usize },
+}
+
+/// QR iterations allowed for one eigen decomposition: a 128x128 covariance needs a few hundred.
+/// nalgebra's default is no limit, which would never return on values it cannot converge on.
+const MAX_ITERATIONS: usize = 100_000;
+
 /// Mean and covariance (divided by n - 1, as numpy's `cov`) of a set of vectors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GaussianStats {
@@ -43,10 +58,19 @@ impl GaussianStats {
 
 /// The square root of a symmetric positive semi-definite matrix. Round-off can leave tiny
 /// negative eigenvalues; they are taken as zero.
-pub fn psd_sqrt(m: &DMatrix<f64>) -> DMatrix<f64> {
-    let eig = SymmetricEigen::new(symmetrised(m));
+pub fn psd_sqrt(m: &DMatrix<f64>) -> Result<DMatrix<f64>, FrechetError> {
+    let eig = eigen(m)?;
     let roots = eig.eigenvalues.map(|l| l.max(0.0).sqrt());
-    &eig.eigenvectors * DMatrix::from_diagonal(&roots) * eig.eigenvectors.transpose()
+    Ok(&eig.eigenvectors * DMatrix::from_diagonal(&roots) * eig.eigenvectors.transpose())
+}
+
+/// The eigen decomposition of the symmetric part of `m`.
+fn eigen(m: &DMatrix<f64>) -> Result<SymmetricEigen<f64, nalgebra::Dyn>, FrechetError> {
+    if m.iter().any(|v| !v.is_finite()) {
+        return Err(FrechetError::NotFinite);
+    }
+    SymmetricEigen::try_new(symmetrised(m), f64::EPSILON, MAX_ITERATIONS)
+        .ok_or(FrechetError::NoConvergence { dim: m.nrows() })
 }
 
 fn symmetrised(m: &DMatrix<f64>) -> DMatrix<f64> {
@@ -63,38 +87,49 @@ pub struct FrechetReference {
 }
 
 impl FrechetReference {
-    pub fn new(stats: GaussianStats) -> FrechetReference {
-        let cov_sqrt = psd_sqrt(&stats.cov);
+    pub fn new(stats: GaussianStats) -> Result<FrechetReference, FrechetError> {
+        if stats.mean.iter().any(|v| !v.is_finite()) {
+            return Err(FrechetError::NotFinite);
+        }
+        let cov_sqrt = psd_sqrt(&stats.cov)?;
         let cov_trace = stats.cov.trace();
-        FrechetReference {
+        Ok(FrechetReference {
             stats,
             cov_sqrt,
             cov_trace,
-        }
+        })
     }
 
     pub fn stats(&self) -> &GaussianStats {
         &self.stats
     }
 
-    /// The squared Fréchet distance from `other` to this reference; `None` if their dimensions
-    /// differ.
-    pub fn distance(&self, other: &GaussianStats) -> Option<f64> {
-        if other.dim() != self.stats.dim() {
-            return None;
+    /// The squared Fréchet distance from `other` to this reference.
+    pub fn distance(&self, other: &GaussianStats) -> Result<f64, FrechetError> {
+        if other.dim() != self.stats.dim() || other.cov.shape() != (other.dim(), other.dim()) {
+            return Err(FrechetError::Dimensions {
+                found: other.dim(),
+                expected: self.stats.dim(),
+            });
+        }
+        if other.mean.iter().any(|v| !v.is_finite()) {
+            return Err(FrechetError::NotFinite);
         }
         let shift = (&self.stats.mean - &other.mean).norm_squared();
         let inner = &self.cov_sqrt * &other.cov * &self.cov_sqrt;
-        let eigenvalues = SymmetricEigen::new(symmetrised(&inner)).eigenvalues;
-        let cross: f64 = eigenvalues.iter().map(|l| l.max(0.0).sqrt()).sum();
+        let cross: f64 = eigen(&inner)?
+            .eigenvalues
+            .iter()
+            .map(|l| l.max(0.0).sqrt())
+            .sum();
         // Round-off can take a near-zero distance just below zero.
-        Some((shift + self.cov_trace + other.cov.trace() - 2.0 * cross).max(0.0))
+        Ok((shift + self.cov_trace + other.cov.trace() - 2.0 * cross).max(0.0))
     }
 }
 
-/// The squared Fréchet distance between two Gaussians; `None` if their dimensions differ.
-pub fn frechet_distance(a: &GaussianStats, b: &GaussianStats) -> Option<f64> {
-    FrechetReference::new(a.clone()).distance(b)
+/// The squared Fréchet distance between two Gaussians.
+pub fn frechet_distance(a: &GaussianStats, b: &GaussianStats) -> Result<f64, FrechetError> {
+    FrechetReference::new(a.clone())?.distance(b)
 }
 
 #[cfg(test)]
@@ -175,7 +210,7 @@ mod tests {
     #[test]
     fn psd_sqrt_squares_back() {
         let g = gaussian(&[0.0; 5], &[3.0, 2.0, 1.0, 0.5, 0.0]);
-        let r = psd_sqrt(&g.cov);
+        let r = psd_sqrt(&g.cov).unwrap();
         assert!((&r * &r - &g.cov).abs().max() < 1e-12);
     }
 
@@ -183,6 +218,24 @@ mod tests {
     fn mismatched_dimensions_have_no_distance() {
         let a = gaussian(&[0.0; 3], &[1.0; 3]);
         let b = gaussian(&[0.0; 4], &[1.0; 4]);
-        assert_eq!(frechet_distance(&a, &b), None);
+        assert_eq!(
+            frechet_distance(&a, &b),
+            Err(FrechetError::Dimensions {
+                found: 4,
+                expected: 3
+            })
+        );
+    }
+
+    #[test]
+    fn non_finite_statistics_are_an_error_not_a_hang() {
+        let a = gaussian(&[0.0; 3], &[1.0; 3]);
+        let mut b = a.clone();
+        b.cov[(1, 2)] = f64::NAN;
+        assert_eq!(frechet_distance(&a, &b), Err(FrechetError::NotFinite));
+        assert_eq!(frechet_distance(&b, &a), Err(FrechetError::NotFinite));
+        let mut c = a.clone();
+        c.mean[0] = f64::INFINITY;
+        assert_eq!(frechet_distance(&a, &c), Err(FrechetError::NotFinite));
     }
 }

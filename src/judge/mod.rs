@@ -20,7 +20,7 @@ use dfdx::prelude::*;
 use crate::data::{self, DIGIT_PIXELS, DigitSet, Split};
 
 pub use error::JudgeError;
-pub use frechet::{FrechetReference, GaussianStats, frechet_distance};
+pub use frechet::{FrechetError, FrechetReference, GaussianStats, frechet_distance};
 pub use net::{CLASSES, FEATURES};
 pub use train::{TrainEvent, TrainSettings, Trained, train_judge};
 pub use weights::JudgeInfo;
@@ -109,9 +109,14 @@ impl Judge {
     /// Parses weights file bytes; `origin` names them in errors.
     pub fn from_safetensors(bytes: &[u8], origin: &str) -> Result<Judge, JudgeError> {
         let file = weights::decode(bytes, origin)?;
+        let reference =
+            FrechetReference::new(file.test_stats).map_err(|e| JudgeError::BadStats {
+                origin: origin.to_string(),
+                reason: e.to_string(),
+            })?;
         Ok(Judge {
             net: file.net,
-            reference: FrechetReference::new(file.test_stats),
+            reference,
             info: file.info,
         })
     }
@@ -148,7 +153,7 @@ impl Judge {
             .ok_or(JudgeError::TooFew { count: test.len() })?;
         Ok(Judge {
             net,
-            reference: FrechetReference::new(stats),
+            reference: FrechetReference::new(stats)?,
             info: JudgeInfo {
                 seed,
                 epochs,
@@ -179,10 +184,7 @@ impl Judge {
         let count = images.len() / DIGIT_PIXELS;
         let stats =
             GaussianStats::from_rows(&features, FEATURES).ok_or(JudgeError::TooFew { count })?;
-        let fcd = self
-            .reference
-            .distance(&stats)
-            .ok_or(JudgeError::TooFew { count })?;
+        let fcd = self.reference.distance(&stats)?;
         let log_probs: Vec<[f64; CLASSES]> =
             logits.chunks_exact(CLASSES).map(log_softmax).collect();
         let n = count as f64;
@@ -250,6 +252,10 @@ impl Judge {
 fn forward(net: &Net, images: &[f32]) -> Result<(Vec<f32>, Vec<f32>), JudgeError> {
     if !images.len().is_multiple_of(DIGIT_PIXELS) {
         return Err(JudgeError::BadImageLength { len: images.len() });
+    }
+    // A diverged generator makes NaNs; they would poison every statistic downstream.
+    if let Some((index, &value)) = images.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(JudgeError::NotFinite { index, value });
     }
     let count = images.len() / DIGIT_PIXELS;
     let mut logits = Vec::with_capacity(count * CLASSES);
@@ -452,6 +458,14 @@ mod tests {
         ));
         let msg = j.classify(&[0.0; 10]).unwrap_err().to_string();
         assert!(msg.contains("10 pixel values"), "{msg}");
+        let mut nan = vec![0.0f32; 3 * DIGIT_PIXELS];
+        nan[DIGIT_PIXELS + 5] = f32::NAN;
+        let err = j.scores(&nan).unwrap_err();
+        assert!(
+            matches!(err, JudgeError::NotFinite { index, .. } if index == DIGIT_PIXELS + 5),
+            "{err}"
+        );
+        assert!(err.to_string().contains("(digit 1)"), "{err}");
     }
 
     #[test]
