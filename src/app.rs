@@ -200,6 +200,8 @@ pub enum Phase {
     Stopping,
     Finished(FinishReason),
     Failed(String),
+    /// A loss went NaN or infinite at this step; the trainer waits for `Stop`.
+    Diverged(u64),
 }
 
 /// How a status note should look.
@@ -346,6 +348,31 @@ impl App {
             TrainMsg::CheckpointFailed { path, error } => {
                 self.saving = false;
                 let text = format!("checkpoint NOT saved to {}: {error}", path.display());
+                self.last_error = Some(text.clone());
+                self.set_note(NoteKind::Error, text);
+            }
+            TrainMsg::WriteFailed { what, path, error } => {
+                let text = format!("{what} NOT written to {}: {error}", path.display());
+                self.last_error = Some(text.clone());
+                self.set_note(NoteKind::Error, text);
+            }
+            TrainMsg::Diverged {
+                step,
+                d_loss,
+                g_loss,
+            } => {
+                self.phase = Phase::Diverged(step);
+                self.pause_requested = None;
+                self.saving = false;
+                let newest = self.last_checkpoint.as_ref().map_or_else(
+                    || "no checkpoint was saved".to_string(),
+                    |p| format!("the last good checkpoint is {}", p.display()),
+                );
+                let text = format!(
+                    "training diverged at step {step} (D loss {}, G loss {}): stopped, nothing more is saved; {newest}; press q to quit",
+                    format_value(d_loss),
+                    format_value(g_loss)
+                );
                 self.last_error = Some(text.clone());
                 self.set_note(NoteKind::Error, text);
             }
@@ -498,7 +525,7 @@ impl App {
     fn quit(&mut self) -> Option<Command> {
         self.help_open = false;
         match self.phase {
-            Phase::Starting | Phase::Training => {
+            Phase::Starting | Phase::Training | Phase::Diverged(_) => {
                 self.phase = Phase::Stopping;
                 Some(Command::Stop)
             }
@@ -513,6 +540,7 @@ impl App {
     fn refuse(&mut self, what: &str) -> Option<Command> {
         let why = match self.phase {
             Phase::Stopping => "the run is stopping",
+            Phase::Diverged(_) => "training diverged",
             _ => "training has ended",
         };
         self.set_note(NoteKind::Warning, format!("cannot {what}: {why}"));
@@ -650,6 +678,9 @@ impl App {
             Phase::Finished(FinishReason::Completed) => "completed".to_string(),
             Phase::Finished(FinishReason::StepLimit) => "reached its step limit".to_string(),
             Phase::Finished(FinishReason::Stopped) => "was stopped".to_string(),
+            Phase::Finished(FinishReason::Diverged) | Phase::Diverged(_) => {
+                "diverged (a loss became NaN or infinite)".to_string()
+            }
             Phase::Failed(_) => "failed".to_string(),
             Phase::Stopping => "was left while stopping".to_string(),
             Phase::Starting | Phase::Training => "was left running".to_string(),

@@ -57,6 +57,10 @@ pub struct TrainArgs {
     /// Print progress lines instead of the dashboard (also chosen when stdout is not a terminal).
     #[arg(long)]
     pub no_tui: bool,
+    /// Continue a run from one of its checkpoints, exactly where it stopped (its settings come
+    /// from the checkpoint; --epochs and --max-steps may extend or bound it).
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub resume: Option<PathBuf>,
     /// Show where config, themes, data and runs live, then exit.
     #[arg(long)]
     pub print_paths: bool,

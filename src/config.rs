@@ -349,6 +349,19 @@ pub fn load(
     Ok(Loaded { config, source })
 }
 
+/// Resolves a config from `text`, the saved config of a run (a checkpoint's or a run folder's
+/// `config.toml`), with `overrides` on top. `origin` names the text's source in errors, and its
+/// folder anchors relative paths.
+pub fn from_text(origin: &Path, text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let layer = FileLayer::parse(origin, text.to_string())?;
+    let mut config = Config::default();
+    let mut lr = None;
+    layer.apply(&mut config, &mut lr)?;
+    apply_overrides(&mut config, &mut lr, overrides)?;
+    config.lr = lr.unwrap_or_else(|| config.preset.default_lr());
+    Ok(config)
+}
+
 fn apply_overrides(
     config: &mut Config,
     lr: &mut Option<f64>,
@@ -704,7 +717,11 @@ impl Accepts for WriteErrorChoice {
 }
 
 impl Key<WriteErrorChoice> {
-    fn check(&self, name: &str, origin: impl FnOnce() -> Origin) -> Result<OnWriteError, ConfigError> {
+    fn check(
+        &self,
+        name: &str,
+        origin: impl FnOnce() -> Origin,
+    ) -> Result<OnWriteError, ConfigError> {
         OnWriteError::ALL
             .iter()
             .copied()

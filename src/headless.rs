@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
+use crate::config::OnWriteError;
 use crate::console::{say, warn};
 use crate::protocol::{Command, EpochSummary, FinishReason, RunInfo, SaveReason, TrainMsg};
 
@@ -30,6 +31,18 @@ pub enum HeadlessError {
     TrainerGone,
     #[error("cannot listen for signals: {0}")]
     Signals(io::Error),
+    #[error(
+        "training diverged at step {step} (D loss {d_loss}, G loss {g_loss}); nothing after the last good checkpoint was saved{}",
+        last_checkpoint.as_ref().map_or(String::new(), |p| format!(": {}", p.display()))
+    )]
+    Diverged {
+        step: u64,
+        d_loss: f32,
+        g_loss: f32,
+        last_checkpoint: Option<PathBuf>,
+    },
+    #[error("stopped because a file could not be written (run.on_write_error = \"stop\"): {0}")]
+    WriteFailed(String),
 }
 
 /// Formats seconds as `1h 02m 03s`, `4m 05s` or `6.7s`.
@@ -92,6 +105,7 @@ pub fn signal_exit_code(signal: i32) -> i32 {
 pub fn run(
     msgs: Receiver<TrainMsg>,
     cmds: Sender<Command>,
+    on_write_error: OnWriteError,
 ) -> Result<HeadlessOutcome, HeadlessError> {
     let caught = Arc::new(AtomicUsize::new(0));
     for sig in [
@@ -107,6 +121,16 @@ pub fn run(
     let mut bar_shown = false;
     let mut info: Option<RunInfo> = None;
     let mut signal = None;
+    let mut diverged: Option<(u64, f32, f32)> = None;
+    let mut write_error: Option<String> = None;
+    // A write failure under `on_write_error = "stop"` ends the run like a signal would.
+    let stop_for_write_error = |text: String, write_error: &mut Option<String>| {
+        warn(format!("warning: {text}"));
+        if on_write_error == OnWriteError::Stop && write_error.is_none() {
+            *write_error = Some(text);
+            let _ = cmds.send(Command::Stop);
+        }
+    };
     loop {
         let sig = caught.load(Ordering::Relaxed);
         if sig != 0 && signal.is_none() {
@@ -169,10 +193,22 @@ pub fn run(
             }
             TrainMsg::CheckpointFailed { path, error } => {
                 clear_bar(&mut out, &mut bar_shown);
-                warn(format!(
-                    "warning: could not save {}: {error}",
-                    path.display()
-                ));
+                let text = format!("could not save the checkpoint {}: {error}", path.display());
+                stop_for_write_error(text, &mut write_error);
+            }
+            TrainMsg::WriteFailed { what, path, error } => {
+                clear_bar(&mut out, &mut bar_shown);
+                let text = format!("could not write the {what} {}: {error}", path.display());
+                stop_for_write_error(text, &mut write_error);
+            }
+            TrainMsg::Diverged {
+                step,
+                d_loss,
+                g_loss,
+            } => {
+                clear_bar(&mut out, &mut bar_shown);
+                diverged = Some((step, d_loss, g_loss));
+                let _ = cmds.send(Command::Stop);
             }
             TrainMsg::Finished {
                 reason,
@@ -184,10 +220,22 @@ pub fn run(
                     FinishReason::Completed => "all epochs done",
                     FinishReason::StepLimit => "step limit reached",
                     FinishReason::Stopped => "stopped",
+                    FinishReason::Diverged => "training diverged",
                 };
                 say(format!("finished at step {step} ({why})"));
                 if let Some(p) = &last_checkpoint {
                     say(format!("last checkpoint: {}", p.display()));
+                }
+                if let Some((step, d_loss, g_loss)) = diverged {
+                    return Err(HeadlessError::Diverged {
+                        step,
+                        d_loss,
+                        g_loss,
+                        last_checkpoint,
+                    });
+                }
+                if let Some(text) = write_error {
+                    return Err(HeadlessError::WriteFailed(text));
                 }
                 return Ok(HeadlessOutcome {
                     reason: Some(reason),

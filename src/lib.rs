@@ -15,6 +15,7 @@ pub mod image;
 pub mod judge;
 pub mod paths;
 pub mod protocol;
+pub mod resume;
 pub mod run_dir;
 pub mod sample_cmd;
 pub mod theme;
@@ -65,20 +66,39 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         None => {}
     }
-    let loaded = config::load(
-        cli.train.config.as_deref(),
-        &paths.config_file,
-        &cli.train.overrides(),
-    )?;
-    let mut cfg = loaded.config;
     let headless = cli.train.no_tui || !std::io::stdout().is_terminal();
-    let data = data::load(cfg.data_dir.as_deref(), data::Split::Train)?;
-    // The run's config.toml names its own folder, so it says where this run lives.
-    let run_root = cfg
-        .run_dir
-        .get_or_insert_with(|| paths::new_run_dir(&paths.runs_dir, cfg.preset.name()))
-        .clone();
-    let run = prepare_run_dir(&run_root, &cfg)?;
+    let new_run_dir = |cfg: &Config| paths::new_run_dir(&paths.runs_dir, cfg.preset.name());
+    let (cfg, run, resume) = match &cli.train.resume {
+        Some(path) => {
+            if cli.train.config.is_some() {
+                bail!("--resume takes its settings from the checkpoint; drop --config");
+            }
+            let resume = resume::prepare(path, &cli.train.overrides(), new_run_dir)?;
+            // Check the data before touching the run folder.
+            let data = data::load(resume.config.data_dir.as_deref(), data::Split::Train)?;
+            let run = resume::open_run_dir(&resume)?;
+            let cfg = resume.config.clone();
+            (cfg, (run, data), Some((path.clone(), resume.checkpoint)))
+        }
+        None => {
+            let loaded = config::load(
+                cli.train.config.as_deref(),
+                &paths.config_file,
+                &cli.train.overrides(),
+            )?;
+            let mut cfg = loaded.config;
+            let data = data::load(cfg.data_dir.as_deref(), data::Split::Train)?;
+            // The run's config.toml names its own folder, so it says where this run lives.
+            let run_root = match &cfg.run_dir {
+                Some(dir) => dir.clone(),
+                None => new_run_dir(&cfg),
+            };
+            cfg.run_dir = Some(run_root.clone());
+            let run = prepare_run_dir(&run_root, &cfg)?;
+            (cfg, (run, data), None)
+        }
+    };
+    let (run, data) = run;
 
     let (msg_tx, msg_rx) = mpsc::channel();
     let (cmd_tx, cmd_rx) = mpsc::channel();
@@ -87,11 +107,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         config: cfg.clone(),
         data,
         run_dir: run,
-        resume: None,
+        resume,
+        builder: None,
     };
     let trainer = train::spawn(job, msg_tx, cmd_rx).context("cannot start the trainer thread")?;
     let code = if headless {
-        let result = headless::run(msg_rx, cmd_tx);
+        let result = headless::run(msg_rx, cmd_tx, cfg.on_write_error);
         let _ = trainer.join();
         let outcome = result?;
         outcome.signal.map_or(0, headless::signal_exit_code)
@@ -140,8 +161,14 @@ fn run_dashboard(
     let app = result?;
     // The terminal may be gone (a hang-up); the summary is then simply not shown.
     console::say(app.summary());
-    if let app::Phase::Failed(error) = app.phase() {
-        bail!("{error}");
+    match app.phase() {
+        app::Phase::Failed(error) => bail!("{error}"),
+        app::Phase::Finished(protocol::FinishReason::Diverged) => bail!(
+            "training diverged; nothing after the last good checkpoint was saved{}",
+            app.last_checkpoint()
+                .map_or(String::new(), |p| format!(": {}", p.display()))
+        ),
+        _ => {}
     }
     Ok(app.signalled().map_or(0, headless::signal_exit_code))
 }

@@ -118,6 +118,8 @@ pub enum FinishReason {
     StepLimit,
     /// The front end asked to stop.
     Stopped,
+    /// A loss became NaN or infinite; nothing after the last good checkpoint was saved.
+    Diverged,
 }
 
 /// What the trainer tells the front end.
@@ -135,6 +137,20 @@ pub enum TrainMsg {
     CheckpointFailed {
         path: PathBuf,
         error: String,
+    },
+    /// Another file of the run (metrics, a sample grid) could not be written; training goes on.
+    WriteFailed {
+        /// What the file is, e.g. "metrics" or "sample grid".
+        what: String,
+        path: PathBuf,
+        error: String,
+    },
+    /// A loss became NaN or infinite at `step`. The trainer waits, paused, for `Stop`; it saves
+    /// nothing more, so the last good checkpoint stays the newest.
+    Diverged {
+        step: u64,
+        d_loss: f32,
+        g_loss: f32,
     },
     Paused {
         step: u64,

@@ -65,6 +65,36 @@ impl RunDir {
     }
 }
 
+impl RunDir {
+    /// Deletes numbered checkpoints (`epoch-*`, `step-*`) beyond the newest `keep`, oldest
+    /// first; `keep = 0` keeps them all. `latest.safetensors` and `just_written` are never
+    /// deleted, so a checkpoint goes only once a newer one is safely on disk.
+    pub fn prune_checkpoints(&self, keep: usize, just_written: &Path) -> io::Result<()> {
+        if keep == 0 {
+            return Ok(());
+        }
+        let mut numbered = Vec::new();
+        for entry in fs::read_dir(self.checkpoints_dir())? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_numbered = (name.starts_with("epoch-") || name.starts_with("step-"))
+                && name.ends_with(".safetensors");
+            if is_numbered {
+                let modified = entry.metadata()?.modified()?;
+                numbered.push((modified, name, entry.path()));
+            }
+        }
+        numbered.sort();
+        let excess = numbered.len().saturating_sub(keep);
+        for (_, _, path) in numbered.into_iter().take(excess) {
+            if path != just_written {
+                fs::remove_file(&path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MetricsRecord {
@@ -142,5 +172,41 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(lines, vec![rec, MetricsRecord { step: 2, ..rec }]);
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_numbered_checkpoints_and_latest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(tmp.path()).unwrap();
+        let names = [
+            "epoch-001",
+            "step-0000005",
+            "epoch-002",
+            "epoch-003",
+            "latest",
+        ];
+        for name in names {
+            let path = run.checkpoints_dir().join(format!("{name}.safetensors"));
+            fs::write(&path, name).unwrap();
+            // Distinct modification times, in writing order.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let newest = run.epoch_checkpoint(3);
+        run.prune_checkpoints(2, &newest).unwrap();
+        let mut left: Vec<String> = fs::read_dir(run.checkpoints_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "epoch-002.safetensors",
+                "epoch-003.safetensors",
+                "latest.safetensors"
+            ]
+        );
+        run.prune_checkpoints(0, &newest).unwrap();
+        assert_eq!(fs::read_dir(run.checkpoints_dir()).unwrap().count(), 3);
     }
 }

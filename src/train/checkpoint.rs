@@ -36,6 +36,16 @@ pub struct RngPositions {
     pub sample_noise: u128,
 }
 
+/// Sums over the steps of the epoch in progress, for the epoch's means.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EpochTally {
+    pub steps: u64,
+    pub d_loss: f64,
+    pub g_loss: f64,
+    pub d_real: f64,
+    pub d_fake: f64,
+}
+
 /// Everything in a checkpoint file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
@@ -46,6 +56,9 @@ pub struct Checkpoint {
     pub rng: RngPositions,
     /// The run's resolved config, as TOML.
     pub config_toml: String,
+    /// Training time so far, pauses not counted.
+    pub elapsed_s: f64,
+    pub tally: EpochTally,
     /// The noise batch the sample grid is drawn from: `sample_count x latent` values.
     pub sample_noise: NamedTensor,
     pub state: GanState,
@@ -115,6 +128,23 @@ impl Checkpoint {
                 self.rng.sample_noise.to_string(),
             ),
             ("config".to_string(), self.config_toml.clone()),
+            ("trainer.elapsed_s".to_string(), self.elapsed_s.to_string()),
+            (
+                "trainer.epoch_steps".to_string(),
+                self.tally.steps.to_string(),
+            ),
+            (
+                "trainer.epoch_sums".to_string(),
+                // Rust prints f64 so that parsing gives back the same bits.
+                [
+                    self.tally.d_loss,
+                    self.tally.g_loss,
+                    self.tally.d_real,
+                    self.tally.d_fake,
+                ]
+                .map(|v| v.to_string())
+                .join(","),
+            ),
         ]);
         for (name, value) in &self.state.counters {
             meta.insert(format!("{COUNTER_PREFIX}{name}"), value.to_string());
@@ -239,6 +269,28 @@ impl Checkpoint {
         }
         let sample_noise =
             sample_noise.ok_or_else(|| not_ours(format!("tensor `{SAMPLE_NOISE}` is missing")))?;
+        let float = |key: &str, v: &str| -> Result<f64, CheckpointError> {
+            v.parse::<f64>()
+                .map_err(|_| not_ours(format!("metadata `{key}` = {v:?} is not a number")))
+        };
+        let elapsed_s = float("trainer.elapsed_s", &text("trainer.elapsed_s")?)?;
+        let sums_text = text("trainer.epoch_sums")?;
+        let sums: Vec<f64> = sums_text
+            .split(',')
+            .map(|v| float("trainer.epoch_sums", v))
+            .collect::<Result<_, _>>()?;
+        let [d_loss, g_loss, d_real, d_fake] = sums[..] else {
+            return Err(not_ours(format!(
+                "metadata `trainer.epoch_sums` = {sums_text:?} does not hold 4 numbers"
+            )));
+        };
+        let tally = EpochTally {
+            steps: narrow("trainer.epoch_steps", number("trainer.epoch_steps")?)?,
+            d_loss,
+            g_loss,
+            d_real,
+            d_fake,
+        };
         Ok(Checkpoint {
             preset: text("preset")?,
             architecture: text("architecture")?,
@@ -249,6 +301,8 @@ impl Checkpoint {
                 sample_noise: number("rng.sample_noise")?,
             },
             config_toml: text("config")?,
+            elapsed_s,
+            tally,
             sample_noise,
             state: GanState { tensors, counters },
         })
@@ -319,6 +373,14 @@ mod tests {
                 sample_noise: 17,
             },
             config_toml: "[train]\nseed = 9\n".to_string(),
+            elapsed_s: 12.345678901234567,
+            tally: EpochTally {
+                steps: 3,
+                d_loss: 0.1 + 0.2,
+                g_loss: 2.5,
+                d_real: 1.0 / 3.0,
+                d_fake: 0.0,
+            },
             sample_noise: sample_noise_tensor(2, gan.latent_dim(), vec![0.5; 2 * gan.latent_dim()]),
             state: gan.state(),
         }

@@ -16,9 +16,12 @@ use crate::protocol::{
 };
 use crate::run_dir::{MetricsLog, MetricsRecord, RunDir};
 
-use super::checkpoint::{self, Checkpoint, Progress, RngPositions};
+use super::checkpoint::{self, Checkpoint, EpochTally, Progress, RngPositions};
 use super::gan::{self, Gan, StepLosses};
 use super::noise::{NoiseKind, NoiseStream};
+
+/// Builds the recipe a run trains; tests put a faulty model in its place.
+pub type GanBuilder = Box<dyn FnOnce(&Config) -> Box<dyn Gan> + Send>;
 
 /// Everything a training run needs, prepared (and checked) before the thread starts.
 pub struct TrainJob {
@@ -29,6 +32,8 @@ pub struct TrainJob {
     pub run_dir: RunDir,
     /// A checkpoint to continue from, with the path it was read from.
     pub resume: Option<(PathBuf, Checkpoint)>,
+    /// `None`: the recipe `config.preset` names (`gan::build`).
+    pub builder: Option<GanBuilder>,
 }
 
 /// Why the loop could not go on.
@@ -40,15 +45,11 @@ pub enum TrainError {
     Device(#[from] gan::DeviceError),
     #[error(transparent)]
     Data(#[from] data::DataError),
-    #[error("{path}: cannot write metrics: {source}")]
+    #[error("{path}: cannot open the metrics file: {source}")]
     Metrics {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "training diverged at step {step}: d_loss {d_loss}, g_loss {g_loss} (not finite); the last good checkpoint is kept"
-    )]
-    Diverged { step: u64, d_loss: f32, g_loss: f32 },
     #[error("the checkpoint's sample noise does not fit this model")]
     SampleNoise,
 }
@@ -87,17 +88,19 @@ fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Training time, not counting pauses.
+/// Training time, not counting pauses; a resumed run starts from the time it had.
 struct Clock {
     started: Instant,
+    offset: Duration,
     paused_total: Duration,
     paused_at: Option<Instant>,
 }
 
 impl Clock {
-    fn start() -> Self {
+    fn start(offset: Duration) -> Self {
         Clock {
             started: Instant::now(),
+            offset,
             paused_total: Duration::ZERO,
             paused_at: None,
         }
@@ -105,8 +108,10 @@ impl Clock {
 
     fn active(&self) -> Duration {
         let now = self.paused_at.unwrap_or_else(Instant::now);
-        now.duration_since(self.started)
-            .saturating_sub(self.paused_total)
+        self.offset
+            + now
+                .duration_since(self.started)
+                .saturating_sub(self.paused_total)
     }
 
     fn pause(&mut self) {
@@ -120,28 +125,16 @@ impl Clock {
     }
 }
 
-/// Sums over the steps of one epoch, for its means.
-#[derive(Default)]
-struct EpochSums {
-    steps: u64,
-    d_loss: f64,
-    g_loss: f64,
-    d_real: f64,
-    d_fake: f64,
+fn add(tally: &mut EpochTally, l: &StepLosses) {
+    tally.steps += 1;
+    tally.d_loss += l.d_loss as f64;
+    tally.g_loss += l.g_loss as f64;
+    tally.d_real += l.d_real as f64;
+    tally.d_fake += l.d_fake as f64;
 }
 
-impl EpochSums {
-    fn add(&mut self, l: &StepLosses) {
-        self.steps += 1;
-        self.d_loss += l.d_loss as f64;
-        self.g_loss += l.g_loss as f64;
-        self.d_real += l.d_real as f64;
-        self.d_fake += l.d_fake as f64;
-    }
-
-    fn mean(&self, sum: f64) -> f32 {
-        (sum / self.steps.max(1) as f64) as f32
-    }
+fn mean(tally: &EpochTally, sum: f64) -> f32 {
+    (sum / tally.steps.max(1) as f64) as f32
 }
 
 /// What the loop should do after looking at the commands.
@@ -173,10 +166,13 @@ struct Trainer {
     clock: Clock,
     /// Step and active time at the last logged step, for steps/s over the window since.
     window: (u64, Duration),
-    epoch_sums: EpochSums,
+    /// Sums over the epoch in progress, for its means (kept in checkpoints).
+    tally: EpochTally,
     last_checkpoint: Option<PathBuf>,
     /// The step the last checkpoint holds, so the exit save is skipped when nothing changed.
     last_saved_step: Option<u64>,
+    /// The metrics file failed its last write: reported once until it works again.
+    metrics_failing: bool,
 }
 
 impl Trainer {
@@ -191,15 +187,19 @@ impl Trainer {
             data,
             run_dir: run,
             resume,
+            builder,
         } = job;
-        let mut gan = gan::build(&cfg);
+        let mut gan = match builder {
+            Some(build) => build(&cfg),
+            None => gan::build(&cfg),
+        };
         let latent = gan.latent_dim();
         let batches_per_epoch = data::batches_per_epoch(data.len(), cfg.batch_size);
         let all_steps = batches_per_epoch.saturating_mul(u64::from(cfg.epochs));
         let total_steps = cfg.max_steps.map_or(all_steps, |m| m.min(all_steps));
         let mut train_noise = NoiseStream::new(cfg.seed, NoiseKind::Train);
         let mut sample_stream = NoiseStream::new(cfg.seed, NoiseKind::Samples);
-        let (progress, sample_noise) = match &resume {
+        let (progress, sample_noise, elapsed, tally) = match &resume {
             Some((path, ckpt)) => {
                 ckpt.restore_into(gan.as_mut(), path)?;
                 train_noise.seek(ckpt.rng.train_noise);
@@ -207,7 +207,8 @@ impl Trainer {
                 let (_, noise) = ckpt
                     .sample_noise_for(latent)
                     .ok_or(TrainError::SampleNoise)?;
-                (ckpt.progress, noise.to_vec())
+                let elapsed = Duration::try_from_secs_f64(ckpt.elapsed_s).unwrap_or_default();
+                (ckpt.progress, noise.to_vec(), elapsed, ckpt.tally)
             }
             None => {
                 let noise = sample_stream.draw(cfg.sample_count * latent);
@@ -216,7 +217,7 @@ impl Trainer {
                     epoch: 1,
                     batch: 0,
                 };
-                (start, noise)
+                (start, noise, Duration::ZERO, EpochTally::default())
             }
         };
         let metrics_path = run.metrics_file();
@@ -226,7 +227,7 @@ impl Trainer {
         })?;
         Ok(Trainer {
             start_step: progress.step,
-            window: (progress.step, Duration::ZERO),
+            window: (progress.step, elapsed),
             cfg,
             config_toml,
             data,
@@ -244,10 +245,11 @@ impl Trainer {
             sample_noise,
             fresh_noise: false,
             paused: false,
-            clock: Clock::start(),
-            epoch_sums: EpochSums::default(),
+            clock: Clock::start(elapsed),
+            tally,
             last_checkpoint: None,
-            last_saved_step: None,
+            last_saved_step: resume.as_ref().map(|(_, c)| c.progress.step),
+            metrics_failing: false,
         })
     }
 
@@ -300,18 +302,14 @@ impl Trainer {
                     count,
                 })?;
                 if !losses.all_finite() {
-                    return Err(TrainError::Diverged {
-                        step: self.progress.step + 1,
-                        d_loss: losses.d_loss,
-                        g_loss: losses.g_loss,
-                    });
+                    break 'run self.diverged(&losses);
                 }
                 self.progress.step += 1;
                 self.progress.batch += 1;
-                self.epoch_sums.add(&losses);
+                add(&mut self.tally, &losses);
                 let epoch_done = self.progress.batch >= self.batches_per_epoch;
                 if self.progress.step.is_multiple_of(self.cfg.log_every) || epoch_done {
-                    self.log_step(&losses)?;
+                    self.log_step(&losses);
                 }
                 if self.progress.step.is_multiple_of(self.cfg.sample_every) {
                     self.send_samples(self.fresh_noise)?;
@@ -319,7 +317,8 @@ impl Trainer {
             }
             self.finish_epoch()?;
         };
-        if self.last_saved_step != Some(self.progress.step) {
+        // After a divergence the model holds NaNs: the last good checkpoint stays the newest.
+        if reason != FinishReason::Diverged && self.last_saved_step != Some(self.progress.step) {
             let path = self.run.step_checkpoint(self.progress.step);
             self.save_checkpoint(&path, SaveReason::Exit);
         }
@@ -330,6 +329,39 @@ impl Trainer {
         };
         self.send(msg);
         Ok(())
+    }
+
+    /// A loss went NaN or infinite: say so, then wait, paused, until the front end stops the
+    /// run. Nothing is saved from here on.
+    fn diverged(&mut self, losses: &StepLosses) -> FinishReason {
+        self.clock.pause();
+        self.send(TrainMsg::Diverged {
+            step: self.progress.step + 1,
+            d_loss: losses.d_loss,
+            g_loss: losses.g_loss,
+        });
+        loop {
+            if !self.frontend_alive {
+                return FinishReason::Diverged;
+            }
+            match self.cmds.recv() {
+                Err(_) | Ok(Command::Stop) => return FinishReason::Diverged,
+                Ok(Command::SaveCheckpoint) => {
+                    let path = self.run.step_checkpoint(self.progress.step + 1);
+                    let newest = self
+                        .last_checkpoint
+                        .as_ref()
+                        .map_or("none".to_string(), |p| p.display().to_string());
+                    self.send(TrainMsg::CheckpointFailed {
+                        path,
+                        error: format!(
+                            "not saved: training diverged; the newest checkpoint ({newest}) is the last good one"
+                        ),
+                    });
+                }
+                Ok(_) => {}
+            }
+        }
     }
 
     /// Applies pending commands; while paused, blocks until one arrives.
@@ -381,7 +413,7 @@ impl Trainer {
         }
     }
 
-    fn log_step(&mut self, losses: &StepLosses) -> Result<(), TrainError> {
+    fn log_step(&mut self, losses: &StepLosses) {
         let elapsed = self.clock.active();
         let (window_step, window_time) = self.window;
         let span = elapsed.saturating_sub(window_time).as_secs_f64();
@@ -402,12 +434,20 @@ impl Trainer {
             steps_per_s,
             elapsed_s: elapsed.as_secs_f64(),
         };
-        self.metrics
-            .append(&record)
-            .map_err(|source| TrainError::Metrics {
-                path: self.metrics.path().to_path_buf(),
-                source,
-            })?;
+        match self.metrics.append(&record) {
+            Ok(()) => self.metrics_failing = false,
+            // A full disk should not end hours of training: report once, keep going.
+            Err(error) if !self.metrics_failing => {
+                self.metrics_failing = true;
+                let path = self.metrics.path().to_path_buf();
+                self.send(TrainMsg::WriteFailed {
+                    what: "metrics".to_string(),
+                    path,
+                    error: error.to_string(),
+                });
+            }
+            Err(_) => {}
+        }
         self.send(TrainMsg::Step(StepStats {
             step: record.step,
             epoch: record.epoch,
@@ -420,7 +460,6 @@ impl Trainer {
             steps_per_s,
             elapsed_s: record.elapsed_s,
         }));
-        Ok(())
     }
 
     /// Grey pixels of the generator's digits for the fixed noise, or for fresh noise.
@@ -453,33 +492,35 @@ impl Trainer {
             Ok(path) => Some(path),
             Err(error) => {
                 let path = self.run.epoch_samples(epoch);
-                self.send(TrainMsg::CheckpointFailed {
+                self.send(TrainMsg::WriteFailed {
+                    what: "sample grid".to_string(),
                     path,
-                    error: format!("cannot write the epoch's sample grid: {error}"),
+                    error,
                 });
                 None
             }
         };
         let elapsed = self.clock.active().as_secs_f64();
         let steps = self.progress.step - self.start_step;
-        let sums = &self.epoch_sums;
+        let session = elapsed - self.window_start_offset();
+        let t = &self.tally;
         let summary = EpochSummary {
             epoch,
             epochs: self.cfg.epochs,
             step: self.progress.step,
-            d_loss: sums.mean(sums.d_loss),
-            g_loss: sums.mean(sums.g_loss),
-            d_real: sums.mean(sums.d_real),
-            d_fake: sums.mean(sums.d_fake),
-            steps_per_s: if elapsed > 0.0 {
-                steps as f64 / elapsed
+            d_loss: mean(t, t.d_loss),
+            g_loss: mean(t, t.g_loss),
+            d_real: mean(t, t.d_real),
+            d_fake: mean(t, t.d_fake),
+            steps_per_s: if session > 0.0 {
+                steps as f64 / session
             } else {
                 0.0
             },
             elapsed_s: elapsed,
             sample_png,
         };
-        self.epoch_sums = EpochSums::default();
+        self.tally = EpochTally::default();
         self.progress.epoch += 1;
         self.progress.batch = 0;
         let path = self.run.epoch_checkpoint(epoch);
@@ -488,13 +529,18 @@ impl Trainer {
         Ok(())
     }
 
+    /// Training time the run had before this session (non-zero when resumed).
+    fn window_start_offset(&self) -> f64 {
+        self.clock.offset.as_secs_f64()
+    }
+
     fn write_epoch_png(&mut self, epoch: u32) -> Result<PathBuf, String> {
         let pixels = self.sample_pixels(false).map_err(|e| e.to_string())?;
         let columns = image::square_columns(self.cfg.sample_count);
         let png = image::grid_png(&pixels, data::DIGIT_COLS, data::DIGIT_ROWS, columns)
             .map_err(|e| e.to_string())?;
         let path = self.run.epoch_samples(epoch);
-        crate::atomic::write(&path, &png).map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::atomic::write(&path, &png).map_err(|e| e.to_string())?;
         Ok(path)
     }
 
@@ -510,6 +556,8 @@ impl Trainer {
                 sample_noise: self.sample_stream.position(),
             },
             config_toml: self.config_toml.clone(),
+            elapsed_s: self.clock.active().as_secs_f64(),
+            tally: self.tally,
             sample_noise: checkpoint::sample_noise_tensor(
                 self.sample_noise.len() / latent.max(1),
                 latent,
@@ -520,7 +568,8 @@ impl Trainer {
     }
 
     /// Writes a checkpoint to `path` and to `latest.safetensors`, and tells the front end how
-    /// it went. A failed save is reported, not fatal: training goes on.
+    /// it went; then deletes numbered checkpoints beyond the newest `keep_checkpoints`. A failed
+    /// save is reported, not fatal: training goes on, and no older checkpoint is touched.
     fn save_checkpoint(&mut self, path: &Path, reason: SaveReason) {
         let ckpt = self.checkpoint();
         let latest = self.run.latest_checkpoint();
@@ -544,11 +593,156 @@ impl Trainer {
                     step: self.progress.step,
                     reason,
                 });
+                if let Err(error) = self.run.prune_checkpoints(self.cfg.keep_checkpoints, path) {
+                    self.send(TrainMsg::WriteFailed {
+                        what: "old checkpoints (deleting)".to_string(),
+                        path: self.run.checkpoints_dir(),
+                        error: error.to_string(),
+                    });
+                }
             }
             Err(e) => self.send(TrainMsg::CheckpointFailed {
                 path: path.to_path_buf(),
                 error: e.to_string(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Split;
+    use crate::train::gan::{Batch, DeviceError, GanState, PhaseTimes, StateError};
+    use crate::train::params::NamedTensor;
+    use std::collections::BTreeMap;
+    use std::sync::mpsc;
+
+    /// The reference recipe, except that from step `nan_at` on its losses are NaN.
+    struct Diverging {
+        inner: Box<dyn Gan>,
+        steps: u64,
+        nan_at: u64,
+    }
+
+    impl Gan for Diverging {
+        fn preset(&self) -> crate::config::Preset {
+            self.inner.preset()
+        }
+        fn architecture(&self) -> String {
+            self.inner.architecture()
+        }
+        fn latent_dim(&self) -> usize {
+            self.inner.latent_dim()
+        }
+        fn train_step(&mut self, batch: &Batch) -> Result<StepLosses, DeviceError> {
+            self.steps += 1;
+            let mut l = self.inner.train_step(batch)?;
+            if self.steps >= self.nan_at {
+                l.d_loss = f32::NAN;
+            }
+            Ok(l)
+        }
+        fn phase_times(&self) -> PhaseTimes {
+            self.inner.phase_times()
+        }
+        fn step_flops(&self, batch: usize) -> f64 {
+            self.inner.step_flops(batch)
+        }
+        fn generate(
+            &self,
+            z: &[f32],
+            labels: Option<&[u8]>,
+            count: usize,
+        ) -> Result<Vec<f32>, DeviceError> {
+            self.inner.generate(z, labels, count)
+        }
+        fn set_lr(&mut self, lr: f64) {
+            self.inner.set_lr(lr)
+        }
+        fn state(&self) -> GanState {
+            self.inner.state()
+        }
+        fn load_state(
+            &mut self,
+            state: &BTreeMap<String, NamedTensor>,
+            counters: &BTreeMap<String, u64>,
+        ) -> Result<(), StateError> {
+            self.inner.load_state(state, counters)
+        }
+    }
+
+    fn job(dir: &Path, nan_at: u64) -> TrainJob {
+        let config = Config {
+            epochs: 3,
+            keep_checkpoints: 0,
+            ..Config::default()
+        };
+        TrainJob {
+            config_toml: config.to_toml(),
+            config,
+            // 128 digits: 2 steps an epoch, a checkpoint after each.
+            data: data::load(None, Split::Train).unwrap().take(128),
+            run_dir: RunDir::create(dir).unwrap(),
+            resume: None,
+            builder: Some(Box::new(move |cfg: &Config| {
+                Box::new(Diverging {
+                    inner: gan::build(cfg),
+                    steps: 0,
+                    nan_at,
+                }) as Box<dyn Gan>
+            })),
+        }
+    }
+
+    #[test]
+    fn a_nan_loss_stops_training_keeps_the_last_good_checkpoint_and_waits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (msg_tx, msg_rx) = mpsc::channel();
+        let (cmd_tx, cmd_rx) = mpsc::channel();
+        let handle = spawn(job(tmp.path(), 4), msg_tx, cmd_rx).unwrap();
+        let mut seen = Vec::new();
+        loop {
+            let msg = msg_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+            let diverged = matches!(msg, TrainMsg::Diverged { .. });
+            seen.push(msg);
+            if diverged {
+                break;
+            }
+        }
+        assert!(
+            matches!(seen.last(), Some(TrainMsg::Diverged { step: 4, .. })),
+            "{:?}",
+            seen.last()
+        );
+        // The trainer waits: a save is refused, and nothing else happens until Stop.
+        cmd_tx.send(Command::SaveCheckpoint).unwrap();
+        match msg_rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            TrainMsg::CheckpointFailed { error, .. } => {
+                assert!(error.contains("diverged"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        cmd_tx.send(Command::Stop).unwrap();
+        match msg_rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            TrainMsg::Finished {
+                reason,
+                step,
+                last_checkpoint,
+            } => {
+                assert_eq!((reason, step), (FinishReason::Diverged, 3));
+                assert!(last_checkpoint.unwrap().ends_with("epoch-001.safetensors"));
+            }
+            other => panic!("{other:?}"),
+        }
+        handle.join().unwrap();
+        // latest.safetensors is the epoch-1 checkpoint, at step 2: no NaN state was written.
+        let latest = Checkpoint::load(&tmp.path().join("checkpoints/latest.safetensors")).unwrap();
+        assert_eq!(latest.progress.step, 2);
+        let names: Vec<String> = std::fs::read_dir(tmp.path().join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 }

@@ -23,6 +23,7 @@ pub fn state_badge(app: &App) -> (String, Style) {
         Phase::Stopping => ("STOPPING".to_string(), theme.warning),
         Phase::Finished(_) => ("FINISHED".to_string(), theme.ok),
         Phase::Failed(_) => ("FAILED".to_string(), theme.error),
+        Phase::Diverged(_) => ("DIVERGED".to_string(), theme.error),
         Phase::Training => match (app.paused(), app.pause_requested()) {
             (false, Some(true)) => ("PAUSING...".to_string(), theme.paused),
             (true, Some(false)) => ("RESUMING...".to_string(), theme.running),

@@ -1,0 +1,158 @@
+//! Continuing a run from a checkpoint: its settings (from the checkpoint, checked against any
+//! flags), its run folder, and its metrics cut back to the checkpoint's step.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::config::{self, Config, Overrides};
+use crate::run_dir::{MetricsRecord, RunDir};
+use crate::train::checkpoint::Checkpoint;
+
+/// A checkpoint ready to continue from.
+pub struct Resume {
+    pub config: Config,
+    pub checkpoint: Checkpoint,
+    /// The run folder the run continues in.
+    pub run_root: PathBuf,
+}
+
+/// Reads `path` and works out the config and run folder to continue with. Settings that would
+/// make the continuation a different run (preset, batch size, seed, learning rate, data) must
+/// match the checkpoint's; `epochs` and `max_steps` may change.
+pub fn prepare(
+    path: &Path,
+    overrides: &Overrides,
+    new_run_dir: impl FnOnce(&Config) -> PathBuf,
+) -> anyhow::Result<Resume> {
+    let checkpoint = Checkpoint::load(path)?;
+    let saved = config::from_text(path, &checkpoint.config_toml, &Overrides::default())
+        .with_context(|| {
+            format!(
+                "{}: the checkpoint's saved settings are invalid",
+                path.display()
+            )
+        })?;
+    let mut config = config::from_text(path, &checkpoint.config_toml, overrides)?;
+    let fixed: [(&str, String, String); 5] = [
+        (
+            "preset",
+            saved.preset.name().to_string(),
+            config.preset.name().to_string(),
+        ),
+        (
+            "batch size",
+            saved.batch_size.to_string(),
+            config.batch_size.to_string(),
+        ),
+        ("seed", saved.seed.to_string(), config.seed.to_string()),
+        ("learning rate", saved.lr.to_string(), config.lr.to_string()),
+        (
+            "data",
+            show_dir(&saved.data_dir),
+            show_dir(&config.data_dir),
+        ),
+    ];
+    for (what, in_checkpoint, asked) in fixed {
+        if in_checkpoint != asked {
+            bail!(
+                "cannot resume {} with another {what}: the checkpoint holds {in_checkpoint}, the settings say {asked}; \
+                 resume with the checkpoint's own, or start a new run",
+                path.display()
+            );
+        }
+    }
+    // By default the run goes on in the folder the checkpoint belongs to; another folder must
+    // not hold a run already, as its metrics would be cut.
+    let owner = owning_run(path);
+    let run_root = match (&overrides.run_dir, &config.run_dir) {
+        (Some(flag), Some(dir)) if !flag.as_os_str().is_empty() => {
+            let taken = ["metrics.jsonl", "config.toml"]
+                .iter()
+                .any(|f| dir.join(f).exists());
+            if taken && owner.as_ref() != Some(dir) {
+                bail!(
+                    "{} already holds another run; resume into the checkpoint's own run folder or a new one",
+                    dir.display()
+                );
+            }
+            dir.clone()
+        }
+        _ => owner.unwrap_or_else(|| new_run_dir(&config)),
+    };
+    config.run_dir = Some(run_root.clone());
+    Ok(Resume {
+        config,
+        checkpoint,
+        run_root,
+    })
+}
+
+fn show_dir(dir: &Option<PathBuf>) -> String {
+    dir.as_ref().map_or("the built-in MNIST".to_string(), |d| {
+        d.display().to_string()
+    })
+}
+
+/// The run folder a checkpoint at `<run>/checkpoints/<name>` belongs to.
+fn owning_run(checkpoint: &Path) -> Option<PathBuf> {
+    let dir = std::path::absolute(checkpoint).ok()?;
+    let parent = dir.parent()?;
+    (parent.file_name()? == "checkpoints").then(|| parent.parent().map(Path::to_path_buf))?
+}
+
+/// Opens the run folder to continue in: metrics after the checkpoint's step are dropped (they
+/// will be written again, identically), and `config.toml` is rewritten with the settings now in
+/// force. Both are rewritten atomically.
+pub fn open_run_dir(resume: &Resume) -> anyhow::Result<RunDir> {
+    let root = &resume.run_root;
+    let run = RunDir::create(root)
+        .with_context(|| format!("cannot create the run folder {}", root.display()))?;
+    let metrics = run.metrics_file();
+    if metrics.exists() {
+        let text = std::fs::read_to_string(&metrics)
+            .with_context(|| format!("cannot read {}", metrics.display()))?;
+        let kept = metrics_up_to(&text, resume.checkpoint.progress.step);
+        crate::atomic::write(&metrics, kept.as_bytes())
+            .with_context(|| format!("cannot rewrite {}", metrics.display()))?;
+    }
+    crate::atomic::write(&run.config_file(), resume.config.to_toml().as_bytes())
+        .with_context(|| format!("cannot write {}", run.config_file().display()))?;
+    Ok(run)
+}
+
+/// The lines of a `metrics.jsonl` text for steps up to `step`; a torn or foreign line goes.
+pub fn metrics_up_to(text: &str, step: u64) -> String {
+    text.lines()
+        .filter(|line| serde_json::from_str::<MetricsRecord>(line).is_ok_and(|r| r.step <= step))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_cut_at_the_checkpoint_and_torn_lines_dropped() {
+        let line = |step: u64| {
+            format!(
+                "{{\"step\":{step},\"epoch\":1,\"d_loss\":1.0,\"g_loss\":1.0,\"d_real\":0.5,\"d_fake\":0.5,\"lr\":0.0002,\"steps_per_s\":1.0,\"elapsed_s\":1.0}}"
+            )
+        };
+        let text = format!("{}\n{}\n{}\n{{\"step\":4,\"epo", line(1), line(2), line(3));
+        assert_eq!(
+            metrics_up_to(&text, 2),
+            format!("{}\n{}\n", line(1), line(2))
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_belongs_to_the_run_above_its_folder() {
+        assert_eq!(
+            owning_run(Path::new("/r/run1/checkpoints/epoch-001.safetensors")),
+            Some(PathBuf::from("/r/run1"))
+        );
+        assert_eq!(owning_run(Path::new("/tmp/loose.safetensors")), None);
+    }
+}
