@@ -13,6 +13,14 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
+/// Whether `name` is one of `write`'s temporary names (`.NAME.tmp-PID`).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.')
+        && name
+            .rsplit_once(".tmp-")
+            .is_some_and(|(_, pid)| !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()))
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file beside it, flushed and synced to disk,
 /// then renamed over `path`, then the folder synced. On error the temporary file is removed and
 /// any earlier `path` is untouched.
@@ -61,6 +69,20 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.bin")]);
+    }
+
+    #[test]
+    fn temporary_names_are_recognised() {
+        assert!(is_temp_name(".latest.safetensors.tmp-1234"));
+        assert!(is_temp_name(
+            &temp_path(Path::new("a/b.png"))
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+        ));
+        assert!(!is_temp_name("latest.safetensors"));
+        assert!(!is_temp_name(".hidden"));
+        assert!(!is_temp_name(".x.tmp-"));
     }
 
     #[test]

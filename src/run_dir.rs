@@ -19,6 +19,14 @@ impl RunDir {
         };
         fs::create_dir_all(dir.samples_dir())?;
         fs::create_dir_all(dir.checkpoints_dir())?;
+        // A run killed mid-write leaves its temporary file; nothing else writes here.
+        for folder in [dir.root.clone(), dir.samples_dir(), dir.checkpoints_dir()] {
+            for entry in fs::read_dir(&folder)?.flatten() {
+                if crate::atomic::is_temp_name(&entry.file_name().to_string_lossy()) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
         Ok(dir)
     }
 
