@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use crate::action::Action;
 use crate::protocol::{
-    Command, EpochSummary, FinishReason, RunInfo, SampleGrid, SaveReason, StepStats, TrainMsg,
+    Command, EpochSummary, FinishReason, QualityReport, RunInfo, SampleGrid, SaveReason, StepStats,
+    TrainMsg,
 };
 use crate::theme::{Theme, ThemeSet};
 
@@ -229,6 +230,8 @@ pub struct App {
     step: Option<u64>,
     histories: [History; 4],
     samples: Option<SampleGrid>,
+    /// The judge's latest scores.
+    quality: Option<QualityReport>,
     last_epoch: Option<EpochSummary>,
     /// As acknowledged by the trainer.
     paused: bool,
@@ -266,6 +269,7 @@ impl App {
             step: None,
             histories: Default::default(),
             samples: None,
+            quality: None,
             last_epoch: None,
             paused: false,
             pause_requested: None,
@@ -330,6 +334,7 @@ impl App {
                 self.last_step = Some(stats);
             }
             TrainMsg::Samples(grid) => self.samples = Some(grid),
+            TrainMsg::Quality(report) => self.quality = Some(report),
             // The epoch counter shows this; a note would hide the last checkpoint's path.
             TrainMsg::EpochDone(summary) => self.last_epoch = Some(summary),
             TrainMsg::CheckpointSaved { path, step, reason } => {
@@ -611,6 +616,10 @@ impl App {
 
     pub fn saving(&self) -> bool {
         self.saving
+    }
+
+    pub fn quality(&self) -> Option<&QualityReport> {
+        self.quality.as_ref()
     }
 
     pub fn last_checkpoint(&self) -> Option<&PathBuf> {

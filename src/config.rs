@@ -78,6 +78,8 @@ pub struct Config {
     pub keep_checkpoints: usize,
     /// What a headless run does when a checkpoint or other file cannot be written.
     pub on_write_error: OnWriteError,
+    /// Digits the judge scores after each epoch (and on request); 0 turns scoring off.
+    pub eval_count: usize,
 }
 
 /// What a headless run does when a file cannot be written (a full or read-only disk).
@@ -118,6 +120,7 @@ impl Default for Config {
             fps: 20,
             keep_checkpoints: 5,
             on_write_error: OnWriteError::Continue,
+            eval_count: 2000,
         }
     }
 }
@@ -542,6 +545,17 @@ const KEEP_CHECKPOINTS: Key<Int> = Key {
     doc: "numbered checkpoints to keep (latest always kept); 0 = all",
     write: |c| c.keep_checkpoints.to_string(),
 };
+const EVAL_COUNT: Key<Int> = Key {
+    table: "run",
+    name: "eval_count",
+    flag: "eval_count",
+    accepts: Int {
+        min: 0,
+        max: 50_000,
+    },
+    doc: "digits the judge scores after each epoch; 0 = no scoring",
+    write: |c| c.eval_count.to_string(),
+};
 const ON_WRITE_ERROR: Key<WriteErrorChoice> = Key {
     table: "run",
     name: "on_write_error",
@@ -566,6 +580,7 @@ const KEYS: &[&dyn Setting] = &[
     &SAMPLE_COUNT,
     &KEEP_CHECKPOINTS,
     &ON_WRITE_ERROR,
+    &EVAL_COUNT,
     &THEME,
     &FPS,
 ];
@@ -880,6 +895,7 @@ struct RunTable {
     sample_count: Option<Spanned<i64>>,
     keep_checkpoints: Option<Spanned<i64>>,
     on_write_error: Option<Spanned<String>>,
+    eval_count: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1129,6 +1145,9 @@ impl FileLayer {
         }
         if let Some(v) = self.int(&KEEP_CHECKPOINTS, &run.keep_checkpoints)? {
             config.keep_checkpoints = v;
+        }
+        if let Some(v) = self.int(&EVAL_COUNT, &run.eval_count)? {
+            config.eval_count = v;
         }
         if let Some(v) = &run.on_write_error {
             config.on_write_error =
@@ -1513,7 +1532,7 @@ mod tests {
         let text = "[train]\nepochs = 3\nbatch_size = 32\nseed = 11\nmax_steps = 100\nlr = 0.001\n\
                     [data]\ndir = \"digits\"\n[run]\ndir = \"out\"\nlog_every = 5\n\
                     sample_every = 50\nsample_count = 16\nkeep_checkpoints = 2\n\
-                    on_write_error = \"stop\"\n[ui]\ntheme = \"mono\"\nfps = 30\n";
+                    on_write_error = \"stop\"\neval_count = 300\n[ui]\ntheme = \"mono\"\nfps = 30\n";
         let (tmp, path) = write_config(text);
         let from_file = load(Some(&path), &no_user_file(), &Overrides::default())
             .unwrap()
@@ -1535,6 +1554,7 @@ mod tests {
             fps: 30,
             keep_checkpoints: 2,
             on_write_error: OnWriteError::Stop,
+            eval_count: 300,
         };
         assert_eq!(from_file, want);
 
@@ -1715,6 +1735,7 @@ mod tests {
             fps: 7,
             keep_checkpoints: 0,
             on_write_error: OnWriteError::Stop,
+            eval_count: 0,
         };
         for config in [config, Config::default()] {
             let text = config.to_toml();

@@ -70,7 +70,7 @@ pub fn epoch_line(e: &EpochSummary, total_steps: u64) -> String {
     } else {
         "-".to_string()
     };
-    format!(
+    let mut line = format!(
         "Epoch [{}/{}] | D Loss: {:.4} | G Loss: {:.4} | D(x): {:.3} | D(G(z)): {:.3} | {:.1} steps/s | elapsed {} | ETA {}",
         e.epoch,
         e.epochs,
@@ -81,7 +81,12 @@ pub fn epoch_line(e: &EpochSummary, total_steps: u64) -> String {
         e.steps_per_s,
         format_duration(e.elapsed_s),
         eta
-    )
+    );
+    if let Some(q) = &e.quality {
+        line.push_str(" | ");
+        line.push_str(&crate::eval::summary_line(q));
+    }
+    line
 }
 
 /// A one-line bar for the epoch in progress: `[#####-----] 312/938`.
@@ -248,7 +253,11 @@ pub fn run(
                 clear_bar(&mut out, &mut bar_shown);
                 return Err(HeadlessError::Trainer(e));
             }
-            TrainMsg::Samples(_) | TrainMsg::Paused { .. } | TrainMsg::Resumed { .. } => {}
+            // The epoch line carries the epoch's scores.
+            TrainMsg::Quality(_)
+            | TrainMsg::Samples(_)
+            | TrainMsg::Paused { .. }
+            | TrainMsg::Resumed { .. } => {}
         }
     }
 }
@@ -286,6 +295,7 @@ mod tests {
             steps_per_s: 100.0,
             elapsed_s: 18.76,
             sample_png: None,
+            quality: None,
         };
         let line = epoch_line(&e, 1876 + 1000);
         assert!(

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod data;
+pub mod eval;
 pub mod headless;
 pub mod image;
 pub mod judge;
@@ -44,6 +45,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Some(CliCommand::Sample(args)) => {
             console::say(sample_cmd::run(args)?);
+            return Ok(0);
+        }
+        Some(CliCommand::Eval(args)) => {
+            let q = eval::evaluate_checkpoint(&args.checkpoint, args.count as usize, args.seed)?;
+            console::say(if args.json {
+                eval::report_json(&args.checkpoint, &q)
+            } else {
+                eval::report_text(&args.checkpoint, &q)
+            });
             return Ok(0);
         }
         Some(CliCommand::Bench(args)) => {

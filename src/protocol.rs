@@ -17,6 +17,10 @@ pub enum Command {
     Resample,
     /// `true`: every sample refresh uses fresh noise; `false`: the fixed noise batch.
     FreshNoise(bool),
+    /// Score the generator with the judge now (a `Quality` message follows).
+    Evaluate,
+    /// Conditional recipes: draw the sample grid as this digit only, or (`None`) all ten.
+    ShowDigit(Option<u8>),
     /// Finish the current step, save a checkpoint and end the run.
     Stop,
 }
@@ -99,6 +103,32 @@ pub struct EpochSummary {
     pub elapsed_s: f64,
     /// The sample grid written for this epoch, if writing it worked.
     pub sample_png: Option<PathBuf>,
+    /// The judge's scores at the epoch's end, when scoring is on.
+    pub quality: Option<QualityReport>,
+}
+
+/// The digit judge's view of the generator's digits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityReport {
+    /// The step whose generator was scored.
+    pub step: u64,
+    pub epoch: u32,
+    /// Digits scored.
+    pub count: usize,
+    /// exp(mean KL(p(y|x) || p(y))): 10 is perfect, 1 is one class.
+    pub score: f64,
+    /// Fréchet distance between the judge's features of these digits and of the test digits.
+    pub fcd: f64,
+    /// The same distance for as many real training digits: the floor a generator can reach.
+    pub fcd_floor: f64,
+    /// Share of digits the judge recognises with p > 0.9.
+    pub recognised: f64,
+    /// Share of digits the judge reads as 0, 1, ..., 9.
+    pub class_shares: [f64; 10],
+    /// Conditional recipes: share of digits the judge reads as the digit asked for.
+    pub agreement: Option<f64>,
+    /// Wall time the scoring took.
+    pub seconds: f64,
 }
 
 /// Why a checkpoint was written.
@@ -128,6 +158,8 @@ pub enum TrainMsg {
     Started(RunInfo),
     Step(StepStats),
     Samples(SampleGrid),
+    /// The judge's scores, after each epoch and on `Command::Evaluate`.
+    Quality(QualityReport),
     EpochDone(EpochSummary),
     CheckpointSaved {
         path: PathBuf,

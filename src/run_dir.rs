@@ -115,6 +115,34 @@ pub struct MetricsRecord {
     pub lr: f64,
     pub steps_per_s: f64,
     pub elapsed_s: f64,
+    /// At an epoch's end, when scoring is on: the judge's scores of the generator.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualityFields>,
+}
+
+/// The judge's scores in a metrics line.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct QualityFields {
+    pub score: f64,
+    pub fcd: f64,
+    pub fcd_floor: f64,
+    pub recognised: f64,
+    pub class_shares: [f64; 10],
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<f64>,
+}
+
+impl From<&crate::protocol::QualityReport> for QualityFields {
+    fn from(q: &crate::protocol::QualityReport) -> Self {
+        QualityFields {
+            score: q.score,
+            fcd: q.fcd,
+            fcd_floor: q.fcd_floor,
+            recognised: q.recognised,
+            class_shares: q.class_shares,
+            agreement: q.agreement,
+        }
+    }
 }
 
 /// Appends records to `metrics.jsonl`, one JSON object per line.
@@ -171,6 +199,7 @@ mod tests {
             lr: 2e-4,
             steps_per_s: 10.0,
             elapsed_s: 0.1,
+            quality: None,
         };
         log.append(&rec).unwrap();
         log.append(&MetricsRecord { step: 2, ..rec }).unwrap();

@@ -3,19 +3,19 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::SampleArgs;
-use crate::config::{Config, Preset};
 use crate::data::{self, idx};
 use crate::image;
-use crate::train::checkpoint::{Checkpoint, CheckpointError};
-use crate::train::gan;
+use crate::train::checkpoint::{self, CheckpointError};
 use crate::train::noise::{NoiseKind, NoiseStream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    #[error("{path}: holds preset `{preset}`, which this gan-tui does not know")]
-    UnknownPreset { path: PathBuf, preset: String },
+    #[error(
+        "{path}: holds preset `{preset}`, whose generator does not take a digit; --digit needs a conditional preset"
+    )]
+    NotConditional { path: PathBuf, preset: String },
     #[error("{0}: unknown output type; name the file .png, .idx or .idx.gz")]
     OutputType(PathBuf),
     #[error("the generator failed: {0}")]
@@ -56,25 +56,26 @@ impl OutputKind {
 pub fn run(args: &SampleArgs) -> Result<String, SampleError> {
     let kind = OutputKind::from_path(&args.out)
         .ok_or_else(|| SampleError::OutputType(args.out.clone()))?;
-    let ckpt = Checkpoint::load(&args.checkpoint)?;
-    let preset = Preset::from_name(&ckpt.preset).ok_or_else(|| SampleError::UnknownPreset {
-        path: args.checkpoint.clone(),
-        preset: ckpt.preset.clone(),
-    })?;
-    let cfg = Config {
-        preset,
-        ..Config::default()
-    };
-    let mut model = gan::build(&cfg);
-    ckpt.restore_into(model.as_mut(), &args.checkpoint)?;
+    let (model, ckpt) = checkpoint::load_model(&args.checkpoint)?;
+    if args.digit.is_some() && !model.is_conditional() {
+        return Err(SampleError::NotConditional {
+            path: args.checkpoint.clone(),
+            preset: ckpt.preset.clone(),
+        });
+    }
     let count = args.count as usize;
     let noise = NoiseStream::new(args.seed, NoiseKind::Samples).draw(count * model.latent_dim());
     // Generate in slices so memory stays small for large counts.
     let mut pixels = Vec::with_capacity(count * data::DIGIT_PIXELS);
-    for chunk in noise.chunks(256 * model.latent_dim()) {
+    for (i, chunk) in noise.chunks(256 * model.latent_dim()).enumerate() {
         let n = chunk.len() / model.latent_dim();
+        // A conditional model draws the digit asked for, or 0-9 in turn.
+        let labels: Vec<u8> = (0..n)
+            .map(|j| args.digit.unwrap_or(((i * 256 + j) % 10) as u8))
+            .collect();
+        let wanted = model.is_conditional().then_some(labels.as_slice());
         let images = model
-            .generate(chunk, None, n)
+            .generate(chunk, wanted, n)
             .map_err(|e| SampleError::Generate(e.to_string()))?;
         pixels.extend(image::to_grey(&images));
     }

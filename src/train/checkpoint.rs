@@ -101,6 +101,26 @@ pub enum CheckpointError {
     State { path: PathBuf, source: StateError },
     #[error("cannot encode checkpoint: {0}")]
     Encode(String),
+    #[error("{path}: holds preset `{preset}`, which this gan-tui does not know")]
+    UnknownPreset { path: PathBuf, preset: String },
+}
+
+/// Reads the checkpoint at `path` and builds the recipe it holds, with its state restored.
+pub fn load_model(path: &Path) -> Result<(Box<dyn Gan>, Checkpoint), CheckpointError> {
+    let ckpt = Checkpoint::load(path)?;
+    let preset = crate::config::Preset::from_name(&ckpt.preset).ok_or_else(|| {
+        CheckpointError::UnknownPreset {
+            path: path.to_path_buf(),
+            preset: ckpt.preset.clone(),
+        }
+    })?;
+    let cfg = crate::config::Config {
+        preset,
+        ..crate::config::Config::default()
+    };
+    let mut model = super::gan::build(&cfg);
+    ckpt.restore_into(model.as_mut(), path)?;
+    Ok((model, ckpt))
 }
 
 fn f32_bytes(data: &[f32]) -> Vec<u8> {

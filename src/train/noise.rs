@@ -26,6 +26,15 @@ impl NoiseStream {
         NoiseStream { rng }
     }
 
+    /// The noise for evaluation number `id` (an epoch, or a step for an evaluation on request):
+    /// its own stream, so scoring never moves the training streams and a resumed run scores the
+    /// same digits.
+    pub fn for_evaluation(seed: u64, id: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream((1 << 32) | id);
+        NoiseStream { rng }
+    }
+
     /// Replaces `out`'s contents with `len` standard normal values.
     pub fn fill(&mut self, out: &mut Vec<f32>, len: usize) {
         out.clear();

@@ -10,11 +10,14 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::data::{self, DigitSet};
+use crate::eval::Evaluator;
 use crate::image;
+use crate::judge::CLASSES;
 use crate::protocol::{
-    Command, EpochSummary, FinishReason, RunInfo, SampleGrid, SaveReason, StepStats, TrainMsg,
+    Command, EpochSummary, FinishReason, QualityReport, RunInfo, SampleGrid, SaveReason, StepStats,
+    TrainMsg,
 };
-use crate::run_dir::{MetricsLog, MetricsRecord, RunDir};
+use crate::run_dir::{MetricsLog, MetricsRecord, QualityFields, RunDir};
 
 use super::checkpoint::{self, Checkpoint, EpochTally, Progress, RngPositions};
 use super::gan::{self, Gan, StepLosses};
@@ -173,6 +176,10 @@ struct Trainer {
     last_saved_step: Option<u64>,
     /// The metrics file failed its last write: reported once until it works again.
     metrics_failing: bool,
+    /// The judge, loaded on the first evaluation; `Err` once it failed to load.
+    evaluator: Option<Result<Evaluator, String>>,
+    /// Conditional recipes: the digit the sample grid shows, or all ten.
+    show_digit: Option<u8>,
 }
 
 impl Trainer {
@@ -250,6 +257,8 @@ impl Trainer {
             last_checkpoint: None,
             last_saved_step: resume.as_ref().map(|(_, c)| c.progress.step),
             metrics_failing: false,
+            evaluator: None,
+            show_digit: None,
         })
     }
 
@@ -277,6 +286,7 @@ impl Trainer {
 
         let latent = self.gan.latent_dim();
         let (mut real, mut labels, mut z) = (Vec::new(), Vec::new(), Vec::new());
+        let mut last_losses = None;
         let reason = 'run: loop {
             if self.progress.epoch > self.cfg.epochs {
                 break FinishReason::Completed;
@@ -307,15 +317,17 @@ impl Trainer {
                 self.progress.step += 1;
                 self.progress.batch += 1;
                 add(&mut self.tally, &losses);
+                // The epoch's last step is logged with the epoch's scores, in `finish_epoch`.
                 let epoch_done = self.progress.batch >= self.batches_per_epoch;
-                if self.progress.step.is_multiple_of(self.cfg.log_every) || epoch_done {
-                    self.log_step(&losses);
+                if self.progress.step.is_multiple_of(self.cfg.log_every) && !epoch_done {
+                    self.log_step(&losses, None);
                 }
                 if self.progress.step.is_multiple_of(self.cfg.sample_every) {
                     self.send_samples(self.fresh_noise)?;
                 }
+                last_losses = Some(losses);
             }
-            self.finish_epoch()?;
+            self.finish_epoch(last_losses.take())?;
         };
         // After a divergence the model holds NaNs: the last good checkpoint stays the newest.
         if reason != FinishReason::Diverged && self.last_saved_step != Some(self.progress.step) {
@@ -408,12 +420,22 @@ impl Trainer {
                     self.send_samples(false)?;
                 }
                 Command::FreshNoise(on) => self.fresh_noise = on,
+                Command::ShowDigit(digit) => {
+                    self.show_digit = digit.filter(|d| usize::from(*d) < CLASSES);
+                    self.send_samples(false)?;
+                }
+                Command::Evaluate => {
+                    // Its own noise, named by the step, so the training streams do not move.
+                    if let Some(q) = self.evaluate((1 << 31) | self.progress.step) {
+                        self.send(TrainMsg::Quality(q));
+                    }
+                }
                 Command::Stop => return Ok(Flow::Stop),
             }
         }
     }
 
-    fn log_step(&mut self, losses: &StepLosses) {
+    fn log_step(&mut self, losses: &StepLosses, quality: Option<&QualityReport>) {
         let elapsed = self.clock.active();
         let (window_step, window_time) = self.window;
         let span = elapsed.saturating_sub(window_time).as_secs_f64();
@@ -433,6 +455,7 @@ impl Trainer {
             lr: self.cfg.lr,
             steps_per_s,
             elapsed_s: elapsed.as_secs_f64(),
+            quality: quality.map(QualityFields::from),
         };
         match self.metrics.append(&record) {
             Ok(()) => self.metrics_failing = false,
@@ -462,32 +485,83 @@ impl Trainer {
         }));
     }
 
+    /// Scores the generator with the judge on `eval_count` digits from evaluation stream `id`;
+    /// `None` when scoring is off or the judge failed (reported once).
+    fn evaluate(&mut self, id: u64) -> Option<QualityReport> {
+        if self.cfg.eval_count == 0 {
+            return None;
+        }
+        let evaluator = match self
+            .evaluator
+            .get_or_insert_with(|| Evaluator::builtin().map_err(|e| e.to_string()))
+        {
+            Ok(e) => e,
+            Err(_) => return None,
+        };
+        // The judge needs two digits at least to compare spreads.
+        let count = self.cfg.eval_count.max(2);
+        let mut noise = NoiseStream::for_evaluation(self.cfg.seed, id);
+        match evaluator.evaluate(self.gan.as_ref(), count, &mut noise) {
+            Ok(mut q) => {
+                q.step = self.progress.step;
+                q.epoch = self.progress.epoch;
+                Some(q)
+            }
+            Err(e) => {
+                let error = format!("the judge could not score the digits: {e}");
+                self.send(TrainMsg::WriteFailed {
+                    what: "scores".to_string(),
+                    path: self.run.metrics_file(),
+                    error,
+                });
+                None
+            }
+        }
+    }
+
+    /// The digit each sample shows, for conditional recipes: the one asked for, or 0-9 in turn.
+    fn sample_labels(&self, count: usize) -> Option<Vec<u8>> {
+        self.gan.is_conditional().then(|| {
+            (0..count)
+                .map(|i| self.show_digit.unwrap_or((i % CLASSES) as u8))
+                .collect()
+        })
+    }
+
     /// Grey pixels of the generator's digits for the fixed noise, or for fresh noise.
-    fn sample_pixels(&mut self, fresh: bool) -> Result<Vec<u8>, TrainError> {
+    fn sample_pixels(&mut self, fresh: bool) -> Result<(Vec<u8>, Option<Vec<u8>>), TrainError> {
         let noise = if fresh {
             self.sample_stream.draw(self.sample_noise.len())
         } else {
             self.sample_noise.clone()
         };
         let count = noise.len() / self.gan.latent_dim().max(1);
-        let images = self.gan.generate(&noise, None, count)?;
-        Ok(image::to_grey(&images))
+        let labels = self.sample_labels(count);
+        let images = self.gan.generate(&noise, labels.as_deref(), count)?;
+        Ok((image::to_grey(&images), labels))
     }
 
     fn send_samples(&mut self, fresh: bool) -> Result<(), TrainError> {
-        let pixels = self.sample_pixels(fresh)?;
+        let (pixels, labels) = self.sample_pixels(fresh)?;
         self.send(TrainMsg::Samples(SampleGrid {
             step: self.progress.step,
             width: data::DIGIT_COLS,
             height: data::DIGIT_ROWS,
             pixels,
-            labels: None,
+            labels,
         }));
         Ok(())
     }
 
-    fn finish_epoch(&mut self) -> Result<(), TrainError> {
+    fn finish_epoch(&mut self, last_losses: Option<StepLosses>) -> Result<(), TrainError> {
         let epoch = self.progress.epoch;
+        let quality = self.evaluate(u64::from(epoch));
+        if let Some(losses) = &last_losses {
+            self.log_step(losses, quality.as_ref());
+        }
+        if let Some(q) = &quality {
+            self.send(TrainMsg::Quality(q.clone()));
+        }
         let sample_png = match self.write_epoch_png(epoch) {
             Ok(path) => Some(path),
             Err(error) => {
@@ -519,6 +593,7 @@ impl Trainer {
             },
             elapsed_s: elapsed,
             sample_png,
+            quality,
         };
         self.tally = EpochTally::default();
         self.progress.epoch += 1;
@@ -535,7 +610,7 @@ impl Trainer {
     }
 
     fn write_epoch_png(&mut self, epoch: u32) -> Result<PathBuf, String> {
-        let pixels = self.sample_pixels(false).map_err(|e| e.to_string())?;
+        let (pixels, _) = self.sample_pixels(false).map_err(|e| e.to_string())?;
         let columns = image::square_columns(self.cfg.sample_count);
         let png = image::grid_png(&pixels, data::DIGIT_COLS, data::DIGIT_ROWS, columns)
             .map_err(|e| e.to_string())?;
@@ -676,6 +751,7 @@ mod tests {
         let config = Config {
             epochs: 3,
             keep_checkpoints: 0,
+            eval_count: 0,
             ..Config::default()
         };
         TrainJob {
