@@ -2,7 +2,7 @@
 //! (the step count stops), `r` redraws the grid, `s` writes a checkpoint, `q` quits, restoring
 //! the terminal and printing the summary.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -100,6 +100,7 @@ fn sh_quote(p: &Path) -> String {
 #[test]
 fn the_dashboard_shows_training_and_answers_its_keys() {
     let home = tempfile::tempdir().unwrap();
+    test_user_config(home.path());
     let data = small_mnist(&home.path().join("digits"), 256);
     let run = home.path().join("run");
     let out = home.path().join("after.txt");
@@ -193,6 +194,7 @@ fn the_dashboard_shows_training_and_answers_its_keys() {
 /// Starts the dashboard in tmux on small data; returns the tmux server, the run folder and the
 /// file the shell writes the exit status to.
 fn start_dashboard(home: &Path, socket: &str) -> (Tmux, std::path::PathBuf, std::path::PathBuf) {
+    test_user_config(home);
     let data = small_mnist(&home.join("digits"), 128);
     let run = home.join("run");
     let exit = home.join("exit.txt");

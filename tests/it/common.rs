@@ -9,14 +9,28 @@ use gan_tui::data::{self, Split, idx};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gan-tui");
 
+/// The user config every test run gets unless it passes `--config`: no judge scoring after each
+/// epoch, which would dominate the tiny epochs of tests (the tests of scoring turn it on).
+pub const TEST_USER_CONFIG: &str = "[run]\neval_count = 0\n";
+
 /// A command for the real binary whose config and data folders live under `home`, so tests
 /// never read or write the user's own.
 pub fn gan_tui(home: &Path) -> Command {
+    test_user_config(home);
     let mut cmd = Command::new(BIN);
     cmd.env("GAN_TUI_CONFIG_DIR", home.join("config"))
         .env("GAN_TUI_DATA_DIR", home.join("data"))
         .env_remove("NO_COLOR");
     cmd
+}
+
+/// Writes `TEST_USER_CONFIG` as the user config under `home`, unless one is there.
+pub fn test_user_config(home: &Path) {
+    let config_dir = home.join("config");
+    if !config_dir.join("config.toml").exists() {
+        std::fs::create_dir_all(&config_dir).unwrap();
+        std::fs::write(config_dir.join("config.toml"), TEST_USER_CONFIG).unwrap();
+    }
 }
 
 /// Writes the first `n` real MNIST training digits as raw IDX files into `dir`.

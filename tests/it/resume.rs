@@ -2,7 +2,7 @@
 //! arbitrary step) and resumed from its checkpoint writes the same metrics, step for step and
 //! bit for bit in every loss column, and ends with the same weights as a run never interrupted.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -14,7 +14,11 @@ use gan_tui::train::checkpoint::Checkpoint;
 /// A config that logs every step, so every step's losses are compared.
 fn log_every_step(home: &Path) -> PathBuf {
     let path = home.join("every-step.toml");
-    std::fs::write(&path, "[run]\nlog_every = 1\nkeep_checkpoints = 0\n").unwrap();
+    std::fs::write(
+        &path,
+        "[run]\nlog_every = 1\nkeep_checkpoints = 0\neval_count = 0\n",
+    )
+    .unwrap();
     path
 }
 

@@ -3,7 +3,7 @@
 //! resumes from it. Also: a checkpoint folder that cannot be written is reported, and with
 //! `run.on_write_error = "stop"` the run stops cleanly, keeping every earlier checkpoint.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -36,7 +36,7 @@ fn kill_9_at_random_moments_never_leaves_a_torn_checkpoint_or_metrics_line() {
     // 128 digits: 2 steps an epoch, so a checkpoint is being written most of the time.
     let data = small_mnist(&h.join("digits"), 128);
     let cfg = h.join("c.toml");
-    std::fs::write(&cfg, "[run]\nlog_every = 1\n").unwrap();
+    std::fs::write(&cfg, "[run]\nlog_every = 1\neval_count = 0\n").unwrap();
     let run = h.join("run");
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -118,7 +118,7 @@ fn run_with_broken_checkpoint_folder(
     let cfg = h.join("c.toml");
     std::fs::write(
         &cfg,
-        format!("[run]\non_write_error = \"{policy}\"\nkeep_checkpoints = 0\n"),
+        format!("[run]\non_write_error = \"{policy}\"\nkeep_checkpoints = 0\neval_count = 0\n"),
     )
     .unwrap();
     let run = h.join("run");

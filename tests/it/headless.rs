@@ -1,7 +1,7 @@
 //! The real binary in headless mode: a short run on real digits, its run folder, reproducibility,
 //! signals, and the `sample` command on the checkpoint it wrote.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -13,8 +13,13 @@ fn a_short_run_leaves_the_run_folder_described_in_the_readme() {
     let home = tempfile::tempdir().unwrap();
     let data = small_mnist(&home.path().join("digits"), 256);
     let run = home.path().join("run");
+    // With the judge scoring 100 digits after each epoch.
+    let cfg = home.path().join("scored.toml");
+    std::fs::write(&cfg, "[run]\neval_count = 100\n").unwrap();
     let out = gan_tui(home.path())
-        .args(["--no-tui", "--epochs", "2", "--seed", "1", "--data-dir"])
+        .args(["--no-tui", "--epochs", "2", "--seed", "1", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
         .arg(&data)
         .arg("--run-dir")
         .arg(&run)
@@ -45,6 +50,18 @@ fn a_short_run_leaves_the_run_folder_described_in_the_readme() {
         );
     }
     assert_eq!(m[1]["step"], 8);
+    // The epoch's last line carries the judge's scores, as does the epoch line.
+    for key in ["score", "fcd", "fcd_floor", "recognised", "class_shares"] {
+        assert!(
+            m[1].get(key).is_some(),
+            "epoch-end line lacks {key}: {}",
+            m[1]
+        );
+    }
+    assert!(
+        stdout.contains("| score ") && stdout.contains("(floor "),
+        "{stdout}"
+    );
     assert!(run.join("config.toml").is_file());
     for f in ["samples/epoch-001.png", "samples/epoch-002.png"] {
         let bytes = std::fs::read(run.join(f)).unwrap();
