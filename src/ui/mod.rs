@@ -356,10 +356,10 @@ mod tests {
             &after,
             &[
                 "scores · step 1876 · 2000 digits",
-                "score 9.00  fcd 12.3 (floor 8.3)",
+                "score 9.00  fcd 12.3 (floor 8.31)",
                 "recognised 93%",
-                "asked-for digit 91%",
-                "trend 5.0-9.0",
+                "asked-for 91%",
+                "5.00-9.00",
                 "digits read as",
                 "0 1 2 3 4 5 6 7 8 9",
             ],
@@ -385,9 +385,9 @@ mod tests {
             &screen,
             &[
                 "┌ scores · step 1876 · 2000 digits ─",
-                "score 9.00  fcd 12.3 (floor 8.3)",
-                "recognised 93%  asked-for digit 91%",
-                "score trend 5.0-9.0",
+                "score 9.00  fcd 12.3 (floor 8.31)",
+                "recognised 93%  asked-for 91%",
+                "score trend 5.00-9.00",
                 "digits read as",
                 "D(G(z))",
                 "digits · step 600",
@@ -475,8 +475,8 @@ mod tests {
             "{heights:?}\n{}",
             text(&buf)
         );
-        // Ten inner rows: three of numbers, a caption, five of bars and the labels.
-        assert_eq!(tallest, 8 * 5, "five bar rows");
+        // Ten inner rows: two of numbers, a caption, six of bars and the labels.
+        assert_eq!(tallest, 8 * 6, "six bar rows");
         assert_eq!(heights.iter().copied().min(), heights.get(5).copied());
         for i in 0..10 {
             for j in 0..10 {

@@ -27,6 +27,8 @@ pub const LOSS_ROWS: u16 = 10;
 /// A digit the judge reads this rarely (a fifth of a fair tenth) has all but vanished from the
 /// generator's repertoire: its label is drawn as a warning.
 pub const RARE_SHARE: f64 = 0.02;
+/// Rows a part needs before it gets a caption row over its chart.
+const CAPTION_FROM: u16 = 4;
 /// Columns the trend needs to be worth drawing beside the bars.
 const TREND_MIN: u16 = 8;
 const GAP: &str = "  ";
@@ -47,6 +49,18 @@ pub fn panel_height(app: &App, height: u16) -> u16 {
 /// A share as a whole percentage.
 pub fn percent(share: f64) -> String {
     format!("{:.0}%", share * 100.0)
+}
+
+/// A distance in three or four significant figures: `1358`, `16.9`, `0.42`.
+pub fn format_fcd(fcd: f64) -> String {
+    let a = fcd.abs();
+    if !fcd.is_finite() || a >= 100.0 {
+        format!("{fcd:.0}")
+    } else if a >= 10.0 {
+        format!("{fcd:.1}")
+    } else {
+        format!("{fcd:.2}")
+    }
 }
 
 /// A share in thousandths, for the bar chart's whole-number values.
@@ -70,8 +84,8 @@ pub fn number_segments(q: &QualityReport, theme: &Theme) -> Vec<Vec<Span<'static
             ),
         ],
         vec![
-            Span::styled(format!("fcd {:.1}", q.fcd), theme.text),
-            Span::styled(format!(" (floor {:.1})", q.fcd_floor), theme.muted),
+            Span::styled(format!("fcd {}", format_fcd(q.fcd)), theme.text),
+            Span::styled(format!(" (floor {})", format_fcd(q.fcd_floor)), theme.muted),
         ],
         vec![Span::styled(
             format!("recognised {}", percent(q.recognised)),
@@ -80,7 +94,7 @@ pub fn number_segments(q: &QualityReport, theme: &Theme) -> Vec<Vec<Span<'static
     ];
     if let Some(agreement) = q.agreement {
         segments.push(vec![Span::styled(
-            format!("asked-for digit {}", percent(agreement)),
+            format!("asked-for {}", percent(agreement)),
             theme.text,
         )]);
     }
@@ -259,10 +273,15 @@ fn render_trend(app: &App, area: Rect, buf: &mut Buffer) {
     let points = fit_to_width(&history.points(), usize::from(area.width));
     let caption = match finite_range(&points) {
         Some((lo, hi)) if history.total() > 1 => {
-            let range = format!("{lo:.1}-{hi:.1}");
+            // Two decimals, as the score itself: a flat trend must not look like a climb.
+            let range = format!("{lo:.2}-{hi:.2}");
             let long = format!("score trend {range}");
             let short = format!("trend {range}");
-            fitting(&[long.as_str(), short.as_str(), "trend"], area.width).to_string()
+            fitting(
+                &[long.as_str(), short.as_str(), range.as_str(), "trend"],
+                area.width,
+            )
+            .to_string()
         }
         _ => fitting(
             &["score trend: 1 report", "trend: 1 report", "trend"],
@@ -270,7 +289,7 @@ fn render_trend(app: &App, area: Rect, buf: &mut Buffer) {
         )
         .to_string(),
     };
-    let spark_rows = if area.height >= 3 {
+    let spark_rows = if area.height >= CAPTION_FROM {
         put_line(buf, area, 0, &Line::styled(caption, theme.muted));
         area.height - 1
     } else {
@@ -289,7 +308,7 @@ fn render_trend(app: &App, area: Rect, buf: &mut Buffer) {
 /// A caption over ten bars, 0 to 9, the largest share full height.
 fn render_shares(q: &QualityReport, theme: &Theme, area: Rect, bw: u16, buf: &mut Buffer) {
     let area = area.intersection(buf.area);
-    let chart_area = if area.height >= 3 {
+    let chart_area = if area.height >= CAPTION_FROM {
         let caption = if bw >= 3 {
             fitting(&["digits read as (%)", "read as (%)"], area.width)
         } else {
@@ -354,25 +373,33 @@ mod tests {
         let wide: Vec<String> = number_lines(&q, &theme, 60).iter().map(text).collect();
         assert_eq!(
             wide,
-            vec!["score 8.21  fcd 12.3 (floor 8.3)", "recognised 93%"]
+            vec!["score 8.21  fcd 12.3 (floor 8.31)", "recognised 93%"]
         );
         q.agreement = Some(0.912);
         let wide: Vec<String> = number_lines(&q, &theme, 60).iter().map(text).collect();
         assert_eq!(
             wide,
             vec![
-                "score 8.21  fcd 12.3 (floor 8.3)",
-                "recognised 93%  asked-for digit 91%"
+                "score 8.21  fcd 12.3 (floor 8.31)",
+                "recognised 93%  asked-for 91%"
             ]
         );
-        let lines: Vec<String> = number_lines(&q, &theme, 34).iter().map(text).collect();
+        let lines: Vec<String> = number_lines(&q, &theme, 28).iter().map(text).collect();
         assert_eq!(
             lines,
             vec![
-                "score 8.21  fcd 12.3 (floor 8.3)",
+                "score 8.21",
+                "fcd 12.3 (floor 8.31)",
                 "recognised 93%",
-                "asked-for digit 91%"
+                "asked-for 91%"
             ]
+        );
+        // A far-off generator's distance stays short.
+        q.fcd = 1358.14;
+        let lines: Vec<String> = number_lines(&q, &theme, 34).iter().map(text).collect();
+        assert_eq!(
+            lines.first().map(String::as_str),
+            Some("score 8.21  fcd 1358 (floor 8.31)")
         );
         // Narrow: one segment a line, never an empty one.
         let narrow: Vec<String> = number_lines(&q, &theme, 10).iter().map(text).collect();
@@ -391,6 +418,10 @@ mod tests {
         assert_eq!(bar_width(100, 3), Some(3));
         assert_eq!(bar_width(18, 3), None);
         assert_eq!(percent(0.934), "93%");
+        assert_eq!(format_fcd(1358.14), "1358");
+        assert_eq!(format_fcd(16.94), "16.9");
+        assert_eq!(format_fcd(0.4249), "0.42");
+        assert_eq!(format_fcd(f64::NAN), "NaN");
     }
 
     #[test]
