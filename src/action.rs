@@ -15,6 +15,13 @@ pub enum Action {
     ToggleDigitMode,
     ToggleHistory,
     CycleTheme,
+    /// Ask the trainer for the judge's scores now.
+    Evaluate,
+    /// Conditional runs: draw only this digit (the same digit again: all ten). In `KEYS` the
+    /// digit is a placeholder; `from_key` fills in the one pressed.
+    ShowDigit(u8),
+    /// Conditional runs: draw all ten digits again.
+    AllDigits,
     ToggleHelp,
     /// Close the help popup if it is open, otherwise quit.
     Back,
@@ -29,6 +36,8 @@ pub enum Key {
     /// A character with Ctrl held.
     Ctrl(char),
     Esc,
+    /// Any of the digit keys `0`-`9`, without Ctrl or Alt.
+    Digit,
 }
 
 impl Key {
@@ -40,6 +49,7 @@ impl Key {
                 chord == KeyModifiers::CONTROL && want.eq_ignore_ascii_case(&got)
             }
             (Key::Esc, KeyCode::Esc) => chord.is_empty(),
+            (Key::Digit, KeyCode::Char(got)) => chord.is_empty() && got.is_ascii_digit(),
             _ => false,
         }
     }
@@ -51,6 +61,7 @@ impl Key {
             Key::Char(c) => c.to_string(),
             Key::Ctrl(c) => format!("Ctrl-{}", c.to_ascii_uppercase()),
             Key::Esc => "Esc".to_string(),
+            Key::Digit => "0-9".to_string(),
         }
     }
 }
@@ -92,10 +103,34 @@ pub const KEYS: &[KeyBinding] = &[
         hint: "save",
     },
     KeyBinding {
+        keys: &[Key::Char('e')],
+        action: Action::Evaluate,
+        description: "score the generator's digits with the judge now",
+        hint: "score",
+    },
+    KeyBinding {
+        keys: &[Key::Digit],
+        action: Action::ShowDigit(0),
+        description: "conditional runs: draw only that digit (again: all ten)",
+        hint: "digit",
+    },
+    KeyBinding {
+        keys: &[Key::Char('a')],
+        action: Action::AllDigits,
+        description: "conditional runs: draw all ten digits",
+        hint: "",
+    },
+    KeyBinding {
         keys: &[Key::Char('r')],
         action: Action::Resample,
         description: "resample: new noise for the digit grid",
         hint: "resample",
+    },
+    KeyBinding {
+        keys: &[Key::Char('h')],
+        action: Action::ToggleHistory,
+        description: "loss plots: recent steps / the whole run, down-sampled",
+        hint: "history",
     },
     KeyBinding {
         keys: &[Key::Char('f')],
@@ -108,12 +143,6 @@ pub const KEYS: &[KeyBinding] = &[
         action: Action::ToggleDigitMode,
         description: "draw digits as ASCII shading / Unicode half blocks",
         hint: "mode",
-    },
-    KeyBinding {
-        keys: &[Key::Char('h')],
-        action: Action::ToggleHistory,
-        description: "loss plots: recent steps / the whole run, down-sampled",
-        hint: "history",
     },
     KeyBinding {
         keys: &[Key::Char('t')],
@@ -150,12 +179,18 @@ impl Action {
         }
         KEYS.iter()
             .find(|binding| binding.keys.iter().any(|key| key.matches(&event)))
-            .map(|binding| binding.action)
+            .map(|binding| match (binding.action, event.code) {
+                (Action::ShowDigit(_), KeyCode::Char(c)) => {
+                    Action::ShowDigit(c.to_digit(10).map_or(0, |d| d as u8))
+                }
+                (action, _) => action,
+            })
     }
 
-    /// The table row for this action.
+    /// The table row for this action (for `ShowDigit`, the one row of all ten digits).
     pub fn binding(self) -> Option<&'static KeyBinding> {
-        KEYS.iter().find(|b| b.action == self)
+        KEYS.iter()
+            .find(|b| std::mem::discriminant(&b.action) == std::mem::discriminant(&self))
     }
 }
 
@@ -183,6 +218,11 @@ mod tests {
             (ch('m'), Action::ToggleDigitMode),
             (ch('h'), Action::ToggleHistory),
             (ch('t'), Action::CycleTheme),
+            (ch('e'), Action::Evaluate),
+            (ch('0'), Action::ShowDigit(0)),
+            (ch('7'), Action::ShowDigit(7)),
+            (ch('9'), Action::ShowDigit(9)),
+            (ch('a'), Action::AllDigits),
             (ch('?'), Action::ToggleHelp),
             (ch('q'), Action::Quit),
             (press(KeyCode::Esc, KeyModifiers::NONE), Action::Back),
@@ -259,12 +299,19 @@ mod tests {
             Action::ToggleDigitMode,
             Action::ToggleHistory,
             Action::CycleTheme,
+            Action::Evaluate,
+            Action::ShowDigit(0),
+            Action::AllDigits,
             Action::ToggleHelp,
             Action::Back,
             Action::Quit,
         ];
         for action in actions {
-            let rows = KEYS.iter().filter(|b| b.action == action).count();
+            let kind = std::mem::discriminant(&action);
+            let rows = KEYS
+                .iter()
+                .filter(|b| std::mem::discriminant(&b.action) == kind)
+                .count();
             assert_eq!(rows, 1, "{action:?}");
         }
         assert_eq!(KEYS.len(), actions.len());
@@ -281,9 +328,32 @@ mod tests {
                     Key::Char(c) => ch(c),
                     Key::Ctrl(c) => press(KeyCode::Char(c), KeyModifiers::CONTROL),
                     Key::Esc => press(KeyCode::Esc, KeyModifiers::NONE),
+                    Key::Digit => ch('0'),
                 };
                 assert_eq!(Action::from_key(event), Some(binding.action));
             }
+        }
+    }
+
+    #[test]
+    fn each_digit_key_carries_its_digit_and_chords_do_not() {
+        for (d, c) in ('0'..='9').enumerate() {
+            assert_eq!(Action::from_key(ch(c)), Some(Action::ShowDigit(d as u8)));
+            assert_eq!(
+                Action::from_key(press(KeyCode::Char(c), KeyModifiers::CONTROL)),
+                None
+            );
+            assert_eq!(
+                Action::from_key(press(KeyCode::Char(c), KeyModifiers::ALT)),
+                None
+            );
+        }
+        // Every digit finds the same row, for help and the hint.
+        for d in 0..10 {
+            assert_eq!(
+                Action::ShowDigit(d).binding().map(|b| b.label()),
+                Some("0-9".into())
+            );
         }
     }
 

@@ -17,6 +17,15 @@ use crate::theme::{Theme, ThemeSet};
 pub const RECENT_POINTS: usize = 512;
 /// Points kept for the whole-run view per series, however long the run.
 pub const FULL_POINTS: usize = 256;
+/// Judge reports kept for the score's trend, however long the run (one point per report until
+/// then, after that means of neighbouring reports).
+pub const SCORE_POINTS: usize = 256;
+
+/// The status note while the trainer scores on request.
+pub const SCORING_NOTE: &str = "scoring...";
+/// Why no scores come: an epoch ended without any.
+pub const SCORING_OFF_NOTE: &str =
+    "no scores: this run's scoring is off (run.eval_count = 0) or the judge failed";
 
 /// A bounded ring of the latest values.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,6 +241,14 @@ pub struct App {
     samples: Option<SampleGrid>,
     /// The judge's latest scores.
     quality: Option<QualityReport>,
+    /// The judge's score at each report, over the whole run.
+    score_history: Downsampled,
+    /// `Command::Evaluate` was sent and no scores have come back yet.
+    scoring: bool,
+    /// An epoch ended without scores before any report came: scoring is off or the judge failed.
+    scoring_off: bool,
+    /// The digit asked for with `Command::ShowDigit`, or `None` for all ten.
+    digit_request: Option<u8>,
     last_epoch: Option<EpochSummary>,
     /// As acknowledged by the trainer.
     paused: bool,
@@ -270,6 +287,10 @@ impl App {
             histories: Default::default(),
             samples: None,
             quality: None,
+            score_history: Downsampled::new(SCORE_POINTS),
+            scoring: false,
+            scoring_off: false,
+            digit_request: None,
             last_epoch: None,
             paused: false,
             pause_requested: None,
@@ -334,9 +355,35 @@ impl App {
                 self.last_step = Some(stats);
             }
             TrainMsg::Samples(grid) => self.samples = Some(grid),
-            TrainMsg::Quality(report) => self.quality = Some(report),
+            TrainMsg::Quality(report) => {
+                self.score_history.push(report.score as f32);
+                self.scoring_off = false;
+                if std::mem::take(&mut self.scoring)
+                    && self.note.as_ref().is_some_and(|n| n.text == SCORING_NOTE)
+                {
+                    self.set_note(
+                        NoteKind::Ok,
+                        format!(
+                            "scored {} digits of step {} in {}: score {:.2}",
+                            report.count,
+                            report.step,
+                            format_duration(report.seconds),
+                            report.score
+                        ),
+                    );
+                }
+                self.quality = Some(report);
+            }
             // The epoch counter shows this; a note would hide the last checkpoint's path.
-            TrainMsg::EpochDone(summary) => self.last_epoch = Some(summary),
+            TrainMsg::EpochDone(summary) => {
+                if summary.quality.is_none() && self.quality.is_none() {
+                    self.scoring_off = true;
+                    if std::mem::take(&mut self.scoring) {
+                        self.set_note(NoteKind::Warning, SCORING_OFF_NOTE.to_string());
+                    }
+                }
+                self.last_epoch = Some(summary);
+            }
             TrainMsg::CheckpointSaved { path, step, reason } => {
                 self.saving = false;
                 let why = match reason {
@@ -356,8 +403,19 @@ impl App {
                 self.last_error = Some(text.clone());
                 self.set_note(NoteKind::Error, text);
             }
+            // The trainer reports a failed scoring as a write failure named "scores"; its error
+            // already says what went wrong, and no path is involved.
+            TrainMsg::WriteFailed { what, error, .. } if what == "scores" => {
+                self.scoring = false;
+                let text = format!("{error}; training goes on");
+                self.last_error = Some(text.clone());
+                self.set_note(NoteKind::Error, text);
+            }
             TrainMsg::WriteFailed { what, path, error } => {
-                let text = format!("{what} NOT written to {}: {error}", path.display());
+                let text = format!(
+                    "{what} failed at {}: {error}; training goes on",
+                    path.display()
+                );
                 self.last_error = Some(text.clone());
                 self.set_note(NoteKind::Error, text);
             }
@@ -369,12 +427,14 @@ impl App {
                 self.phase = Phase::Diverged(step);
                 self.pause_requested = None;
                 self.saving = false;
+                self.scoring = false;
                 let newest = self.last_checkpoint.as_ref().map_or_else(
-                    || "no checkpoint was saved".to_string(),
-                    |p| format!("the last good checkpoint is {}", p.display()),
+                    || "No checkpoint was saved.".to_string(),
+                    |p| format!("The last good checkpoint is {}", p.display()),
                 );
+                // The key comes before the path, so a long path cut short cannot hide it.
                 let text = format!(
-                    "training diverged at step {step} (D loss {}, G loss {}): stopped, nothing more is saved; {newest}; press q to quit",
+                    "training diverged at step {step} (D loss {}, G loss {}) and stopped; press q to quit. Nothing more is saved. {newest}",
                     format_value(d_loss),
                     format_value(g_loss)
                 );
@@ -393,6 +453,7 @@ impl App {
                 self.paused = false;
                 self.pause_requested = None;
                 self.saving = false;
+                self.scoring = false;
                 if last_checkpoint.is_some() {
                     self.last_checkpoint = last_checkpoint;
                 }
@@ -503,6 +564,28 @@ impl App {
                 };
                 None
             }
+            Action::Evaluate => {
+                if !self.accepts_commands() {
+                    return self.refuse("score the digits");
+                }
+                if self.scoring_off {
+                    self.set_note(NoteKind::Warning, SCORING_OFF_NOTE.to_string());
+                    return None;
+                }
+                if self.scoring {
+                    // One request at a time; its answer is on the way.
+                    return None;
+                }
+                self.scoring = true;
+                self.set_note(NoteKind::Info, SCORING_NOTE.to_string());
+                Some(Command::Evaluate)
+            }
+            Action::ShowDigit(digit) if digit > 9 => None,
+            Action::ShowDigit(digit) => {
+                let want = (self.digit_request != Some(digit)).then_some(digit);
+                self.ask_for_digit(want)
+            }
+            Action::AllDigits => self.ask_for_digit(None),
             Action::CycleTheme => {
                 self.themes.cycle();
                 // The status bar names the theme; a note is only for a theme that failed.
@@ -538,6 +621,39 @@ impl App {
             Phase::Stopping | Phase::Finished(_) | Phase::Failed(_) => {
                 self.exit = true;
                 None
+            }
+        }
+    }
+
+    /// Asks for a grid of one digit (or all ten) if the run's generator takes a digit.
+    fn ask_for_digit(&mut self, want: Option<u8>) -> Option<Command> {
+        if !self.accepts_commands() {
+            return self.refuse("choose a digit");
+        }
+        match self.conditional() {
+            None => {
+                self.set_note(
+                    NoteKind::Info,
+                    "no digits drawn yet: choose one once the grid shows".to_string(),
+                );
+                None
+            }
+            Some(false) => {
+                let preset = self.run.as_ref().map_or("this preset".to_string(), |r| {
+                    format!("preset `{}`", r.preset)
+                });
+                self.set_note(
+                    NoteKind::Warning,
+                    format!(
+                        "{preset} draws digits unconditionally: its generator does not take a digit, so 0-9 cannot choose one"
+                    ),
+                );
+                None
+            }
+            Some(true) if want == self.digit_request => None,
+            Some(true) => {
+                self.digit_request = want;
+                Some(Command::ShowDigit(want))
             }
         }
     }
@@ -620,6 +736,32 @@ impl App {
 
     pub fn quality(&self) -> Option<&QualityReport> {
         self.quality.as_ref()
+    }
+
+    /// The judge's score at each report, oldest first.
+    pub fn score_history(&self) -> &Downsampled {
+        &self.score_history
+    }
+
+    /// Scores were asked for and have not come back yet.
+    pub fn scoring(&self) -> bool {
+        self.scoring
+    }
+
+    /// An epoch ended without scores before any came: none will.
+    pub fn scoring_off(&self) -> bool {
+        self.scoring_off
+    }
+
+    /// The digit asked for (`0`-`9`), or `None` for all ten.
+    pub fn digit_request(&self) -> Option<u8> {
+        self.digit_request
+    }
+
+    /// Whether the generator takes a digit (its sample grid is labelled); `None` before the
+    /// first grid.
+    pub fn conditional(&self) -> Option<bool> {
+        self.samples.as_ref().map(|g| g.labels.is_some())
     }
 
     pub fn last_checkpoint(&self) -> Option<&PathBuf> {
@@ -1138,6 +1280,259 @@ mod tests {
         stalled.steps_per_s = 0.0;
         app.on_msg(TrainMsg::Step(stalled));
         assert_eq!(app.eta_s(), None);
+    }
+
+    fn report(step: u64, score: f64) -> QualityReport {
+        QualityReport {
+            step,
+            epoch: 1,
+            count: 2000,
+            score,
+            fcd: 12.0,
+            fcd_floor: 8.0,
+            recognised: 0.9,
+            class_shares: [0.1; 10],
+            agreement: None,
+            seconds: 1.5,
+        }
+    }
+
+    fn epoch_done(quality: Option<QualityReport>) -> EpochSummary {
+        EpochSummary {
+            epoch: 1,
+            epochs: 50,
+            step: 938,
+            d_loss: 1.0,
+            g_loss: 1.0,
+            d_real: 0.5,
+            d_fake: 0.5,
+            steps_per_s: 100.0,
+            elapsed_s: 9.4,
+            sample_png: None,
+            quality,
+        }
+    }
+
+    fn grid(labels: Option<Vec<u8>>) -> SampleGrid {
+        SampleGrid {
+            step: 10,
+            width: 28,
+            height: 28,
+            pixels: vec![0; 10 * 784],
+            labels,
+        }
+    }
+
+    #[test]
+    fn e_asks_for_scores_once_and_the_report_answers_the_note() {
+        let mut app = running();
+        assert_eq!(app.update(Action::Evaluate), Some(Command::Evaluate));
+        assert!(app.scoring());
+        assert_eq!(app.note().map(|n| n.text.as_str()), Some(SCORING_NOTE));
+        // Asked again before the answer: nothing more is sent.
+        assert_eq!(app.update(Action::Evaluate), None);
+        app.on_msg(TrainMsg::Quality(report(120, 7.25)));
+        assert!(!app.scoring());
+        assert_eq!(app.quality().map(|q| q.step), Some(120));
+        assert!(
+            app.note().is_some_and(|n| n.kind == NoteKind::Ok
+                && n.text.contains("2000 digits of step 120")
+                && n.text.contains("score 7.25")),
+            "{:?}",
+            app.note()
+        );
+        // An epoch's report does not touch another note.
+        app.on_msg(TrainMsg::CheckpointSaved {
+            path: PathBuf::from("/runs/x/epoch-001.safetensors"),
+            step: 938,
+            reason: SaveReason::EpochEnd,
+        });
+        app.on_msg(TrainMsg::Quality(report(938, 8.0)));
+        assert!(app.note().is_some_and(|n| n.text.contains("epoch-001")));
+        assert_eq!(app.score_history().points(), vec![7.25, 8.0]);
+        assert_eq!(app.update(Action::Evaluate), Some(Command::Evaluate));
+    }
+
+    #[test]
+    fn e_is_refused_once_the_trainer_cannot_answer() {
+        let mut app = running();
+        app.on_msg(TrainMsg::Diverged {
+            step: 5,
+            d_loss: f32::NAN,
+            g_loss: 1.0,
+        });
+        assert_eq!(app.update(Action::Evaluate), None);
+        assert!(
+            app.note()
+                .is_some_and(|n| n.text == "cannot score the digits: training diverged")
+        );
+        let mut app = running();
+        app.update(Action::Quit);
+        assert_eq!(app.update(Action::Evaluate), None);
+        assert!(!app.scoring());
+    }
+
+    #[test]
+    fn an_epoch_without_scores_means_none_will_come() {
+        let mut app = running();
+        assert_eq!(app.update(Action::Evaluate), Some(Command::Evaluate));
+        app.on_msg(TrainMsg::EpochDone(epoch_done(None)));
+        assert!(app.scoring_off() && !app.scoring());
+        assert!(
+            app.note().is_some_and(
+                |n| n.kind == NoteKind::Warning && n.text.contains("run.eval_count = 0")
+            )
+        );
+        assert_eq!(app.update(Action::Evaluate), None);
+        // Scores after all: the judge works.
+        app.on_msg(TrainMsg::Quality(report(1876, 8.0)));
+        app.on_msg(TrainMsg::EpochDone(epoch_done(None)));
+        assert!(!app.scoring_off());
+        assert_eq!(app.update(Action::Evaluate), Some(Command::Evaluate));
+
+        // An epoch with scores changes nothing.
+        let mut app = running();
+        app.on_msg(TrainMsg::Quality(report(938, 5.0)));
+        app.on_msg(TrainMsg::EpochDone(epoch_done(Some(report(938, 5.0)))));
+        assert!(!app.scoring_off());
+    }
+
+    #[test]
+    fn a_judge_that_fails_ends_the_wait_with_its_reason() {
+        let mut app = running();
+        app.update(Action::Evaluate);
+        app.on_msg(TrainMsg::WriteFailed {
+            what: "scores".to_string(),
+            path: PathBuf::from("/runs/x/metrics.jsonl"),
+            error: "the judge could not score the digits: non-finite pixels".to_string(),
+        });
+        assert!(!app.scoring());
+        let note = app.note().cloned();
+        assert_eq!(note.as_ref().map(|n| n.kind), Some(NoteKind::Error));
+        let text = note.map(|n| n.text).unwrap_or_default();
+        assert_eq!(
+            text,
+            "the judge could not score the digits: non-finite pixels; training goes on"
+        );
+        // Other files keep their path.
+        app.on_msg(TrainMsg::WriteFailed {
+            what: "metrics".to_string(),
+            path: PathBuf::from("/runs/x/metrics.jsonl"),
+            error: "No space left on device (os error 28)".to_string(),
+        });
+        assert_eq!(
+            app.note().map(|n| n.text.as_str()),
+            Some(
+                "metrics failed at /runs/x/metrics.jsonl: No space left on device (os error 28); training goes on"
+            )
+        );
+        assert!(
+            app.last_error()
+                .is_some_and(|e| e.starts_with("metrics failed"))
+        );
+    }
+
+    #[test]
+    fn digit_keys_choose_a_digit_on_conditional_runs_only() {
+        // Before any grid, nothing is known about the generator.
+        let mut app = running();
+        assert_eq!(app.update(Action::ShowDigit(3)), None);
+        assert!(
+            app.note()
+                .is_some_and(|n| n.text.contains("no digits drawn yet"))
+        );
+
+        // Unconditional: a note names the preset, nothing is sent.
+        app.on_msg(TrainMsg::Samples(grid(None)));
+        assert_eq!(app.conditional(), Some(false));
+        assert_eq!(app.update(Action::ShowDigit(3)), None);
+        assert_eq!(app.update(Action::AllDigits), None);
+        assert!(
+            app.note().is_some_and(|n| n.kind == NoteKind::Warning
+                && n.text.contains("preset `reference`")
+                && n.text.contains("does not take a digit")),
+            "{:?}",
+            app.note()
+        );
+        assert_eq!(app.digit_request(), None);
+
+        // Conditional: a digit, the same digit again for all ten, another, then `a`.
+        let mut app = running();
+        app.on_msg(TrainMsg::Samples(grid(Some((0..10).collect()))));
+        assert_eq!(app.conditional(), Some(true));
+        assert_eq!(
+            app.update(Action::ShowDigit(3)),
+            Some(Command::ShowDigit(Some(3)))
+        );
+        assert_eq!(app.digit_request(), Some(3));
+        assert_eq!(
+            app.update(Action::ShowDigit(3)),
+            Some(Command::ShowDigit(None))
+        );
+        assert_eq!(app.digit_request(), None);
+        assert_eq!(
+            app.update(Action::ShowDigit(7)),
+            Some(Command::ShowDigit(Some(7)))
+        );
+        assert_eq!(
+            app.update(Action::ShowDigit(0)),
+            Some(Command::ShowDigit(Some(0)))
+        );
+        assert_eq!(
+            app.update(Action::AllDigits),
+            Some(Command::ShowDigit(None))
+        );
+        // Already all ten: nothing to ask.
+        assert_eq!(app.update(Action::AllDigits), None);
+        // Not a digit: ignored.
+        assert_eq!(app.update(Action::ShowDigit(10)), None);
+        assert_eq!(app.digit_request(), None);
+
+        // Once the run is over, the trainer cannot redraw.
+        app.on_msg(TrainMsg::Finished {
+            reason: FinishReason::Completed,
+            step: 46_900,
+            last_checkpoint: None,
+        });
+        assert_eq!(app.update(Action::ShowDigit(4)), None);
+        assert!(
+            app.note()
+                .is_some_and(|n| n.text == "cannot choose a digit: training has ended")
+        );
+    }
+
+    #[test]
+    fn the_score_history_stays_bounded_over_any_number_of_reports() {
+        let mut app = running();
+        for n in 0..10_000u64 {
+            app.on_msg(TrainMsg::Quality(report(n, 1.0 + (n % 9) as f64)));
+        }
+        let history = app.score_history();
+        assert_eq!(history.total(), 10_000);
+        assert!(history.points().len() <= SCORE_POINTS + 1);
+        assert_eq!(app.quality().map(|q| q.step), Some(9_999));
+    }
+
+    #[test]
+    fn divergence_asks_for_q_before_naming_the_checkpoint() {
+        let mut app = running();
+        app.on_msg(TrainMsg::CheckpointSaved {
+            path: PathBuf::from("/runs/x/checkpoints/epoch-011.safetensors"),
+            step: 10_318,
+            reason: SaveReason::EpochEnd,
+        });
+        app.on_msg(TrainMsg::Diverged {
+            step: 10_400,
+            d_loss: f32::NAN,
+            g_loss: 3.5,
+        });
+        let text = app.note().map(|n| n.text.clone()).unwrap_or_default();
+        assert_eq!(
+            text,
+            "training diverged at step 10400 (D loss NaN, G loss 3.500) and stopped; press q to quit. \
+             Nothing more is saved. The last good checkpoint is /runs/x/checkpoints/epoch-011.safetensors"
+        );
+        assert_eq!(app.phase(), &Phase::Diverged(10_400));
     }
 
     #[test]

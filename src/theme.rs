@@ -1,7 +1,8 @@
 //! Colour themes by meaning, loaded from TOML; the default one is compiled in.
 //!
 //! A theme file is a flat TOML table of styles (`loss_d = "lightred bold"`) plus the digit
-//! drawing settings. Missing keys take the default theme's value; a file with any bad key is
+//! drawing settings. Missing keys take the default theme's value (keys added later, such as
+//! `score`, take the same file's nearest older key instead); a file with any bad key is
 //! reported and replaced by the default as a whole, so a half-applied theme never shows.
 
 use std::collections::BTreeMap;
@@ -39,7 +40,13 @@ const STYLE_KEYS: &[&str] = &[
     "warning",
     "error",
     "ok",
+    "score",
+    "bars",
 ];
+
+/// Keys added after themes were first shipped, and the key each takes its value from when a
+/// file leaves it out, so an older theme keeps its own look instead of borrowing the default's.
+const FALLBACKS: &[(&str, &str)] = &[("score", "title"), ("bars", "digit")];
 
 /// Keys that are not styles.
 const OTHER_KEYS: &[&str] = &["digit_ramp", "half_block_grey", "digit_invert"];
@@ -79,6 +86,10 @@ pub struct Theme {
     pub warning: Style,
     pub error: Style,
     pub ok: Style,
+    /// The judge's score and its trend (falls back to `title`).
+    pub score: Style,
+    /// The bar chart of the judge's class shares (falls back to `digit`).
+    pub bars: Style,
     /// Shading characters from background to full ink; never fewer than two.
     pub digit_ramp: Vec<char>,
     /// Half-block digits in grey levels (needs 256 colours) or as plain glyphs.
@@ -168,6 +179,8 @@ impl Theme {
             warning: plain.fg(Color::Yellow),
             error: plain.fg(Color::LightRed).add_modifier(Modifier::BOLD),
             ok: plain.fg(Color::Green),
+            score: plain.fg(Color::LightYellow),
+            bars: plain.fg(Color::Cyan),
             digit_ramp: " .:-=+*#%@".chars().collect(),
             half_block_grey: true,
             digit_invert: false,
@@ -225,6 +238,14 @@ impl Theme {
                         });
                     }
                 },
+            }
+        }
+        for (key, from) in FALLBACKS {
+            if !table.keys().any(|k| k.get_ref() == key) {
+                let value = theme.style_mut(from).map(|s| *s);
+                if let (Some(value), Some(slot)) = (value, theme.style_mut(key)) {
+                    *slot = value;
+                }
             }
         }
         Ok(theme)
@@ -321,6 +342,8 @@ impl Theme {
             "warning" => &mut self.warning,
             "error" => &mut self.error,
             "ok" => &mut self.ok,
+            "score" => &mut self.score,
+            "bars" => &mut self.bars,
             _ => return None,
         })
     }
@@ -653,12 +676,41 @@ mod tests {
     #[test]
     fn missing_keys_fall_back_to_the_default() {
         let theme = Theme::parse("mine", "loss_d = \"blue\"\n", "test").ok();
+        let base = Theme::base();
         let expected = Theme {
             name: "mine".to_string(),
             loss_d: Style::new().fg(Color::Blue),
+            // Newer keys follow the file's own older ones, here the default's.
+            score: base.title,
+            bars: base.digit,
             ..Theme::base()
         };
         assert_eq!(theme, Some(expected));
+    }
+
+    #[test]
+    fn newer_keys_left_out_follow_the_files_own_meanings() {
+        let text = "title = \"blue bold\"\ndigit = \"black\"\n";
+        let theme = Theme::parse("old", text, "test").ok();
+        assert_eq!(
+            theme.as_ref().map(|t| (t.score, t.bars)),
+            Some((
+                Style::new().fg(Color::Blue).add_modifier(Modifier::BOLD),
+                Style::new().fg(Color::Black)
+            ))
+        );
+        // Set explicitly, they are their own.
+        let text = "title = \"blue\"\nscore = \"red\"\nbars = \"green\"\n";
+        let theme = Theme::parse("new", text, "test").ok();
+        assert_eq!(
+            theme.map(|t| (t.score, t.bars)),
+            Some((Style::new().fg(Color::Red), Style::new().fg(Color::Green)))
+        );
+        // Every fallback names a real key.
+        let mut base = Theme::base();
+        for (key, from) in FALLBACKS {
+            assert!(base.style_mut(key).is_some() && base.style_mut(from).is_some());
+        }
     }
 
     #[test]

@@ -153,6 +153,56 @@ pub fn digit_cells(grid: &SampleGrid, area: Rect) -> Option<(u16, u16)> {
         .or_else(|| sizes.last().copied().filter(|&size| fits(size) >= 1))
 }
 
+/// Which digits a labelled grid shows: `digit 3` when every sample was asked for the same one,
+/// else `all digits`. A one-digit grid counts as one digit only if that digit was asked for.
+pub fn shown_digits(labels: &[u8], asked: Option<u8>) -> String {
+    match labels.split_first() {
+        Some((first, rest))
+            if rest.iter().all(|l| l == first) && (!rest.is_empty() || asked == Some(*first)) =>
+        {
+            format!("digit {first}")
+        }
+        _ => "all digits".to_string(),
+    }
+}
+
+/// The panel's title in at most `width` cells: the panel's name goes first, then the drawing
+/// mode, then the noise, so the step and the digits shown stay longest.
+pub fn panel_title(
+    step: Option<&str>,
+    shown: Option<&str>,
+    noise: &str,
+    mode: &str,
+    width: u16,
+) -> String {
+    let join = |with_name: bool, with_noise: bool, with_mode: bool| {
+        let parts: Vec<&str> = [
+            with_name.then_some("digits"),
+            step,
+            shown,
+            with_noise.then_some(noise),
+            with_mode.then_some(mode),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        format!(" {} ", parts.join(" · "))
+    };
+    let candidates = [
+        join(true, true, true),
+        join(false, true, true),
+        join(false, true, false),
+        join(false, false, false),
+    ];
+    let fits = |t: &String| t.chars().count() <= usize::from(width);
+    candidates
+        .iter()
+        .find(|t| fits(t))
+        .or(candidates.last())
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// The generated-digits panel.
 pub struct DigitPanel<'a> {
     pub app: &'a App,
@@ -172,14 +222,18 @@ impl Widget for &DigitPanel<'_> {
         } else {
             "fixed noise"
         };
-        let step = app
+        let step = app.samples().map(|g| format!("step {}", g.step));
+        let shown = app
             .samples()
-            .map_or(String::new(), |g| format!(" · step {}", g.step));
-        let mut title = format!(" digits{step} · {noise} · {mode} ");
-        if title.chars().count() + 2 > usize::from(area.width) {
-            // Narrow panel: the state matters more than the panel's name.
-            title = format!("{} · {noise} · {mode} ", step.trim_start_matches(" ·"));
-        }
+            .and_then(|g| g.labels.as_deref())
+            .map(|labels| shown_digits(labels, app.digit_request()));
+        let title = panel_title(
+            step.as_deref(),
+            shown.as_deref(),
+            noise,
+            mode,
+            area.width.saturating_sub(2),
+        );
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border)
@@ -316,6 +370,34 @@ pub(crate) mod tests {
             }
         }
         left_right
+    }
+
+    #[test]
+    fn labels_name_one_digit_only_when_every_sample_is_that_digit() {
+        assert_eq!(shown_digits(&[3, 3, 3], None), "digit 3");
+        assert_eq!(shown_digits(&[0, 1, 2, 3], None), "all digits");
+        assert_eq!(shown_digits(&[3, 3, 4], Some(3)), "all digits");
+        // One sample: it is "digit 3" only if 3 was asked for.
+        assert_eq!(shown_digits(&[0], None), "all digits");
+        assert_eq!(shown_digits(&[3], Some(3)), "digit 3");
+        assert_eq!(shown_digits(&[], Some(3)), "all digits");
+    }
+
+    #[test]
+    fn the_title_drops_name_then_mode_then_noise() {
+        let title = |w| panel_title(Some("step 9"), Some("digit 3"), "fixed noise", "ascii", w);
+        assert_eq!(
+            title(80),
+            " digits · step 9 · digit 3 · fixed noise · ascii "
+        );
+        assert_eq!(title(45), " step 9 · digit 3 · fixed noise · ascii ");
+        assert_eq!(title(32), " step 9 · digit 3 · fixed noise ");
+        assert_eq!(title(20), " step 9 · digit 3 ");
+        assert_eq!(title(3), " step 9 · digit 3 ");
+        assert_eq!(
+            panel_title(None, None, "fresh noise", "half-block", 80),
+            " digits · fresh noise · half-block "
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::theme::Theme;
 use super::put_line;
 
 /// Bar heights are scaled into 1..=BAR_MAX so the window's minimum still shows as a sliver.
-const BAR_MAX: u64 = 1000;
+pub const BAR_MAX: u64 = 1000;
 
 pub fn series_style(series: Series, theme: &Theme) -> Style {
     match series {

@@ -1,12 +1,13 @@
 //! Read-only widgets that draw the dashboard from plain data.
 //!
-//! `Dashboard` lays out the loss panel, the digit grid and the status bar, and overlays the help
-//! popup or the "stopping" notice. Nothing here changes state or knows about the trainer's
+//! `Dashboard` lays out the loss panel with the judge's scores under it, the digit grid and the
+//! status bar, and overlays the help popup or the "stopping" notice. Nothing here changes state or knows about the trainer's
 //! internals; every widget clips to the buffer, so any terminal size is safe to draw.
 
 pub mod digits;
 pub mod help;
 pub mod losses;
+pub mod quality;
 pub mod status;
 
 use ratatui::Frame;
@@ -20,6 +21,7 @@ use crate::app::{App, Phase};
 use self::digits::DigitPanel;
 use self::help::HelpPopup;
 use self::losses::LossPanel;
+use self::quality::QualityPanel;
 use self::status::{StatusBar, status_height};
 
 /// Below this size the layout would be unreadable, so the screen says so instead.
@@ -57,10 +59,14 @@ impl Widget for &Dashboard<'_> {
         let main = Rect::new(area.x, area.y, area.width, area.height - status_rows);
         let status = Rect::new(area.x, main.bottom(), area.width, status_rows);
         let loss_width = (area.width * 45 / 100).clamp(34, 60).min(area.width);
-        let losses = Rect::new(main.x, main.y, loss_width, main.height);
+        // The left column: numbers (losses, then the judge's scores); the right: pictures.
+        let quality_rows = quality::panel_height(app, main.height);
+        let losses = Rect::new(main.x, main.y, loss_width, main.height - quality_rows);
+        let scores = Rect::new(main.x, losses.bottom(), loss_width, quality_rows);
         let digits = Rect::new(losses.right(), main.y, main.width - loss_width, main.height);
 
         LossPanel { app }.render(losses, buf);
+        QualityPanel { app }.render(scores, buf);
         DigitPanel { app }.render(digits, buf);
         StatusBar { app }.render(status, buf);
 
@@ -135,7 +141,9 @@ pub fn put_line(buf: &mut Buffer, area: Rect, row: u16, line: &Line) {
 mod tests {
     use super::*;
     use crate::action::{Action, KEYS};
-    use crate::protocol::{FinishReason, RunInfo, SampleGrid, StepStats, TrainMsg};
+    use crate::protocol::{
+        FinishReason, QualityReport, RunInfo, SampleGrid, SaveReason, StepStats, TrainMsg,
+    };
     use crate::theme::{Theme, ThemeSet};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
@@ -187,6 +195,34 @@ mod tests {
             labels: None,
         }));
         app
+    }
+
+    /// `busy_app` with three judge reports (scores 8.21, 5.00, 9.00), the last one conditional.
+    fn scored_app() -> App {
+        let mut app = busy_app();
+        let report = quality::tests_support::report();
+        app.on_msg(TrainMsg::Quality(report.clone()));
+        app.on_msg(TrainMsg::Quality(QualityReport {
+            score: 5.0,
+            ..report.clone()
+        }));
+        app.on_msg(TrainMsg::Quality(QualityReport {
+            score: 9.0,
+            agreement: Some(0.912),
+            ..report
+        }));
+        app
+    }
+
+    /// A 16-digit grid of real MNIST digits labelled as asked for.
+    fn labelled_grid(labels: Vec<u8>) -> SampleGrid {
+        SampleGrid {
+            step: 700,
+            width: 28,
+            height: 28,
+            pixels: digits::tests::mnist_digits(16),
+            labels: Some(labels),
+        }
     }
 
     fn render(app: &App, width: u16, height: u16) -> Buffer {
@@ -287,6 +323,304 @@ mod tests {
     }
 
     #[test]
+    fn the_80x24_screen_makes_room_for_the_scores_under_the_losses() {
+        let waiting = busy_app();
+        let scored = scored_app();
+        let before = text(&render(&waiting, 80, 24));
+        let after = text(&render(&scored, 80, 24));
+        let common = [
+            "D loss",
+            "G loss",
+            "D(x)",
+            "D(G(z))",
+            "min",
+            "digits · step 600",
+            "RUNNING",
+            "? help  q quit  p pause  s save  e score  0-9 digit",
+        ];
+        assert_shows(&before, &common);
+        assert_shows(&after, &common);
+        // Before the first report: when scores come, and the key that asks now.
+        assert_shows(
+            &before,
+            &[
+                "┌ scores ",
+                "scores come after the first epoch",
+                "press e to score now",
+            ],
+        );
+        let row = |screen: &str, n: usize| screen.lines().nth(n).unwrap_or_default().to_string();
+        assert!(row(&before, 16).starts_with("┌ scores "), "{before}");
+        // With scores: the numbers, the trend and the bars, in eight rows under the losses.
+        assert_shows(
+            &after,
+            &[
+                "scores · step 1876 · 2000 digits",
+                "score 9.00  fcd 12.3 (floor 8.31)",
+                "recognised 93%",
+                "asked-for 91%",
+                "5.00-9.00",
+                "digits read as",
+                "0 1 2 3 4 5 6 7 8 9",
+            ],
+        );
+        assert!(row(&after, 12).starts_with("┌ scores "), "{after}");
+        assert!(row(&after, 19).starts_with("└"), "{after}");
+        // The digit grid keeps all its room: the right-hand side is the same as before.
+        let right = |screen: &str| -> Vec<String> {
+            screen
+                .lines()
+                .take(20)
+                .map(|l| l.chars().skip(36).collect())
+                .collect()
+        };
+        assert_eq!(right(&before), right(&after), "\n{after}");
+    }
+
+    #[test]
+    fn the_120x40_screen_shows_a_taller_panel_with_the_whole_trend() {
+        let app = scored_app();
+        let screen = text(&render(&app, 120, 40));
+        assert_shows(
+            &screen,
+            &[
+                "┌ scores · step 1876 · 2000 digits ─",
+                "score 9.00  fcd 12.3 (floor 8.31)",
+                "recognised 93%  asked-for 91%",
+                "score trend 5.00-9.00",
+                "digits read as",
+                "D(G(z))",
+                "digits · step 600",
+                "? help  q quit",
+                "t theme",
+            ],
+        );
+        // 14 rows: from row 23 to the bottom of the main area (row 36).
+        let rows: Vec<&str> = screen.lines().collect();
+        assert!(
+            rows.get(23).is_some_and(|l| l.starts_with("┌ scores")),
+            "{screen}"
+        );
+        assert!(rows.get(36).is_some_and(|l| l.starts_with("└")), "{screen}");
+        // The bar labels sit at the bottom, spaced for two-column bars.
+        assert!(
+            rows.get(35)
+                .is_some_and(|l| l.contains("0  1  2  3  4  5  6  7  8  9")),
+            "{screen}"
+        );
+    }
+
+    #[test]
+    fn short_terminals_drop_the_scores_panel_not_the_losses() {
+        for app in [busy_app(), scored_app()] {
+            // 21 rows: 4 for the status bar leave 17, one short of losses plus scores.
+            let screen = text(&render(&app, 80, 21));
+            assert!(!screen.contains("scores"), "{screen}");
+            assert_shows(&screen, &["D loss", "D(G(z))", "digits · step", "? help"]);
+            let screen = text(&render(&app, 80, 22));
+            assert!(screen.contains("┌ scores"), "{screen}");
+        }
+    }
+
+    /// Bar heights in eighths of a row, read back from the glyphs above each label of the
+    /// panel's bar chart, with the labels' columns; `None` if the label row is missing.
+    fn bar_heights(buf: &Buffer) -> Option<Vec<(u16, u32)>> {
+        let area = buf.area;
+        let symbol = |x: u16, y: u16| buf.cell((x, y)).map_or(" ", |c| c.symbol()).to_string();
+        let eighths = |s: &str| match s {
+            "█" => 8,
+            "▇" => 7,
+            "▆" => 6,
+            "▅" => 5,
+            "▄" => 4,
+            "▃" => 3,
+            "▂" => 2,
+            "▁" => 1,
+            _ => 0,
+        };
+        (area.top()..area.bottom()).rev().find_map(|y| {
+            let row: String = (area.left()..area.right()).map(|x| symbol(x, y)).collect();
+            let at = row.find("0 1 2 3 4 5 6 7 8 9")?;
+            let x0 = u16::try_from(row[..at].chars().count()).ok()?;
+            Some(
+                (0..10u16)
+                    .map(|d| {
+                        let x = x0 + 2 * d;
+                        let height = (area.top()..y)
+                            .rev()
+                            .map(|above| eighths(&symbol(x, above)))
+                            .take_while(|&e| e > 0)
+                            .sum();
+                        (x, height)
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    #[test]
+    fn the_bars_go_from_0_to_9_and_the_largest_share_is_the_tallest() {
+        let app = scored_app();
+        let mut buf = Buffer::empty(Rect::new(0, 0, 36, 12));
+        quality::QualityPanel { app: &app }.render(buf.area, &mut buf);
+        let bars = bar_heights(&buf).unwrap_or_default();
+        assert_eq!(bars.len(), 10, "\n{}", text(&buf));
+        let shares = quality::tests_support::report().class_shares;
+        let heights: Vec<u32> = bars.iter().map(|&(_, h)| h).collect();
+        // 8 (15%) fills the chart; 5 (1%) is the least; more share is never a shorter bar.
+        let tallest = heights.iter().copied().max().unwrap_or(0);
+        assert_eq!(
+            heights.get(8),
+            Some(&tallest),
+            "{heights:?}\n{}",
+            text(&buf)
+        );
+        // Ten inner rows: two of numbers, a caption, six of bars and the labels.
+        assert_eq!(tallest, 8 * 6, "six bar rows");
+        assert_eq!(heights.iter().copied().min(), heights.get(5).copied());
+        for i in 0..10 {
+            for j in 0..10 {
+                if shares[i] > shares[j] {
+                    assert!(heights[i] >= heights[j], "{i} vs {j}: {heights:?}");
+                }
+            }
+        }
+        // Bars are drawn in the theme's bar style; a digit nearly never read is a warning.
+        let theme = app.theme();
+        let (x8, _) = bars[8];
+        let (x5, _) = bars[5];
+        let label_y = (0..12)
+            .rev()
+            .find(|&y| buf.cell((x8, y)).is_some_and(|c| c.symbol() == "8"));
+        let fg = |x: u16, y: u16| buf.cell((x, y)).map(|c| c.fg);
+        assert_eq!(label_y.and_then(|y| fg(x5, y)), theme.warning.fg);
+        assert_eq!(label_y.and_then(|y| fg(x8, y)), theme.muted.fg);
+        assert_eq!(label_y.and_then(|y| fg(x8, y - 1)), theme.bars.fg);
+    }
+
+    #[test]
+    fn the_trend_is_drawn_in_the_score_style() {
+        let app = scored_app();
+        let buf = render(&app, 120, 40);
+        let theme = app.theme();
+        let trend_cells = buf
+            .content()
+            .iter()
+            .filter(|c| c.fg == theme.score.fg.unwrap_or_default() && c.symbol() != " ")
+            .count();
+        // The score's value plus the trend's bars.
+        assert!(trend_cells > 10, "{trend_cells} cells");
+        assert_ne!(theme.score, theme.bars);
+    }
+
+    #[test]
+    fn the_panel_says_why_when_no_scores_can_come() {
+        let mut app = busy_app();
+        app.update(Action::Evaluate);
+        let screen = text(&render(&app, 80, 24));
+        assert_shows(
+            &screen,
+            &["scores · scoring...", "scoring the generator's digits"],
+        );
+        assert!(!screen.contains("press e"), "{screen}");
+        app.on_msg(TrainMsg::EpochDone(crate::protocol::EpochSummary {
+            epoch: 1,
+            epochs: 1,
+            step: 938,
+            d_loss: 1.0,
+            g_loss: 1.0,
+            d_real: 0.5,
+            d_fake: 0.5,
+            steps_per_s: 50.0,
+            elapsed_s: 19.0,
+            sample_png: None,
+            quality: None,
+        }));
+        let screen = text(&render(&app, 80, 24));
+        assert_shows(
+            &screen,
+            &["no scores: this run's scoring is off", "eval_count = 0"],
+        );
+        let mut ended = busy_app();
+        ended.on_msg(TrainMsg::Finished {
+            reason: FinishReason::StepLimit,
+            step: 600,
+            last_checkpoint: None,
+        });
+        let screen = text(&render(&ended, 80, 24));
+        assert_shows(&screen, &["no scores: the run has ended"]);
+        assert!(!screen.contains("press e"), "{screen}");
+    }
+
+    #[test]
+    fn a_conditional_grid_names_the_digits_it_shows() {
+        let mut app = busy_app();
+        app.on_msg(TrainMsg::Samples(labelled_grid(
+            (0..16).map(|i| (i % 10) as u8).collect(),
+        )));
+        assert_shows(
+            &text(&render(&app, 120, 40)),
+            &["digits · step 700 · all digits · fixed noise · ascii"],
+        );
+        // 80 columns: the panel's name and the mode give way first.
+        assert_shows(
+            &text(&render(&app, 80, 24)),
+            &["┐┌ step 700 · all digits · fixed noise ─"],
+        );
+        assert_eq!(
+            app.update(Action::ShowDigit(3)),
+            Some(crate::protocol::Command::ShowDigit(Some(3)))
+        );
+        app.on_msg(TrainMsg::Samples(labelled_grid(vec![3; 16])));
+        assert_shows(
+            &text(&render(&app, 80, 24)),
+            &["step 700 · digit 3 · fixed noise · ascii"],
+        );
+        // An unconditional grid says nothing about digits.
+        let screen = text(&render(&busy_app(), 120, 40));
+        assert!(!screen.contains("all digits"), "{screen}");
+    }
+
+    #[test]
+    fn notes_about_divergence_and_failed_writes_read_whole_at_80x24() {
+        let mut app = busy_app();
+        app.on_msg(TrainMsg::CheckpointSaved {
+            path: PathBuf::from(
+                "/home/someone/.local/share/gan-tui/runs/20261127-101500-reference/checkpoints/epoch-011.safetensors",
+            ),
+            step: 600,
+            reason: SaveReason::EpochEnd,
+        });
+        app.on_msg(TrainMsg::WriteFailed {
+            what: "sample grid".to_string(),
+            path: PathBuf::from("/runs/test/samples/epoch-001.png"),
+            error: "Read-only file system (os error 30)".to_string(),
+        });
+        assert_shows(
+            &text(&render(&app, 80, 24)),
+            &[
+                "sample grid failed at /runs/test/samples/epoch-001.png: Read-only file system",
+                "training goes on",
+            ],
+        );
+        app.on_msg(TrainMsg::Diverged {
+            step: 612,
+            d_loss: f32::NAN,
+            g_loss: 3.2,
+        });
+        let screen = text(&render(&app, 80, 24));
+        assert_shows(
+            &screen,
+            &[
+                "DIVERGED",
+                "training diverged at step 612 (D loss NaN, G loss 3.200) and stopped; press q to",
+                "quit. Nothing more is saved.",
+                "? help  q quit",
+            ],
+        );
+    }
+
+    #[test]
     fn bigger_terminals_show_more_digits() {
         let app = busy_app();
         let screen = text(&render(&app, 120, 40));
@@ -346,9 +680,19 @@ mod tests {
         assert!(small.contains("terminal"), "{small}");
         let below = text(&render(&app, 49, 24));
         assert!(below.contains("too small: 49x24"), "{below}");
-        // Every size up to 130x45 in every overlay and digit mode.
-        for overlay in 0..3 {
+        // Every size up to 130x45 in every overlay and digit mode, with and without scores.
+        for overlay in 0..5 {
             match overlay {
+                3 => {
+                    app = scored_app();
+                    app.on_msg(TrainMsg::Samples(labelled_grid(vec![3; 16])));
+                    app.update(Action::ShowDigit(3));
+                    app.update(Action::Evaluate);
+                }
+                4 => {
+                    app.update(Action::ToggleHelp);
+                    app.update(Action::ToggleHistory);
+                }
                 1 => {
                     app.update(Action::ToggleHelp);
                     app.update(Action::ToggleDigitMode);
@@ -363,6 +707,15 @@ mod tests {
             for w in 0..=130 {
                 for h in 0..=45 {
                     render(&app, w, h);
+                }
+            }
+        }
+        // The panel alone, at any size, before and after scores.
+        for app in [busy_app(), scored_app()] {
+            for w in 0..=60 {
+                for h in 0..=20 {
+                    let mut buf = Buffer::empty(Rect::new(0, 0, w, h));
+                    quality::QualityPanel { app: &app }.render(buf.area, &mut buf);
                 }
             }
         }
@@ -383,6 +736,14 @@ mod tests {
         let mut app = busy_app();
         app.update(Action::ToggleHelp);
         let screen = text(&render(&app, 80, 24));
+        assert_shows(
+            &screen,
+            &[
+                "e  score the generator's digits with the judge now",
+                "0-9  conditional runs: draw only that digit (again: all ten)",
+                "a  conditional runs: draw all ten digits",
+            ],
+        );
         for binding in KEYS {
             assert!(
                 screen.contains(binding.description),
@@ -463,7 +824,7 @@ mod tests {
     fn without_colour_nothing_is_coloured_in_any_mode() {
         for name in Theme::builtin_names() {
             let (set, _) = ThemeSet::load(name, std::path::Path::new("/nonexistent"), true);
-            let mut app = busy_app();
+            let mut app = scored_app();
             app.set_themes(set, None);
             for mode in 0..2 {
                 if mode == 1 {

@@ -162,23 +162,33 @@ pub fn wrap(text: &str, width: usize, max_rows: usize) -> Vec<String> {
     rows
 }
 
-/// `? help  q quit  p pause ...`: help and quit first, so they survive a narrow terminal.
-pub fn key_hint(theme: &Theme) -> Line<'static> {
+/// `? help  q quit  p pause ...` in at most `width` cells: help and quit first, then the table's
+/// order, as many as fit (the help popup lists them all).
+pub fn key_hint(theme: &Theme, width: u16) -> Line<'static> {
     let first = [Action::ToggleHelp, Action::Quit];
     let ordered = first
         .iter()
         .filter_map(|a| a.binding())
         .chain(KEYS.iter().filter(|b| !first.contains(&b.action)));
     let mut spans = Vec::new();
+    let mut used = 0usize;
     for binding in ordered.filter(|b| !b.hint.is_empty()) {
         let Some(key) = binding.keys.first() else {
             continue;
         };
-        if !spans.is_empty() {
-            spans.push(Span::styled(GAP, theme.muted));
+        let gap = if spans.is_empty() { "" } else { GAP };
+        let entry = [
+            Span::styled(gap, theme.muted),
+            Span::styled(key.label(), theme.key),
+            Span::styled(format!(" {}", binding.hint), theme.muted),
+        ];
+        let w: usize = entry.iter().map(Span::width).sum();
+        // Help always shows, however narrow: it is the way to the rest.
+        if !spans.is_empty() && used + w > usize::from(width) {
+            break;
         }
-        spans.push(Span::styled(key.label(), theme.key));
-        spans.push(Span::styled(format!(" {}", binding.hint), theme.muted));
+        spans.extend(entry.into_iter().filter(|s| !s.content.is_empty()));
+        used += w;
     }
     Line::from(spans)
 }
@@ -208,7 +218,7 @@ impl Widget for &StatusBar<'_> {
             put_line(buf, area, row, &line);
             row += 1;
         }
-        put_line(buf, area, row, &key_hint(theme));
+        put_line(buf, area, row, &key_hint(theme, area.width));
     }
 }
 
@@ -248,14 +258,29 @@ mod tests {
     }
 
     #[test]
-    fn key_hint_starts_with_help_and_quit_and_covers_every_hinted_key() {
-        let hint = text(&key_hint(&Theme::default()));
-        assert!(hint.starts_with("? help  q quit  p pause"), "{hint}");
-        // Every hint fits an 80-column terminal.
-        assert!(hint.chars().count() <= 80, "{hint}");
+    fn key_hint_starts_with_help_and_quit_and_fills_the_width_in_table_order() {
+        let theme = Theme::default();
+        let hint = text(&key_hint(&theme, 80));
+        assert_eq!(
+            hint,
+            "? help  q quit  p pause  s save  e score  0-9 digit  r resample  h history"
+        );
+        // Wide enough, every hinted key is there, and Esc (no hint word) never is.
+        let wide = text(&key_hint(&theme, 200));
         for binding in KEYS.iter().filter(|b| !b.hint.is_empty()) {
-            assert!(hint.contains(binding.hint), "{hint} lacks {}", binding.hint);
+            assert!(wide.contains(binding.hint), "{wide} lacks {}", binding.hint);
         }
-        assert!(!hint.contains("Esc"));
+        assert!(!wide.contains("Esc"));
+        assert!(wide.chars().count() <= 120, "{wide}");
+        // Every width gets a hint no wider than itself, down to help alone.
+        for width in 6..=120u16 {
+            let hint = text(&key_hint(&theme, width));
+            assert!(
+                hint.chars().count() <= usize::from(width),
+                "{width}: {hint}"
+            );
+            assert!(hint.starts_with("? help"), "{width}: {hint}");
+        }
+        assert_eq!(text(&key_hint(&theme, 0)), "? help");
     }
 }
