@@ -341,6 +341,7 @@ impl App {
         }
         match msg {
             TrainMsg::Started(info) => {
+                self.scoring_off = info.eval_count == 0;
                 self.run = Some(info);
                 if self.phase == Phase::Starting {
                     self.phase = Phase::Training;
@@ -403,9 +404,8 @@ impl App {
                 self.last_error = Some(text.clone());
                 self.set_note(NoteKind::Error, text);
             }
-            // The trainer reports a failed scoring as a write failure named "scores"; its error
-            // already says what went wrong, and no path is involved.
-            TrainMsg::WriteFailed { what, error, .. } if what == "scores" => {
+            // The error already says what went wrong; no file is involved.
+            TrainMsg::ScoringFailed(error) => {
                 self.scoring = false;
                 let text = format!("{error}; training goes on");
                 self.last_error = Some(text.clone());
@@ -915,6 +915,7 @@ mod tests {
             start_step: 0,
             run_dir: PathBuf::from("/runs/2024-01-01"),
             seed: 7,
+            eval_count: 2000,
         }
     }
 
@@ -1401,11 +1402,9 @@ mod tests {
     fn a_judge_that_fails_ends_the_wait_with_its_reason() {
         let mut app = running();
         app.update(Action::Evaluate);
-        app.on_msg(TrainMsg::WriteFailed {
-            what: "scores".to_string(),
-            path: PathBuf::from("/runs/x/metrics.jsonl"),
-            error: "the judge could not score the digits: non-finite pixels".to_string(),
-        });
+        app.on_msg(TrainMsg::ScoringFailed(
+            "the judge could not score the digits: non-finite pixels".to_string(),
+        ));
         assert!(!app.scoring());
         let note = app.note().cloned();
         assert_eq!(note.as_ref().map(|n| n.kind), Some(NoteKind::Error));

@@ -206,6 +206,10 @@ pub fn run(
                 let text = format!("could not write the {what} {}: {error}", path.display());
                 stop_for_write_error(text, &mut write_error);
             }
+            TrainMsg::ScoringFailed(error) => {
+                clear_bar(&mut out, &mut bar_shown);
+                warn(format!("warning: {error}"));
+            }
             TrainMsg::Diverged {
                 step,
                 d_loss,

@@ -41,6 +41,8 @@ pub struct RunInfo {
     pub start_step: u64,
     pub run_dir: PathBuf,
     pub seed: u64,
+    /// Digits the judge scores after each epoch and on request; 0: scoring is off.
+    pub eval_count: usize,
 }
 
 /// The numbers of one logged training step.
@@ -177,6 +179,8 @@ pub enum TrainMsg {
         path: PathBuf,
         error: String,
     },
+    /// The judge could not score the digits (a request, or an epoch's end); training goes on.
+    ScoringFailed(String),
     /// A loss became NaN or infinite at `step`. The trainer waits, paused, for `Stop`; it saves
     /// nothing more, so the last good checkpoint stays the newest.
     Diverged {

@@ -463,6 +463,7 @@ mod tests {
             start_step: 0,
             run_dir: PathBuf::from("/runs/test"),
             seed: 1,
+            eval_count: 2000,
         }
     }
 

@@ -280,6 +280,7 @@ impl Trainer {
             start_step: self.start_step,
             run_dir: self.run.root().to_path_buf(),
             seed: self.cfg.seed,
+            eval_count: self.cfg.eval_count,
         };
         self.send(TrainMsg::Started(info));
         self.send_samples(false)?;
@@ -496,7 +497,11 @@ impl Trainer {
             .get_or_insert_with(|| Evaluator::builtin().map_err(|e| e.to_string()))
         {
             Ok(e) => e,
-            Err(_) => return None,
+            Err(error) => {
+                let error = format!("the judge could not be loaded: {error}");
+                self.send(TrainMsg::ScoringFailed(error));
+                return None;
+            }
         };
         // The judge needs two digits at least to compare spreads.
         let count = self.cfg.eval_count.max(2);
@@ -509,11 +514,7 @@ impl Trainer {
             }
             Err(e) => {
                 let error = format!("the judge could not score the digits: {e}");
-                self.send(TrainMsg::WriteFailed {
-                    what: "scores".to_string(),
-                    path: self.run.metrics_file(),
-                    error,
-                });
+                self.send(TrainMsg::ScoringFailed(error));
                 None
             }
         }
@@ -601,6 +602,8 @@ impl Trainer {
         let path = self.run.epoch_checkpoint(epoch);
         self.save_checkpoint(&path, SaveReason::EpochEnd);
         self.send(TrainMsg::EpochDone(summary));
+        // Scoring, pictures and checkpoints are not steps: the next speed window starts now.
+        self.window = (self.progress.step, self.clock.active());
         Ok(())
     }
 
