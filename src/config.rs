@@ -237,8 +237,10 @@ pub enum ConfigError {
     Missing { path: PathBuf },
     #[error("config path {} is a directory; give the path of a TOML file instead", path.display())]
     IsDirectory { path: PathBuf },
-    #[error("cannot read config file {}: {source}; check that it exists and is readable", path.display())]
-    Read { path: PathBuf, source: io::Error },
+    // The io error is named `cause`, not `source`, so it is not also chained: the one-line
+    // message (printed with its chain) then says it once.
+    #[error("cannot read config file {}: {cause}; check that it exists and is readable", path.display())]
+    Read { path: PathBuf, cause: io::Error },
     #[error("{}:{line}: the config file is not UTF-8 text; save it as UTF-8", path.display())]
     NotUtf8 { path: PathBuf, line: usize },
     #[error("{}:{line}: {place}: TOML syntax error: {message}", path.display())]
@@ -294,11 +296,11 @@ pub enum ConfigError {
     #[error("{origin} is not a valid name; use one or more ASCII letters, digits, `_` and `-`")]
     BadName { origin: Origin },
     #[error(
-        "cannot make the relative path {} absolute: the current folder is unreadable ({source}); \
+        "cannot make the relative path {} absolute: the current folder is unreadable ({cause}); \
          give an absolute path",
         path.display()
     )]
-    CurrentDir { path: PathBuf, source: io::Error },
+    CurrentDir { path: PathBuf, cause: io::Error },
 }
 
 /// Resolves defaults < config file < `overrides`.
@@ -318,20 +320,20 @@ pub fn load(
                     path: path.to_path_buf(),
                 });
             }
-            Err(source) => {
+            Err(cause) => {
                 return Err(ConfigError::Read {
                     path: path.to_path_buf(),
-                    source,
+                    cause,
                 });
             }
             Ok(_) => ConfigSource::Explicit(path.to_path_buf()),
         },
         None => match fs::metadata(user_default) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => ConfigSource::Defaults,
-            Err(source) => {
+            Err(cause) => {
                 return Err(ConfigError::Read {
                     path: user_default.to_path_buf(),
-                    source,
+                    cause,
                 });
             }
             Ok(_) => ConfigSource::UserFile(user_default.to_path_buf()),
@@ -704,7 +706,11 @@ impl Accepts for WriteErrorChoice {
 }
 
 impl Key<WriteErrorChoice> {
-    fn check(&self, name: &str, origin: impl FnOnce() -> Origin) -> Result<OnWriteError, ConfigError> {
+    fn check(
+        &self,
+        name: &str,
+        origin: impl FnOnce() -> Origin,
+    ) -> Result<OnWriteError, ConfigError> {
         OnWriteError::ALL
             .iter()
             .copied()
@@ -812,9 +818,9 @@ impl Key<Dir> {
         let joined = base.join(path);
         std::path::absolute(&joined)
             .map(Some)
-            .map_err(|source| ConfigError::CurrentDir {
+            .map_err(|cause| ConfigError::CurrentDir {
                 path: joined,
-                source,
+                cause,
             })
     }
 
@@ -888,9 +894,9 @@ impl FileLayer {
                 path: path.to_path_buf(),
             });
         }
-        let bytes = fs::read(path).map_err(|source| ConfigError::Read {
+        let bytes = fs::read(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let text = String::from_utf8(bytes).map_err(|e| {
             let good = e.utf8_error().valid_up_to();
@@ -1329,6 +1335,29 @@ mod tests {
             let msg = loaded.unwrap_err().to_string();
             assert!(msg.contains(&tmp.path().display().to_string()), "{msg}");
             assert!(msg.contains("is a directory"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn unreadable_file_is_reported_once_with_its_path_and_cause() {
+        // A symlink loop cannot be read even by root (a mode-000 file can).
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("loop.toml");
+        std::os::unix::fs::symlink(&path, &path).unwrap();
+        for loaded in [
+            load(Some(&path), &no_user_file(), &Overrides::default()),
+            load(None, &path, &Overrides::default()),
+        ] {
+            let err = loaded.unwrap_err();
+            assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+            // main prints the error with its chain; the cause must appear once, not twice.
+            let shown = format!("{:#}", anyhow::Error::new(err));
+            assert!(shown.contains(&path.display().to_string()), "{shown}");
+            assert_eq!(
+                shown.matches("symbolic links").count(),
+                1,
+                "the cause once: {shown}"
+            );
         }
     }
 
