@@ -8,7 +8,7 @@
 
 use std::fmt::{self, Write as _};
 use std::fs;
-use std::io;
+use std::io::{self, Read as _};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -241,6 +241,12 @@ pub enum ConfigError {
     // message (printed with its chain) then says it once.
     #[error("cannot read config file {}: {cause}; check that it exists and is readable", path.display())]
     Read { path: PathBuf, cause: io::Error },
+    #[error(
+        "config file {} is larger than {limit} bytes; a config file is a page of settings, so \
+         check the --config path",
+        path.display()
+    )]
+    TooLarge { path: PathBuf, limit: u64 },
     #[error("{}:{line}: the config file is not UTF-8 text; save it as UTF-8", path.display())]
     NotUtf8 { path: PathBuf, line: usize },
     #[error("{}:{line}: {place}: TOML syntax error: {message}", path.display())]
@@ -396,6 +402,9 @@ fn steps_limit(n: u64) -> Option<u64> {
 
 /// The tables of the file, in the order `to_toml` writes them.
 const TABLES: &[&str] = &["train", "data", "run", "ui"];
+
+/// The most bytes read from a config file: `config.example.toml` is under 2 KiB.
+const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// The largest integer a TOML file can hold.
 const TOML_INT_MAX: u64 = i64::MAX as u64;
@@ -894,10 +903,21 @@ impl FileLayer {
                 path: path.to_path_buf(),
             });
         }
-        let bytes = fs::read(path).map_err(|cause| ConfigError::Read {
-            path: path.to_path_buf(),
-            cause,
-        })?;
+        let mut bytes = Vec::new();
+        // Bounded, so that a huge file or a device that never ends (`/dev/zero`) is refused
+        // instead of read until memory runs out.
+        fs::File::open(path)
+            .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|cause| ConfigError::Read {
+                path: path.to_path_buf(),
+                cause,
+            })?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+                limit: MAX_FILE_BYTES,
+            });
+        }
         let text = String::from_utf8(bytes).map_err(|e| {
             let good = e.utf8_error().valid_up_to();
             ConfigError::NotUtf8 {
@@ -1359,6 +1379,26 @@ mod tests {
                 "the cause once: {shown}"
             );
         }
+    }
+
+    #[test]
+    fn huge_files_and_endless_devices_are_refused_unread() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = tmp.path().join("big.toml");
+        let mut text = "# padding\n".repeat((MAX_FILE_BYTES as usize) / 10 + 1);
+        text.push_str("[train]\nepochs = 3\n");
+        fs::write(&big, &text).unwrap();
+        for path in [big.as_path(), Path::new("/dev/zero")] {
+            let err = load(Some(path), &no_user_file(), &Overrides::default()).unwrap_err();
+            assert!(matches!(err, ConfigError::TooLarge { .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains("is larger than 1048576 bytes"), "{msg}");
+        }
+        // Just under the limit is still read.
+        text.truncate(MAX_FILE_BYTES as usize - 20);
+        text.push_str("\n[train]\nepochs = 3\n");
+        assert_eq!(load_text(&text, &Overrides::default()).unwrap().epochs, 3);
     }
 
     #[test]
