@@ -175,12 +175,15 @@ fn load_dir(dir: &Path, split: Split) -> Result<DigitSet, DataError> {
 /// `dir/name`, or else `dir/name.gz`. The raw file wins when both exist (as after unpacking a
 /// download in place) because it needs no decompressing.
 fn find_file(dir: &Path, split: Split, name: &'static str) -> Result<PathBuf, DataError> {
-    let raw = dir.join(name);
-    let gz = dir.join(format!("{name}.gz"));
-    for candidate in [raw, gz] {
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
+    let candidates = [dir.join(name), dir.join(format!("{name}.gz"))];
+    if let Some(file) = candidates.iter().find(|c| c.is_file()) {
+        return Ok(file.clone());
+    }
+    // Something of that name that is not a readable file (a dangling or looping link, a folder,
+    // a device): reading it says what is wrong with it, where "missing" would contradict the
+    // listing of the folder that names it.
+    if let Some(other) = candidates.iter().find(|c| fs::symlink_metadata(c).is_ok()) {
+        return Ok(other.clone());
     }
     let read_error = |cause| DataError::Read {
         path: dir.to_path_buf(),
@@ -525,6 +528,34 @@ mod tests {
             msg.contains("has neither t10k-images-idx3-ubyte nor t10k-images-idx3-ubyte.gz"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_present_but_unreadable_file_is_reported_as_such_not_as_missing() {
+        let (images, labels) = small_set(2);
+        let labels_name = Split::Train.labels_file();
+        let cases: [(&str, fn(&Path)); 3] = [
+            ("No such file", |p| {
+                std::os::unix::fs::symlink("/nonexistent/gan-tui-labels", p).unwrap()
+            }),
+            ("symbolic links", |p| {
+                std::os::unix::fs::symlink(p, p).unwrap()
+            }),
+            ("Is a directory", |p| fs::create_dir(p).unwrap()),
+        ];
+        for (cause, make) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            write_split(dir.path(), Split::Train, &images, &labels, false);
+            let path = dir.path().join(labels_name);
+            fs::remove_file(&path).unwrap();
+            make(&path);
+            let msg = message(load(Some(dir.path()), Split::Train));
+            assert!(
+                msg.starts_with(&format!("{}: cannot read the file: ", path.display())),
+                "{msg}"
+            );
+            assert!(msg.contains(cause), "want {cause:?} in: {msg}");
+        }
     }
 
     #[test]
