@@ -951,15 +951,16 @@ impl FileLayer {
         line_at(self.text.as_bytes(), offset)
     }
 
-    /// The source text at `span`, shortened so a long value cannot swamp the message.
+    /// The source text at `span`, shortened so a long value cannot swamp the message, and
+    /// printable so a multi-line value keeps the message on one line.
     fn quote(&self, span: Range<usize>) -> String {
         const MAX_CHARS: usize = 60;
         let raw = self.text.get(span).unwrap_or("").trim();
         if raw.chars().count() > MAX_CHARS {
             let head: String = raw.chars().take(MAX_CHARS).collect();
-            format!("{head}...")
+            format!("{}...", printable(&head))
         } else {
-            raw.to_string()
+            printable(raw)
         }
     }
 
@@ -1171,6 +1172,20 @@ impl FileLayer {
     }
 }
 
+/// `text` with control characters escaped (`\n`, `\u{1b}`), so that file text quoted in a
+/// message keeps it on one line and cannot send escape sequences to the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// 1-based line number of byte `offset`.
 fn line_at(bytes: &[u8], offset: usize) -> usize {
     bytes.iter().take(offset).filter(|&&b| b == b'\n').count() + 1
@@ -1192,13 +1207,13 @@ fn key_at(table: &DeTable, offset: usize) -> Option<FoundKey> {
             && let Some(found) = key_at(inner, offset)
         {
             return Some(FoundKey {
-                path: format!("{}.{}", key.get_ref(), found.path),
+                path: format!("{}.{}", printable(key.get_ref()), found.path),
                 is_table: found.is_table,
             });
         }
         if covers(key.span()) || covers(value.span()) {
             return Some(FoundKey {
-                path: key.get_ref().to_string(),
+                path: printable(key.get_ref()),
                 is_table: matches!(value.get_ref(), DeValue::Table(_)),
             });
         }
@@ -1399,6 +1414,24 @@ mod tests {
         text.truncate(MAX_FILE_BYTES as usize - 20);
         text.push_str("\n[train]\nepochs = 3\n");
         assert_eq!(load_text(&text, &Overrides::default()).unwrap().epochs, 3);
+    }
+
+    #[test]
+    fn quoted_values_and_keys_stay_on_one_line() {
+        let msg = error("[run]\nsample_every = '''multi\nline'''\n");
+        assert!(
+            msg.contains("run.sample_every = '''multi\\nline'''"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg:?}");
+        let msg = error("[train]\n\"ep\\nochs\\u001b[31m\" = 3\n");
+        assert!(
+            msg.contains("train.ep\\nochs\\u{1b}[31m is not a known key"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n') && !msg.contains('\u{1b}'), "{msg:?}");
+        let msg = error("[ui]\ntheme = \"tab\there\"\n");
+        assert!(msg.contains(r#"ui.theme = "tab\there""#), "{msg}");
     }
 
     #[test]
