@@ -534,7 +534,9 @@ mod tests {
     fn a_present_but_unreadable_file_is_reported_as_such_not_as_missing() {
         let (images, labels) = small_set(2);
         let labels_name = Split::Train.labels_file();
-        let cases: [(&str, fn(&Path)); 3] = [
+        /// Puts something that is not a readable file at a path.
+        type Make = fn(&Path);
+        let cases: [(&str, Make); 3] = [
             ("No such file", |p| {
                 std::os::unix::fs::symlink("/nonexistent/gan-tui-labels", p).unwrap()
             }),
