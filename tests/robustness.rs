@@ -494,12 +494,19 @@ fn bad_checkpoint_files_are_refused_naming_the_file_and_the_problem() {
             "zero_length.safetensors",
             ": not a safetensors file (the file is empty)",
         ),
-        ("not_safetensors.safetensors", ": not a safetensors file ("),
+        (
+            "not_safetensors.safetensors",
+            ": not a safetensors file (its first 8 bytes should hold the header's length",
+        ),
         (
             "garbage_header.safetensors",
             ": not a safetensors file (invalid JSON in header",
         ),
-        ("truncated.safetensors", ": not a safetensors file ("),
+        (
+            "truncated.safetensors",
+            ": the checkpoint is damaged: cut short: its header describes 13118044 bytes of \
+             tensor data, but only 64 follow",
+        ),
         (
             "foreign.safetensors",
             ": a safetensors file, but not a gan-tui checkpoint (no metadata)",
@@ -583,7 +590,10 @@ fn damaged_copies_of_a_real_checkpoint_are_refused() {
     };
 
     let cut = write("half.safetensors", &bytes[..bytes.len() / 2]);
-    sampling(&cut).fails_with(&[&format!("{}: not a safetensors file (", shown(&cut))]);
+    sampling(&cut).fails_with(&[
+        &format!("{}: the checkpoint is damaged: cut short: ", shown(&cut)),
+        "use another checkpoint",
+    ]);
 
     let mut without = good.clone();
     without.state.tensors.retain(|t| t.name != "model.2.bias");
@@ -610,11 +620,14 @@ fn damaged_copies_of_a_real_checkpoint_are_refused() {
     let other = write("dcgan.safetensors", &other.encode().unwrap());
     sampling(&other).fails_with(&[&format!("{}: holds preset `dcgan`", shown(&other))]);
 
-    // A flipped bit in the header's length prefix.
+    // A flipped bit in the header's length prefix: 256 MiB more, beyond any header.
     let mut flipped = bytes.clone();
     flipped[3] ^= 0x10;
     let flipped = write("flipped.safetensors", &flipped);
-    sampling(&flipped).fails_with(&[&format!("{}: not a safetensors file (", shown(&flipped))]);
+    sampling(&flipped).fails_with(&[&format!(
+        "{}: not a safetensors file (its first 8 bytes should hold the header's length",
+        shown(&flipped)
+    )]);
 
     // The real checkpoint was only read.
     assert_eq!(std::fs::read(&ckpt).unwrap(), bytes);
