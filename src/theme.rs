@@ -194,7 +194,7 @@ impl Theme {
             toml::from_str(text).map_err(|e| ThemeError::Toml {
                 origin: origin.to_string(),
                 line: e.span().map_or(1, |s| line_of(text, s.start)),
-                message: e.message().trim().to_string(),
+                message: printable(e.message().trim()),
             })?;
         let mut theme = Theme {
             name: name.to_string(),
@@ -205,9 +205,9 @@ impl Theme {
             let bad = |reason: String| ThemeError::BadValue {
                 origin: origin.to_string(),
                 line,
-                key: key.get_ref().clone(),
-                value: value.get_ref().to_string(),
-                reason,
+                key: printable(key.get_ref()),
+                value: printable(&value.get_ref().to_string()),
+                reason: printable(&reason),
             };
             match key.get_ref().as_str() {
                 "digit_ramp" => theme.digit_ramp = parse_ramp(value.get_ref()).map_err(bad)?,
@@ -221,7 +221,7 @@ impl Theme {
                         return Err(ThemeError::UnknownKey {
                             origin: origin.to_string(),
                             line: line_of(text, key.span().start),
-                            key: other.to_string(),
+                            key: printable(other),
                         });
                     }
                 },
@@ -336,6 +336,20 @@ fn valid_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `text` with control characters escaped (`\n`, `\u{1b}`): a warning quoting the file stays on
+/// the status bar's one line and cannot send escape sequences to the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// 1-based line of a byte offset.
@@ -704,6 +718,32 @@ mod tests {
             .unwrap_or_default();
         assert!(msg.contains("f.toml line 2"), "{msg}");
         assert!(msg.contains("not valid TOML"), "{msg}");
+    }
+
+    #[test]
+    fn warnings_quoting_the_file_stay_on_one_line() {
+        for text in [
+            "loss_d = \"a\\nb\"\n",
+            "loss_d = '''\nab\ncd'''\n",
+            "\"los\\nx\" = 1\n",
+            "title = \"red\\u001b[2J\"\n",
+            "title = \"\\u001b[2J\"\n",
+        ] {
+            let msg = Theme::parse("x", text, "f.toml")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(msg.starts_with("theme f.toml line 1: "), "{text:?}: {msg}");
+            assert!(
+                !msg.contains(['\n', '\u{1b}']),
+                "{text:?} gives more than a line: {msg:?}"
+            );
+        }
+        let msg = Theme::parse("x", "\"los\\nx\" = 1\n", "f.toml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("unknown key `los\\nx`"), "{msg}");
     }
 
     #[test]
