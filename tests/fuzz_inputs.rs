@@ -1,5 +1,5 @@
-//! Property tests for the three readers of untrusted files (the IDX reader, the config loader and
-//! the checkpoint decoder): random bytes, and valid files with bits flipped, bytes cut, inserted
+//! Property tests for the readers of untrusted files (the IDX reader, the config loader, the
+//! checkpoint decoder and the theme parser): random bytes, and valid files with bits flipped, bytes cut, inserted
 //! or overwritten, header words replaced and pieces of other files spliced in. None may panic;
 //! each input parses (and then holds together) or gives an error whose message names the file.
 //!
@@ -719,6 +719,74 @@ fn the_checkpoint_loader_never_panics_and_names_the_file() {
                 "a small checkpoint cannot hold a whole model",
             )),
             Err(e) => named(e, "restore:"),
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Themes.
+
+fn theme_input() -> impl Strategy<Value = Vec<u8>> {
+    let shipped = vec![
+        include_bytes!("../themes/default.toml").to_vec(),
+        include_bytes!("../themes/amber.toml").to_vec(),
+    ];
+    let style = prop_oneof![
+        prop::sample::select(vec![
+            "\"lightred bold\"",
+            "\"#ff8000 on 17\"",
+            "\"on\"",
+            "\"red blue\"",
+            "\"blurple\"",
+            "300",
+            "-1",
+            "\"\\u001b[2J\"",
+            "\"a\\nb\"",
+            "\" .:-=+*#%@\"",
+            "\"@\"",
+            "true",
+            "[1]",
+        ])
+        .prop_map(str::to_string),
+        toml_value(),
+    ];
+    let key = prop_oneof![
+        prop::sample::select(vec![
+            "loss_d",
+            "title",
+            "background",
+            "digit_ramp",
+            "half_block_grey",
+            "digit_invert",
+            "los_d",
+            "\"a\\nb\"",
+        ])
+        .prop_map(str::to_string),
+        "[a-z_]{1,8}",
+    ];
+    let file = prop::collection::vec((key, style), 0..6).prop_map(|lines| {
+        let text: Vec<String> = lines.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+        text.concat().into_bytes()
+    });
+    prop_oneof![2 => file, 1 => bytes_from(shipped)]
+}
+
+#[test]
+fn the_theme_parser_never_panics_and_warns_in_one_line() {
+    let origin = "fuzz/themes/mine.toml";
+    fuzz("theme parser", 500, theme_input(), |bytes| {
+        let text = String::from_utf8_lossy(&bytes);
+        match gan_tui::theme::Theme::parse("mine", &text, origin) {
+            Ok(theme) => {
+                prop_assert!(theme.digit_ramp.len() >= 2);
+                Ok("parsed".to_string())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                prop_assert!(msg.contains(origin), "error does not name the file: {msg}");
+                prop_assert!(!msg.contains(['\n', '\u{1b}']), "not one line: {msg:?}");
+                Ok(kind(&e))
+            }
         }
     });
 }
