@@ -468,6 +468,13 @@ fn empty_missing_unreadable_and_non_folders_are_refused() {
     let file = input("data/truncated_images/train-images-idx3-ubyte");
     with_data(&file).fails_with(&[&format!("data folder {} is not a folder", shown(&file))]);
 
+    let looped = tmp.path().join("looped");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    with_data(&looped).fails_with(&[
+        &format!("data folder {}: cannot read it: ", shown(&looped)),
+        "symbolic links",
+    ]);
+
     // The labels file is there but cannot be read (a link to itself).
     let unreadable = tmp.path().join("unreadable");
     std::fs::create_dir(&unreadable).unwrap();

@@ -153,7 +153,7 @@ fn load_dir(dir: &Path, split: Split) -> Result<DigitSet, DataError> {
             });
         }
         Err(cause) => {
-            return Err(DataError::Read {
+            return Err(DataError::ReadDir {
                 path: dir.to_path_buf(),
                 cause,
             });
@@ -185,7 +185,7 @@ fn find_file(dir: &Path, split: Split, name: &'static str) -> Result<PathBuf, Da
     if let Some(other) = candidates.iter().find(|c| fs::symlink_metadata(c).is_ok()) {
         return Ok(other.clone());
     }
-    let read_error = |cause| DataError::Read {
+    let read_error = |cause| DataError::ReadDir {
         path: dir.to_path_buf(),
         cause,
     };
@@ -594,6 +594,22 @@ mod tests {
             msg.starts_with(&format!("data folder {} is not a folder", file.display())),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn an_unreadable_folder_is_called_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let looped = dir.path().join("digits");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        let msg = message(load(Some(&looped), Split::Train));
+        assert!(
+            msg.starts_with(&format!(
+                "data folder {}: cannot read it: ",
+                looped.display()
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("symbolic links"), "{msg}");
     }
 
     #[test]
