@@ -319,7 +319,7 @@ fn themes(dir: &Path) -> std::io::Result<()> {
     for (name, text) in files {
         write(dir.join(name), text)?;
     }
-    Ok(())
+    write(dir.join("not_utf8.toml"), b"title = \"bold\"\n# caf\xe9\n")
 }
 
 fn runs(dir: &Path) -> std::io::Result<()> {

@@ -660,6 +660,7 @@ fn bad_theme_files_are_reported_and_the_default_theme_is_used() {
         ),
         ("wrong_type", &["line 1", "`digit_invert`", "true or false"]),
         ("bad_index", &["line 1", "`ok`", "0 to 255"]),
+        ("not_utf8", &["line 2", "not UTF-8 text"]),
     ];
     for (name, words) in cases {
         let file = shown(&dir.join(format!("{name}.toml")));
