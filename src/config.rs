@@ -8,7 +8,7 @@
 
 use std::fmt::{self, Write as _};
 use std::fs;
-use std::io;
+use std::io::{self, Read as _};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -240,8 +240,16 @@ pub enum ConfigError {
     Missing { path: PathBuf },
     #[error("config path {} is a directory; give the path of a TOML file instead", path.display())]
     IsDirectory { path: PathBuf },
-    #[error("cannot read config file {}: {source}; check that it exists and is readable", path.display())]
-    Read { path: PathBuf, source: io::Error },
+    // The io error is named `cause`, not `source`, so it is not also chained: the one-line
+    // message (printed with its chain) then says it once.
+    #[error("cannot read config file {}: {cause}; check that it exists and is readable", path.display())]
+    Read { path: PathBuf, cause: io::Error },
+    #[error(
+        "config file {} is larger than {limit} bytes; a config file is a page of settings, so \
+         check the --config path",
+        path.display()
+    )]
+    TooLarge { path: PathBuf, limit: u64 },
     #[error("{}:{line}: the config file is not UTF-8 text; save it as UTF-8", path.display())]
     NotUtf8 { path: PathBuf, line: usize },
     #[error("{}:{line}: {place}: TOML syntax error: {message}", path.display())]
@@ -297,11 +305,11 @@ pub enum ConfigError {
     #[error("{origin} is not a valid name; use one or more ASCII letters, digits, `_` and `-`")]
     BadName { origin: Origin },
     #[error(
-        "cannot make the relative path {} absolute: the current folder is unreadable ({source}); \
+        "cannot make the relative path {} absolute: the current folder is unreadable ({cause}); \
          give an absolute path",
         path.display()
     )]
-    CurrentDir { path: PathBuf, source: io::Error },
+    CurrentDir { path: PathBuf, cause: io::Error },
 }
 
 /// Resolves defaults < config file < `overrides`.
@@ -321,20 +329,20 @@ pub fn load(
                     path: path.to_path_buf(),
                 });
             }
-            Err(source) => {
+            Err(cause) => {
                 return Err(ConfigError::Read {
                     path: path.to_path_buf(),
-                    source,
+                    cause,
                 });
             }
             Ok(_) => ConfigSource::Explicit(path.to_path_buf()),
         },
         None => match fs::metadata(user_default) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => ConfigSource::Defaults,
-            Err(source) => {
+            Err(cause) => {
                 return Err(ConfigError::Read {
                     path: user_default.to_path_buf(),
-                    source,
+                    cause,
                 });
             }
             Ok(_) => ConfigSource::UserFile(user_default.to_path_buf()),
@@ -410,6 +418,9 @@ fn steps_limit(n: u64) -> Option<u64> {
 
 /// The tables of the file, in the order `to_toml` writes them.
 const TABLES: &[&str] = &["train", "data", "run", "ui"];
+
+/// The most bytes read from a config file: `config.example.toml` is under 2 KiB.
+const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// The largest integer a TOML file can hold.
 const TOML_INT_MAX: u64 = i64::MAX as u64;
@@ -844,9 +855,9 @@ impl Key<Dir> {
         let joined = base.join(path);
         std::path::absolute(&joined)
             .map(Some)
-            .map_err(|source| ConfigError::CurrentDir {
+            .map_err(|cause| ConfigError::CurrentDir {
                 path: joined,
-                source,
+                cause,
             })
     }
 
@@ -921,10 +932,21 @@ impl FileLayer {
                 path: path.to_path_buf(),
             });
         }
-        let bytes = fs::read(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let mut bytes = Vec::new();
+        // Bounded, so that a huge file or a device that never ends (`/dev/zero`) is refused
+        // instead of read until memory runs out.
+        fs::File::open(path)
+            .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|cause| ConfigError::Read {
+                path: path.to_path_buf(),
+                cause,
+            })?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+                limit: MAX_FILE_BYTES,
+            });
+        }
         let text = String::from_utf8(bytes).map_err(|e| {
             let good = e.utf8_error().valid_up_to();
             ConfigError::NotUtf8 {
@@ -958,15 +980,16 @@ impl FileLayer {
         line_at(self.text.as_bytes(), offset)
     }
 
-    /// The source text at `span`, shortened so a long value cannot swamp the message.
+    /// The source text at `span`, shortened so a long value cannot swamp the message, and
+    /// printable so a multi-line value keeps the message on one line.
     fn quote(&self, span: Range<usize>) -> String {
         const MAX_CHARS: usize = 60;
         let raw = self.text.get(span).unwrap_or("").trim();
         if raw.chars().count() > MAX_CHARS {
             let head: String = raw.chars().take(MAX_CHARS).collect();
-            format!("{head}...")
+            format!("{}...", printable(&head))
         } else {
-            raw.to_string()
+            printable(raw)
         }
     }
 
@@ -1181,6 +1204,20 @@ impl FileLayer {
     }
 }
 
+/// `text` with control characters escaped (`\n`, `\u{1b}`), so that file text quoted in a
+/// message keeps it on one line and cannot send escape sequences to the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// 1-based line number of byte `offset`.
 fn line_at(bytes: &[u8], offset: usize) -> usize {
     bytes.iter().take(offset).filter(|&&b| b == b'\n').count() + 1
@@ -1202,13 +1239,13 @@ fn key_at(table: &DeTable, offset: usize) -> Option<FoundKey> {
             && let Some(found) = key_at(inner, offset)
         {
             return Some(FoundKey {
-                path: format!("{}.{}", key.get_ref(), found.path),
+                path: format!("{}.{}", printable(key.get_ref()), found.path),
                 is_table: found.is_table,
             });
         }
         if covers(key.span()) || covers(value.span()) {
             return Some(FoundKey {
-                path: key.get_ref().to_string(),
+                path: printable(key.get_ref()),
                 is_table: matches!(value.get_ref(), DeValue::Table(_)),
             });
         }
@@ -1366,6 +1403,67 @@ mod tests {
             assert!(msg.contains(&tmp.path().display().to_string()), "{msg}");
             assert!(msg.contains("is a directory"), "{msg}");
         }
+    }
+
+    #[test]
+    fn unreadable_file_is_reported_once_with_its_path_and_cause() {
+        // A symlink loop cannot be read even by root (a mode-000 file can).
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("loop.toml");
+        std::os::unix::fs::symlink(&path, &path).unwrap();
+        for loaded in [
+            load(Some(&path), &no_user_file(), &Overrides::default()),
+            load(None, &path, &Overrides::default()),
+        ] {
+            let err = loaded.unwrap_err();
+            assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+            // main prints the error with its chain; the cause must appear once, not twice.
+            let shown = format!("{:#}", anyhow::Error::new(err));
+            assert!(shown.contains(&path.display().to_string()), "{shown}");
+            assert_eq!(
+                shown.matches("symbolic links").count(),
+                1,
+                "the cause once: {shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn huge_files_and_endless_devices_are_refused_unread() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = tmp.path().join("big.toml");
+        let mut text = "# padding\n".repeat((MAX_FILE_BYTES as usize) / 10 + 1);
+        text.push_str("[train]\nepochs = 3\n");
+        fs::write(&big, &text).unwrap();
+        for path in [big.as_path(), Path::new("/dev/zero")] {
+            let err = load(Some(path), &no_user_file(), &Overrides::default()).unwrap_err();
+            assert!(matches!(err, ConfigError::TooLarge { .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains("is larger than 1048576 bytes"), "{msg}");
+        }
+        // Just under the limit is still read.
+        text.truncate(MAX_FILE_BYTES as usize - 20);
+        text.push_str("\n[train]\nepochs = 3\n");
+        assert_eq!(load_text(&text, &Overrides::default()).unwrap().epochs, 3);
+    }
+
+    #[test]
+    fn quoted_values_and_keys_stay_on_one_line() {
+        let msg = error("[run]\nsample_every = '''multi\nline'''\n");
+        assert!(
+            msg.contains("run.sample_every = '''multi\\nline'''"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg:?}");
+        let msg = error("[train]\n\"ep\\nochs\\u001b[31m\" = 3\n");
+        assert!(
+            msg.contains("train.ep\\nochs\\u{1b}[31m is not a known key"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n') && !msg.contains('\u{1b}'), "{msg:?}");
+        let msg = error("[ui]\ntheme = \"tab\there\"\n");
+        assert!(msg.contains(r#"ui.theme = "tab\there""#), "{msg}");
     }
 
     #[test]

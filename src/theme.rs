@@ -6,7 +6,7 @@
 //! reported and replaced by the default as a whole, so a half-applied theme never shows.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -59,6 +59,9 @@ const MODIFIERS: &[(&str, Modifier)] = &[
     ("reversed", Modifier::REVERSED),
 ];
 
+/// The most bytes read from a theme file; the shipped ones are under 1 KiB.
+const MAX_FILE_BYTES: u64 = 1 << 16;
+
 /// Longest ramp accepted; more shades than this cannot be told apart in a terminal cell anyway.
 const MAX_RAMP: usize = 64;
 
@@ -103,6 +106,13 @@ pub struct Theme {
 pub enum ThemeError {
     #[error("cannot read theme file {path}: {source}; check that it exists and is readable")]
     Read { path: PathBuf, source: io::Error },
+    #[error(
+        "theme file {path} is larger than {limit} bytes; a theme is a short list of styles, so \
+         check the file"
+    )]
+    TooLarge { path: PathBuf, limit: u64 },
+    #[error("theme {path} line {line}: not UTF-8 text; save the file as UTF-8")]
+    NotUtf8 { path: PathBuf, line: usize },
     #[error("theme {origin} line {line}: not valid TOML: {message}")]
     Toml {
         origin: String,
@@ -207,7 +217,7 @@ impl Theme {
             toml::from_str(text).map_err(|e| ThemeError::Toml {
                 origin: origin.to_string(),
                 line: e.span().map_or(1, |s| line_of(text, s.start)),
-                message: e.message().trim().to_string(),
+                message: printable(e.message().trim()),
             })?;
         let mut theme = Theme {
             name: name.to_string(),
@@ -218,9 +228,9 @@ impl Theme {
             let bad = |reason: String| ThemeError::BadValue {
                 origin: origin.to_string(),
                 line,
-                key: key.get_ref().clone(),
-                value: value.get_ref().to_string(),
-                reason,
+                key: printable(key.get_ref()),
+                value: printable(&value.get_ref().to_string()),
+                reason: printable(&reason),
             };
             match key.get_ref().as_str() {
                 "digit_ramp" => theme.digit_ramp = parse_ramp(value.get_ref()).map_err(bad)?,
@@ -234,7 +244,7 @@ impl Theme {
                         return Err(ThemeError::UnknownKey {
                             origin: origin.to_string(),
                             line: line_of(text, key.span().start),
-                            key: other.to_string(),
+                            key: printable(other),
                         });
                     }
                 },
@@ -253,9 +263,29 @@ impl Theme {
 
     /// Reads and parses one theme file; the theme is named after the file stem.
     pub fn from_file(path: &Path) -> Result<Theme, ThemeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ThemeError::Read {
-            path: path.to_path_buf(),
-            source,
+        let mut bytes = Vec::new();
+        // Bounded, so that a huge file or an endless device is refused rather than read.
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|source| ThemeError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(ThemeError::TooLarge {
+                path: path.to_path_buf(),
+                limit: MAX_FILE_BYTES,
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = e.utf8_error().valid_up_to();
+            ThemeError::NotUtf8 {
+                path: path.to_path_buf(),
+                line: 1 + e.as_bytes()[..valid]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count(),
+            }
         })?;
         let name = path
             .file_stem()
@@ -359,6 +389,20 @@ fn valid_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `text` with control characters escaped (`\n`, `\u{1b}`): a warning quoting the file stays on
+/// the status bar's one line and cannot send escape sequences to the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// 1-based line of a byte offset.
@@ -756,6 +800,54 @@ mod tests {
             .unwrap_or_default();
         assert!(msg.contains("f.toml line 2"), "{msg}");
         assert!(msg.contains("not valid TOML"), "{msg}");
+    }
+
+    #[test]
+    fn warnings_quoting_the_file_stay_on_one_line() {
+        for text in [
+            "loss_d = \"a\\nb\"\n",
+            "loss_d = '''\nab\ncd'''\n",
+            "\"los\\nx\" = 1\n",
+            "title = \"red\\u001b[2J\"\n",
+            "title = \"\\u001b[2J\"\n",
+        ] {
+            let msg = Theme::parse("x", text, "f.toml")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(msg.starts_with("theme f.toml line 1: "), "{text:?}: {msg}");
+            assert!(
+                !msg.contains(['\n', '\u{1b}']),
+                "{text:?} gives more than a line: {msg:?}"
+            );
+        }
+        let msg = Theme::parse("x", "\"los\\nx\" = 1\n", "f.toml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("unknown key `los\\nx`"), "{msg}");
+    }
+
+    #[test]
+    fn unreadable_theme_files_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let latin1 = dir.path().join("latin1.toml");
+        std::fs::write(&latin1, b"title = \"bold\"\n# caf\xe9\n").unwrap();
+        let huge = dir.path().join("huge.toml");
+        std::fs::write(&huge, "# padding\n".repeat(7000)).unwrap();
+        let cases = [
+            (latin1.as_path(), "line 2: not UTF-8 text"),
+            (huge.as_path(), "is larger than 65536 bytes"),
+            (Path::new("/dev/zero"), "is larger than 65536 bytes"),
+        ];
+        for (path, words) in cases {
+            let msg = Theme::from_file(path)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains(words), "want {words:?} in {msg}");
+        }
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub enum DataError {
     #[error("{}: cannot read the file: {cause}", .path.display())]
     Read { path: PathBuf, cause: io::Error },
 
+    #[error("data folder {}: cannot read it: {cause}", .path.display())]
+    ReadDir { path: PathBuf, cause: io::Error },
+
     #[error(
         "{origin}: more than {limit} bytes of IDX data (after decompression), more than gan-tui \
          holds in memory; is this really a digit set?"

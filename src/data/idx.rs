@@ -104,14 +104,28 @@ pub fn decode(bytes: Cow<'_, [u8]>, origin: &str) -> Result<IdxBytes, DataError>
     })
 }
 
-fn gunzip(compressed: &[u8], origin: &str) -> Result<Vec<u8>, DataError> {
-    // The gzip trailer's ISIZE (the uncompressed length mod 2^32) lets the output be allocated
-    // once instead of doubling its way up, which would briefly hold ~1.5x the data.
-    let hint = compressed
+/// Deflate cannot expand data more than about 1032 to 1 (258-byte matches in 2-bit codes).
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// How many bytes to allocate up front for gunzipping `compressed`.
+///
+/// The gzip trailer's ISIZE (the uncompressed length mod 2^32) lets the output be allocated
+/// once instead of doubling its way up, which would briefly hold ~1.5x the data. But the trailer
+/// is just four bytes of the file: a damaged 30-byte file can claim 4 GiB. So the claim is held
+/// to what deflate could possibly produce from this many bytes, and to `MAX_BYTES`.
+fn capacity_hint(compressed: &[u8]) -> usize {
+    let claimed = compressed
         .last_chunk::<4>()
-        .map_or(0, |isize| u32::from_le_bytes(*isize) as u64)
-        .min(MAX_BYTES + 1);
-    let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+        .map_or(0, |isize| u64::from(u32::from_le_bytes(*isize)));
+    let possible = (compressed.len() as u64).saturating_mul(MAX_DEFLATE_RATIO);
+    usize::try_from(claimed.min(possible).min(MAX_BYTES + 1)).unwrap_or(0)
+}
+
+fn gunzip(compressed: &[u8], origin: &str) -> Result<Vec<u8>, DataError> {
+    let mut out = Vec::new();
+    // Only a hint: if that much memory is not to be had, the data may still be smaller, so
+    // grow as it arrives rather than abort the process.
+    let _ = out.try_reserve_exact(capacity_hint(compressed));
     // MultiGzDecoder because concatenated members are still one valid gzip file, and it rejects
     // anything after the last member that is not another member.
     MultiGzDecoder::new(compressed)
@@ -145,8 +159,25 @@ pub fn read_file(path: &Path) -> Result<IdxBytes, DataError> {
             limit: MAX_BYTES,
         });
     }
-    let bytes = fs::read(path).map_err(read_error)?;
+    // The length can also be wrong (a device such as /dev/zero says 0, a file may grow), so the
+    // read itself stops at the limit too.
+    let bytes = read_at_most(path, MAX_BYTES).map_err(read_error)?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(DataError::TooLarge {
+            origin,
+            limit: MAX_BYTES,
+        });
+    }
     decode(Cow::Owned(bytes), &origin)
+}
+
+/// The file's bytes, or its first `limit + 1` bytes if it is longer.
+fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 pub fn read_images(path: &Path) -> Result<IdxImages, DataError> {
@@ -573,6 +604,40 @@ mod tests {
         two_members.extend_from_slice(&gzip(&[9, 9]).unwrap());
         let msg = message(images(two_members));
         assert!(msg.contains("2 bytes too many"), "{msg}");
+    }
+
+    #[test]
+    fn a_gzip_trailer_cannot_claim_more_memory_than_deflate_can_fill() {
+        let file = images_file(4, 28, 28, &[7; 4 * 784]);
+        let good = gzip(&file).unwrap();
+        assert_eq!(capacity_hint(&good), file.len());
+        // 30-odd bytes whose trailer says 4 GiB: once reserved 1 GiB, which aborts the process
+        // where memory is limited (ulimit -v, no overcommit).
+        let mut lying = gzip(&[0; 16]).unwrap();
+        let at = lying.len() - 4;
+        lying[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(
+            capacity_hint(&lying) <= lying.len() * 1032,
+            "{}",
+            capacity_hint(&lying)
+        );
+        let msg = message(images(lying));
+        assert!(msg.starts_with("data/x: corrupt gzip stream ("), "{msg}");
+        assert_eq!(capacity_hint(&[]), 0);
+        assert_eq!(capacity_hint(&[0x1f, 0x8b, 0xff]), 0);
+    }
+
+    #[test]
+    fn reads_stop_at_the_limit_even_when_the_length_is_wrong() {
+        // /dev/zero reports length 0 and never ends.
+        let bytes = read_at_most(Path::new("/dev/zero"), 1000).unwrap();
+        assert_eq!(bytes.len(), 1001);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short");
+        fs::write(&path, b"abc").unwrap();
+        assert_eq!(read_at_most(&path, 3).unwrap(), b"abc");
+        assert_eq!(read_at_most(&path, 2).unwrap(), b"abc");
+        assert_eq!(read_at_most(&path, 1).unwrap(), b"ab");
     }
 
     #[test]

@@ -153,7 +153,7 @@ fn load_dir(dir: &Path, split: Split) -> Result<DigitSet, DataError> {
             });
         }
         Err(cause) => {
-            return Err(DataError::Read {
+            return Err(DataError::ReadDir {
                 path: dir.to_path_buf(),
                 cause,
             });
@@ -175,14 +175,17 @@ fn load_dir(dir: &Path, split: Split) -> Result<DigitSet, DataError> {
 /// `dir/name`, or else `dir/name.gz`. The raw file wins when both exist (as after unpacking a
 /// download in place) because it needs no decompressing.
 fn find_file(dir: &Path, split: Split, name: &'static str) -> Result<PathBuf, DataError> {
-    let raw = dir.join(name);
-    let gz = dir.join(format!("{name}.gz"));
-    for candidate in [raw, gz] {
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
+    let candidates = [dir.join(name), dir.join(format!("{name}.gz"))];
+    if let Some(file) = candidates.iter().find(|c| c.is_file()) {
+        return Ok(file.clone());
     }
-    let read_error = |cause| DataError::Read {
+    // Something of that name that is not a readable file (a dangling or looping link, a folder,
+    // a device): reading it says what is wrong with it, where "missing" would contradict the
+    // listing of the folder that names it.
+    if let Some(other) = candidates.iter().find(|c| fs::symlink_metadata(c).is_ok()) {
+        return Ok(other.clone());
+    }
+    let read_error = |cause| DataError::ReadDir {
         path: dir.to_path_buf(),
         cause,
     };
@@ -528,6 +531,36 @@ mod tests {
     }
 
     #[test]
+    fn a_present_but_unreadable_file_is_reported_as_such_not_as_missing() {
+        let (images, labels) = small_set(2);
+        let labels_name = Split::Train.labels_file();
+        /// Puts something that is not a readable file at a path.
+        type Make = fn(&Path);
+        let cases: [(&str, Make); 3] = [
+            ("No such file", |p| {
+                std::os::unix::fs::symlink("/nonexistent/gan-tui-labels", p).unwrap()
+            }),
+            ("symbolic links", |p| {
+                std::os::unix::fs::symlink(p, p).unwrap()
+            }),
+            ("Is a directory", |p| fs::create_dir(p).unwrap()),
+        ];
+        for (cause, make) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            write_split(dir.path(), Split::Train, &images, &labels, false);
+            let path = dir.path().join(labels_name);
+            fs::remove_file(&path).unwrap();
+            make(&path);
+            let msg = message(load(Some(dir.path()), Split::Train));
+            assert!(
+                msg.starts_with(&format!("{}: cannot read the file: ", path.display())),
+                "{msg}"
+            );
+            assert!(msg.contains(cause), "want {cause:?} in: {msg}");
+        }
+    }
+
+    #[test]
     fn long_folder_listings_are_cut() {
         let dir = tempfile::tempdir().unwrap();
         for i in 0..11 {
@@ -561,6 +594,22 @@ mod tests {
             msg.starts_with(&format!("data folder {} is not a folder", file.display())),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn an_unreadable_folder_is_called_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let looped = dir.path().join("digits");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        let msg = message(load(Some(&looped), Split::Train));
+        assert!(
+            msg.starts_with(&format!(
+                "data folder {}: cannot read it: ",
+                looped.display()
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("symbolic links"), "{msg}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use safetensors::SafeTensorError;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::gan::{Gan, GanState, StateError};
@@ -16,6 +17,8 @@ const FORMAT: &str = "gan-tui checkpoint";
 const VERSION: &str = "1";
 const SAMPLE_NOISE: &str = "trainer.sample_noise";
 const COUNTER_PREFIX: &str = "counter.";
+/// The largest header the safetensors crate reads; a length prefix beyond it is not one.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
 
 /// Where a run stands: the next step continues from here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,6 +82,10 @@ pub enum CheckpointError {
     },
     #[error("{path}: not a safetensors file ({reason})")]
     NotSafetensors { path: PathBuf, reason: String },
+    #[error(
+        "{path}: the checkpoint is damaged: {reason}; use another checkpoint (a run folder keeps several)"
+    )]
+    Damaged { path: PathBuf, reason: String },
     #[error("{path}: a safetensors file, but not a gan-tui checkpoint ({reason})")]
     NotOurs { path: PathBuf, reason: String },
     #[error("{path}: tensor `{name}` is {dtype}, checkpoints hold F32 tensors")]
@@ -214,10 +221,39 @@ impl Checkpoint {
             path: path.to_path_buf(),
             reason,
         };
+        let damaged = |reason: String| CheckpointError::Damaged {
+            path: path.to_path_buf(),
+            reason,
+        };
         if bytes.is_empty() {
             return Err(not_st("the file is empty".into()));
         }
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| not_st(e.to_string()))?;
+        // The framing is checked here first so that a file cut short (a full disk, a copy
+        // interrupted) is called that, not "not a safetensors file".
+        let Some(prefix) = bytes.first_chunk::<8>() else {
+            return Err(not_st(format!(
+                "it is {} bytes, too short for the 8-byte header length a safetensors file starts with",
+                bytes.len()
+            )));
+        };
+        let header_len = u64::from_le_bytes(*prefix);
+        if header_len > MAX_HEADER_BYTES {
+            return Err(not_st(format!(
+                "its first 8 bytes should hold the header's length, but say {header_len} bytes"
+            )));
+        }
+        let after_prefix = (bytes.len() - prefix.len()) as u64;
+        if header_len > after_prefix {
+            return Err(damaged(format!(
+                "cut short in its header: the header is {header_len} bytes but only {after_prefix} follow"
+            )));
+        }
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| match e {
+            SafeTensorError::MetadataIncompleteBuffer => {
+                damaged(data_length_mismatch(bytes, header_len).unwrap_or_else(|| e.to_string()))
+            }
+            e => not_st(e.to_string()),
+        })?;
         let st = SafeTensors::deserialize(bytes).map_err(|e| not_st(e.to_string()))?;
         let meta = header
             .metadata()
@@ -363,6 +399,31 @@ impl Checkpoint {
     }
 }
 
+/// Why the tensor data after a well-formed header has the wrong length: how many bytes the
+/// header describes and how many there are. `None` if the header cannot be read for it.
+fn data_length_mismatch(bytes: &[u8], header_len: u64) -> Option<String> {
+    let header_end = usize::try_from(header_len).ok()?.checked_add(8)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes.get(8..header_end)?).ok()?;
+    let described = header
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .filter_map(|(_, info)| info.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    let present = (bytes.len() - header_end) as u64;
+    Some(if present < described {
+        format!(
+            "cut short: its header describes {described} bytes of tensor data, but only {present} follow"
+        )
+    } else {
+        format!(
+            "{} bytes more than the {described} bytes of tensor data its header describes",
+            present - described
+        )
+    })
+}
+
 /// A `NamedTensor` for the sample noise of `count` vectors of `latent` values.
 pub fn sample_noise_tensor(count: usize, latent: usize, data: Vec<f32>) -> NamedTensor {
     NamedTensor {
@@ -463,9 +524,29 @@ mod tests {
                 "not a safetensors file",
             ),
             (
+                "short",
+                b"abc".to_vec(),
+                "too short for the 8-byte header length",
+            ),
+            (
+                "text",
+                b"this is not a checkpoint at all".to_vec(),
+                "not a safetensors file (its first 8 bytes should hold the header's length, but say",
+            ),
+            (
                 "truncated",
                 good[..good.len() / 2].to_vec(),
-                "not a safetensors file",
+                "the checkpoint is damaged: cut short: its header describes",
+            ),
+            (
+                "cut in the header",
+                good[..100].to_vec(),
+                "the checkpoint is damaged: cut short in its header: the header is",
+            ),
+            (
+                "appended",
+                [good.as_slice(), b"junk"].concat(),
+                "the checkpoint is damaged: 4 bytes more than the",
             ),
         ];
         for (what, bytes, expect) in cases {
