@@ -1,4 +1,4 @@
-//! Writes `tests/bad_inputs/`: the small bad files the robustness suite (`tests/robustness.rs`)
+//! Writes `tests/bad_inputs/`: the small bad files the robustness suite (`tests/it/robustness.rs`)
 //! feeds the real binary, built from a few real MNIST digits and a real checkpoint's header.
 //!
 //! Run `cargo run --release --example make_bad_inputs` after changing a case; it rewrites every
@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use gan_tui::config::Config;
 use gan_tui::data::{self, Split, idx};
-use gan_tui::train::checkpoint::{Checkpoint, Progress, RngPositions, sample_noise_tensor};
+use gan_tui::train::checkpoint::{
+    Checkpoint, EpochTally, Progress, RngPositions, sample_noise_tensor,
+};
 use gan_tui::train::gan::{self, GanState};
 use gan_tui::train::params::NamedTensor;
 use gan_tui::train::reference;
@@ -186,6 +188,8 @@ fn small_checkpoint(tensors: Vec<NamedTensor>) -> Checkpoint {
         progress: Progress::default(),
         rng: RngPositions::default(),
         config_toml: Config::default().to_toml(),
+        elapsed_s: 0.0,
+        tally: EpochTally::default(),
         sample_noise: sample_noise_tensor(1, 100, vec![0.0; 100]),
         state: GanState { tensors, counters },
     }

@@ -122,6 +122,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     };
     let trainer = train::spawn(job, msg_tx, cmd_rx).context("cannot start the trainer thread")?;
     let code = if headless {
+        // No dashboard to colour, but a bad theme setting is still worth a word.
+        if let (_, Some(warning)) = theme::Theme::load(&cfg.theme, &paths.themes_dir) {
+            console::warn(format!("warning: {warning}"));
+        }
         let result = headless::run(msg_rx, cmd_tx, cfg.on_write_error);
         let _ = trainer.join();
         let outcome = result?;

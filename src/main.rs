@@ -7,7 +7,7 @@ fn main() {
     let code = match gan_tui::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            gan_tui::console::warn(format!("error: {e:#}"));
+            gan_tui::console::warn(format!("error: {}", gan_tui::console::error_text(&e)));
             1
         }
     };

@@ -17,6 +17,8 @@ const FORMAT: &str = "gan-tui checkpoint";
 const VERSION: &str = "1";
 const SAMPLE_NOISE: &str = "trainer.sample_noise";
 const COUNTER_PREFIX: &str = "counter.";
+/// Larger than any recipe's checkpoint by far; a bigger file is not ours (or is /dev/zero).
+const MAX_CHECKPOINT_BYTES: u64 = 1 << 30;
 /// The largest header the safetensors crate reads; a length prefix beyond it is not one.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 
@@ -95,7 +97,7 @@ pub enum CheckpointError {
         dtype: String,
     },
     #[error(
-        "{path}: holds preset `{found}` ({found_arch}), but this run uses preset `{expected}` ({expected_arch})"
+        "{path}: holds preset `{found}` ({found_arch}), but the model here is preset `{expected}` ({expected_arch})"
     )]
     WrongModel {
         path: PathBuf,
@@ -204,10 +206,33 @@ impl Checkpoint {
 
     /// Reads and checks a checkpoint file.
     pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Read {
+        let read_error = |source| CheckpointError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let meta = file.metadata().map_err(read_error)?;
+        if !meta.is_file() {
+            return Err(CheckpointError::NotSafetensors {
+                path: path.to_path_buf(),
+                reason: "it is not a regular file".to_string(),
+            });
+        }
+        if meta.len() > MAX_CHECKPOINT_BYTES {
+            return Err(CheckpointError::NotSafetensors {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "it is {} bytes; gan-tui checkpoints are under {MAX_CHECKPOINT_BYTES}",
+                    meta.len()
+                ),
+            });
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, MAX_CHECKPOINT_BYTES),
+            &mut bytes,
+        )
+        .map_err(read_error)?;
         Checkpoint::decode(path, &bytes)
     }
 

@@ -4,5 +4,7 @@ mod common;
 
 mod crash;
 mod dashboard;
+mod fuzz_inputs;
 mod headless;
 mod resume;
+mod robustness;

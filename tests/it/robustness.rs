@@ -4,7 +4,7 @@
 //! and no file changed. The inputs are the committed files in `tests/bad_inputs/` (its README
 //! lists them) plus a few made here because git cannot hold them or they are large.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -528,7 +528,7 @@ fn bad_checkpoint_files_are_refused_naming_the_file_and_the_problem() {
         ),
         (
             "other_architecture.safetensors",
-            ": holds preset `reference` (mlp G 100-128-784; D 784-128-1), but this run uses",
+            ": holds preset `reference` (mlp G 100-128-784; D 784-128-1), but the model here is",
         ),
         (
             "wrong_dtype.safetensors",

@@ -15,7 +15,9 @@ use std::sync::Mutex;
 
 use gan_tui::config::{self, Config, Overrides};
 use gan_tui::data::idx;
-use gan_tui::train::checkpoint::{Checkpoint, Progress, RngPositions, sample_noise_tensor};
+use gan_tui::train::checkpoint::{
+    Checkpoint, EpochTally, Progress, RngPositions, sample_noise_tensor,
+};
 use gan_tui::train::gan::{self, GanState};
 use gan_tui::train::params::NamedTensor;
 use gan_tui::train::reference;
@@ -448,7 +450,7 @@ fn config_file() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn config_input() -> impl Strategy<Value = Vec<u8>> {
-    let example = include_bytes!("../config.example.toml").to_vec();
+    let example = include_bytes!("../../config.example.toml").to_vec();
     let resolved = Config::default().to_toml().into_bytes();
     prop_oneof![
         4 => config_file(),
@@ -538,6 +540,8 @@ fn small_checkpoint(tensors: Vec<NamedTensor>) -> Vec<u8> {
             sample_noise: 34,
         },
         config_toml: "[train]\nseed = 3\n".to_string(),
+        elapsed_s: 1.5,
+        tally: EpochTally::default(),
         sample_noise: sample_noise_tensor(2, 100, vec![0.25; 200]),
         state: GanState {
             tensors,
@@ -728,8 +732,8 @@ fn the_checkpoint_loader_never_panics_and_names_the_file() {
 
 fn theme_input() -> impl Strategy<Value = Vec<u8>> {
     let shipped = vec![
-        include_bytes!("../themes/default.toml").to_vec(),
-        include_bytes!("../themes/amber.toml").to_vec(),
+        include_bytes!("../../themes/default.toml").to_vec(),
+        include_bytes!("../../themes/amber.toml").to_vec(),
     ];
     let style = prop_oneof![
         prop::sample::select(vec![
