@@ -11,68 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// A tmux server of this test's own, killed when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(socket: &str, command: &str) -> Tmux {
-        let tmux = Tmux {
-            socket: socket.to_string(),
-        };
-        let status = tmux
-            .cmd()
-            .args(["new-session", "-d", "-x", "120", "-y", "40", command])
-            .status()
-            .expect("tmux is needed for this test (.ci/run installs it)");
-        assert!(status.success());
-        tmux
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket]);
-        c
-    }
-
-    fn screen(&self) -> String {
-        let out = self.cmd().args(["capture-pane", "-p"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &str) {
-        assert!(
-            self.cmd()
-                .args(["send-keys", keys])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-
-    /// Waits up to `secs` for the screen to satisfy `pred`, returning the screen.
-    fn wait_for(&self, secs: u64, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let screen = self.screen();
-            if pred(&screen) {
-                return screen;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; screen:\n{screen}");
-            }
-            sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
-    }
-}
-
 /// The step number the status bar shows ("step 123/...").
 fn shown_step(screen: &str) -> Option<u64> {
     screen.match_indices("step ").find_map(|(at, _)| {
@@ -91,10 +29,6 @@ fn digit_panel(screen: &str) -> String {
         .filter_map(|l| l.char_indices().nth(55).map(|(i, _)| l[i..].to_string()))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn sh_quote(p: &Path) -> String {
-    format!("'{}'", p.display())
 }
 
 #[test]
@@ -119,7 +53,7 @@ fn the_dashboard_shows_training_and_answers_its_keys() {
         sa = sh_quote(&stty_after),
     );
     let socket = format!("gan-tui-test-{}", std::process::id());
-    let tmux = Tmux::start(&socket, &command);
+    let tmux = Tmux::start(&socket, 120, 40, &command);
 
     // Loss values appear, and digits drawn by a trained generator (the grid's title names the
     // step it comes from; samples are refreshed every 100 steps).
@@ -208,7 +142,7 @@ fn start_dashboard(home: &Path, socket: &str) -> (Tmux, std::path::PathBuf, std:
         run = sh_quote(&run),
         exit = sh_quote(&exit),
     );
-    let tmux = Tmux::start(socket, &command);
+    let tmux = Tmux::start(socket, 120, 40, &command);
     tmux.wait_for(30, "training", |s| {
         s.contains("RUNNING") && shown_step(s).unwrap_or(0) > 0
     });

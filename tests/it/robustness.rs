@@ -9,7 +9,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -864,71 +864,6 @@ fn every_committed_bad_input_has_a_case() {
 // ---------------------------------------------------------------------------------------------
 // A real terminal (tmux).
 
-/// A tmux server of this test's own, killed when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(socket: &str, width: u16, height: u16, command: &str) -> Tmux {
-        let tmux = Tmux {
-            socket: socket.to_string(),
-        };
-        let status = tmux
-            .cmd()
-            .args([
-                "new-session",
-                "-d",
-                "-x",
-                &width.to_string(),
-                "-y",
-                &height.to_string(),
-                command,
-            ])
-            .status()
-            .expect("tmux is needed for this test (.ci/run installs it)");
-        assert!(status.success());
-        tmux
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket]);
-        c
-    }
-
-    fn screen(&self) -> String {
-        let out: Output = self.cmd().args(["capture-pane", "-p"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// The screen with lines the terminal wrapped joined back.
-    fn unwrapped_screen(&self) -> String {
-        let out: Output = self
-            .cmd()
-            .args(["capture-pane", "-p", "-J"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &str) {
-        assert!(
-            self.cmd()
-                .args(["send-keys", keys])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
-    }
-}
-
 fn wait_for(secs: u64, what: &str, mut done: impl FnMut() -> bool, shown: impl Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {
@@ -945,10 +880,6 @@ fn wait_for(secs: u64, what: &str, mut done: impl FnMut() -> bool, shown: impl F
 /// line again.
 fn words(screen: &str) -> String {
     screen.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn sh_quote(p: &Path) -> String {
-    format!("'{}'", p.display())
 }
 
 /// Runs `gan-tui ARGS` in a `width` x `height` tmux pane from a shell that records the terminal
