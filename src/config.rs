@@ -8,13 +8,15 @@
 
 use std::fmt::{self, Write as _};
 use std::fs;
-use std::io::{self, Read as _};
+use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
+
+use crate::text_file::{self, TextFileError, line_at};
 
 /// A model recipe: architecture, losses and optimiser settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -932,27 +934,20 @@ impl FileLayer {
                 path: path.to_path_buf(),
             });
         }
-        let mut bytes = Vec::new();
-        // Bounded, so that a huge file or a device that never ends (`/dev/zero`) is refused
-        // instead of read until memory runs out.
-        fs::File::open(path)
-            .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-            .map_err(|cause| ConfigError::Read {
-                path: path.to_path_buf(),
+        let path_buf = path.to_path_buf();
+        let text = text_file::read_bounded(path, MAX_FILE_BYTES).map_err(|e| match e {
+            TextFileError::Read(cause) => ConfigError::Read {
+                path: path_buf,
                 cause,
-            })?;
-        if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err(ConfigError::TooLarge {
-                path: path.to_path_buf(),
+            },
+            TextFileError::TooLarge => ConfigError::TooLarge {
+                path: path_buf,
                 limit: MAX_FILE_BYTES,
-            });
-        }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let good = e.utf8_error().valid_up_to();
-            ConfigError::NotUtf8 {
-                path: path.to_path_buf(),
-                line: line_at(e.as_bytes(), good),
-            }
+            },
+            TextFileError::NotUtf8 { line } => ConfigError::NotUtf8 {
+                path: path_buf,
+                line,
+            },
         })?;
         FileLayer::parse(path, text)
     }
@@ -1216,11 +1211,6 @@ fn printable(text: &str) -> String {
             }
         })
         .collect()
-}
-
-/// 1-based line number of byte `offset`.
-fn line_at(bytes: &[u8], offset: usize) -> usize {
-    bytes.iter().take(offset).filter(|&&b| b == b'\n').count() + 1
 }
 
 struct FoundKey {

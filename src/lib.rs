@@ -19,6 +19,7 @@ pub mod protocol;
 pub mod resume;
 pub mod run_dir;
 pub mod sample_cmd;
+pub mod text_file;
 pub mod theme;
 pub mod train;
 pub mod tui;

@@ -6,13 +6,15 @@
 //! reported and replaced by the default as a whole, so a half-applied theme never shows.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Span;
 use toml::Spanned;
+
+use crate::text_file::{self, TextFileError};
 
 /// The themes compiled into the binary, in cycling order; the first is the default.
 const BUILTIN: &[(&str, &str)] = &[
@@ -263,29 +265,20 @@ impl Theme {
 
     /// Reads and parses one theme file; the theme is named after the file stem.
     pub fn from_file(path: &Path) -> Result<Theme, ThemeError> {
-        let mut bytes = Vec::new();
-        // Bounded, so that a huge file or an endless device is refused rather than read.
-        std::fs::File::open(path)
-            .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-            .map_err(|source| ThemeError::Read {
-                path: path.to_path_buf(),
+        let path_buf = path.to_path_buf();
+        let text = text_file::read_bounded(path, MAX_FILE_BYTES).map_err(|e| match e {
+            TextFileError::Read(source) => ThemeError::Read {
+                path: path_buf,
                 source,
-            })?;
-        if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err(ThemeError::TooLarge {
-                path: path.to_path_buf(),
+            },
+            TextFileError::TooLarge => ThemeError::TooLarge {
+                path: path_buf,
                 limit: MAX_FILE_BYTES,
-            });
-        }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let valid = e.utf8_error().valid_up_to();
-            ThemeError::NotUtf8 {
-                path: path.to_path_buf(),
-                line: 1 + e.as_bytes()[..valid]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count(),
-            }
+            },
+            TextFileError::NotUtf8 { line } => ThemeError::NotUtf8 {
+                path: path_buf,
+                line,
+            },
         })?;
         let name = path
             .file_stem()
