@@ -45,9 +45,51 @@ macro_rules! simd_fn {
 /// second thread costs more than it saves (measured on the step's shapes).
 const PARALLEL_MIN_WORK: usize = 16 * 1024 * 1024;
 
+thread_local! {
+    /// Set while this thread runs one of several products that run side by side.
+    static SIDE_BY_SIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `a` and `b` at the same time on the thread pool, each product in them on one thread:
+/// for two independent mid-size products this beats splitting each across the threads in turn.
+pub fn side_by_side<A: FnOnce() + Send, B: FnOnce() + Send>(a: A, b: B) {
+    fn alone(f: impl FnOnce()) {
+        SIDE_BY_SIDE.with(|s| s.set(true));
+        f();
+        SIDE_BY_SIDE.with(|s| s.set(false));
+    }
+    rayon::join(|| alone(a), || alone(b));
+}
+
+/// Runs `work` on this pool thread while another pool thread stays awake for its whole
+/// length, taking the pieces of work `work` hands out instead of falling asleep between them.
+/// Waking a sleeping thread costs a system call on each side, several times per step.
+pub fn with_helper_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = AtomicBool::new(false);
+    let (result, ()) = rayon::join(
+        || {
+            let r = work();
+            done.store(true, Ordering::Release);
+            r
+        },
+        // Stolen first (thieves take the oldest job), so it never sits under `work`'s own
+        // jobs on this thread; if nobody steals it, it runs after `work` and returns at once.
+        || {
+            while !done.load(Ordering::Acquire) {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    std::hint::spin_loop();
+                }
+            }
+        },
+    );
+    result
+}
+
 fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     let threads = rayon::current_num_threads();
-    if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
+    let alone = SIDE_BY_SIDE.with(|s| s.get());
+    if threads > 1 && !alone && m * n * k >= PARALLEL_MIN_WORK {
         Parallelism::Rayon(threads)
     } else {
         Parallelism::None
