@@ -84,6 +84,9 @@ pub enum CliCommand {
     Sample(SampleArgs),
     /// Time training steps on this machine: ms/step, D/G split, GFLOP/s, images/s.
     Bench(BenchArgs),
+    /// The digit judge that scores generated digits.
+    #[command(subcommand)]
+    Judge(JudgeCommand),
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +106,25 @@ pub struct BenchArgs {
     /// Print one JSON line instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JudgeCommand {
+    /// Retrain the judge on MNIST's training digits and print its test accuracy.
+    Train(JudgeTrainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JudgeTrainArgs {
+    /// Passes over the 60,000 training digits.
+    #[arg(long, value_name = "N", default_value_t = crate::judge::TrainSettings::DEFAULT_EPOCHS, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub epochs: u32,
+    /// Seed for the initial weights and the shuffle: the same seed gives the same weights.
+    #[arg(long, value_name = "N", default_value_t = crate::judge::TrainSettings::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Where to write the weights (safetensors).
+    #[arg(long, value_name = "PATH", default_value = "judge.safetensors")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ pub mod console;
 pub mod data;
 pub mod headless;
 pub mod image;
+pub mod judge;
 pub mod paths;
 pub mod protocol;
 pub mod run_dir;
@@ -56,6 +57,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             } else {
                 report.text()
             });
+            return Ok(0);
+        }
+        Some(CliCommand::Judge(cli::JudgeCommand::Train(a))) => {
+            judge::command::train(a.epochs, a.seed, &a.out, &mut std::io::stdout())?;
             return Ok(0);
         }
         None => {}
