@@ -4,10 +4,15 @@
 
 pub mod adam;
 pub mod checkpoint;
+pub mod conv;
+pub mod dense;
 pub mod fast;
 pub mod gan;
 pub mod layers;
+pub mod mlp;
 pub mod noise;
+pub mod norm;
+pub mod param;
 pub mod params;
 pub mod reference;
 pub mod trainer;
