@@ -15,6 +15,7 @@ pub mod norm;
 pub mod param;
 pub mod params;
 pub mod reference;
+pub mod schedule;
 pub mod trainer;
 
 pub use trainer::{TrainError, TrainJob, spawn};
