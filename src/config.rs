@@ -23,14 +23,33 @@ use toml::de::{DeTable, DeValue};
 pub enum Preset {
     /// The reference MLP GAN, exactly as the PyTorch program has it.
     Reference,
+    /// The reference's MLPs trained as the literature recommends for this size: Adam beta1 0.5,
+    /// one-sided label smoothing, dropout in D.
+    Tuned,
+    /// A DCGAN: transposed convolutions with batch norm in G, strided convolutions in D.
+    Dcgan,
+    /// A Wasserstein GAN with an MLP critic and an exact gradient penalty.
+    WganGp,
+    /// A conditional GAN: G draws the digit it is given, D judges image and digit together.
+    Cgan,
 }
 
 impl Preset {
-    pub const ALL: &'static [Preset] = &[Preset::Reference];
+    pub const ALL: &'static [Preset] = &[
+        Preset::Reference,
+        Preset::Tuned,
+        Preset::Dcgan,
+        Preset::WganGp,
+        Preset::Cgan,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Preset::Reference => "reference",
+            Preset::Tuned => "tuned",
+            Preset::Dcgan => "dcgan",
+            Preset::WganGp => "wgan-gp",
+            Preset::Cgan => "cgan",
         }
     }
 
@@ -41,7 +60,9 @@ impl Preset {
     /// The learning rate the recipe uses unless the config overrides it.
     pub fn default_lr(self) -> f64 {
         match self {
-            Preset::Reference => 2e-4,
+            Preset::Reference | Preset::Tuned | Preset::Dcgan | Preset::Cgan => 2e-4,
+            // The WGAN-GP paper's rate for its MNIST critic.
+            Preset::WganGp => 1e-4,
         }
     }
 
