@@ -127,8 +127,14 @@ impl Param {
         };
         params.push(t(name.to_string(), self.inside_to_saved(&self.value)));
         if self.trainable {
-            moments.push(t(format!("{opt}exp_avg.{name}"), self.inside_to_saved(&self.m)));
-            moments.push(t(format!("{opt}exp_avg_sq.{name}"), self.inside_to_saved(&self.v)));
+            moments.push(t(
+                format!("{opt}exp_avg.{name}"),
+                self.inside_to_saved(&self.m),
+            ));
+            moments.push(t(
+                format!("{opt}exp_avg_sq.{name}"),
+                self.inside_to_saved(&self.v),
+            ));
         }
     }
 
