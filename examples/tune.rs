@@ -3,8 +3,10 @@
 //! without checkpoints or a run folder.
 //!
 //! ```text
-//! cargo run --release --example tune -- dcgan [--steps 2814] [--every 938] [--count 2000] [--lr 2e-4] [--seed 1]
+//! cargo run --release --example tune -- dcgan [--steps 2814] [--every 938] [--count 2000] [--lr 2e-4] [--seed 1] [--png DIR]
 //! ```
+//!
+//! With `--png DIR` it also writes the first 100 scored digits as `DIR/step-N.png`.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -33,6 +35,7 @@ fn run() -> Result<(), String> {
     let (mut steps, mut every, mut count) = (2814u64, 938u64, 2000usize);
     let mut lr = preset.default_lr();
     let mut seed = 1u64;
+    let mut png_dir: Option<std::path::PathBuf> = None;
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
@@ -42,6 +45,7 @@ fn run() -> Result<(), String> {
             "--count" => count = value.parse().map_err(|e| bad(&e))?,
             "--lr" => lr = value.parse().map_err(|e| bad(&e))?,
             "--seed" => seed = value.parse().map_err(|e| bad(&e))?,
+            "--png" => png_dir = Some(value.into()),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -53,6 +57,8 @@ fn run() -> Result<(), String> {
     };
     let set = data::load(None, Split::Train).map_err(|e| e.to_string())?;
     let judge = Judge::builtin().map_err(|e| e.to_string())?;
+    let floor = judge.real_floor(count).map_err(|e| e.to_string())?;
+    println!("real-digit floor at {count}: {floor}");
     let mut model = gan::build(&cfg);
     let latent = model.latent_dim();
     let mut noise = NoiseStream::new(seed, NoiseKind::Train);
@@ -88,6 +94,15 @@ fn run() -> Result<(), String> {
         }
         if (step + 1) % every == 0 || step + 1 == steps {
             let e = evaluate(model.as_ref(), &judge, count, 1).map_err(|e| e.to_string())?;
+            if let Some(dir) = &png_dir {
+                let (pixels, _) = gan_tui::train::evaluate::generate(model.as_ref(), 100, 1)
+                    .map_err(|e| e.to_string())?;
+                let grey = gan_tui::image::to_grey(&pixels);
+                let png = gan_tui::image::grid_png(&grey, 28, 28, 10).map_err(|e| e.to_string())?;
+                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+                std::fs::write(dir.join(format!("step-{}.png", step + 1)), png)
+                    .map_err(|e| e.to_string())?;
+            }
             let s = &e.scores;
             let n = every as f64;
             let smallest = s.class_shares.iter().copied().fold(1.0, f64::min);

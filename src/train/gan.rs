@@ -155,7 +155,7 @@ pub fn build(cfg: &Config) -> Box<dyn Gan> {
         Preset::Tuned => Box::new(super::tuned::Tuned::new(cfg.seed, cfg.lr)),
         Preset::Dcgan => Box::new(super::dcgan::Dcgan::new(cfg.seed, cfg.lr)),
         Preset::WganGp => Box::new(super::wgan_gp::WganGp::new(cfg.seed, cfg.lr)),
-        Preset::Cgan => Box::new(super::cgan::Cgan::new(cfg.seed, cfg.lr)),
+        Preset::Cgan => Box::new(super::cgan::new(cfg.seed, cfg.lr)),
     }
 }
 

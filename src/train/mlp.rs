@@ -126,6 +126,21 @@ impl<const I: usize, const H1: usize, const H2: usize, const O: usize> Mlp<I, H1
         accumulate: bool,
         dx: Option<&mut Vec<f32>>,
     ) {
+        self.backward_head(a, dout, g, batch, params, accumulate);
+        self.backward_body(x, a, g, batch, params, accumulate, dx);
+    }
+
+    /// The first half of `backward`: through the output activation and the last layer, leaving
+    /// the gradient at the second hidden activation in `g.d2` (where a caller can add to it).
+    pub fn backward_head(
+        &mut self,
+        a: &Acts,
+        dout: &mut [f32],
+        g: &mut Grads,
+        batch: usize,
+        params: bool,
+        accumulate: bool,
+    ) {
         if self.output == Output::Tanh {
             kernels::tanh_grad(dout, &a.out);
         }
@@ -133,6 +148,20 @@ impl<const I: usize, const H1: usize, const H2: usize, const O: usize> Mlp<I, H1
             self.l3.param_grads(dout, &a.h2, batch, accumulate);
         }
         self.l3.input_grad(dout, &mut g.d2, batch);
+    }
+
+    /// The second half of `backward`: from `g.d2` down to the input.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_body(
+        &mut self,
+        x: &[f32],
+        a: &Acts,
+        g: &mut Grads,
+        batch: usize,
+        params: bool,
+        accumulate: bool,
+        dx: Option<&mut Vec<f32>>,
+    ) {
         if !a.mask2.is_empty() {
             apply_mask(&mut g.d2, &a.mask2);
         }

@@ -274,6 +274,24 @@ pub fn import<N: Params + Clone>(
     Ok(staged)
 }
 
+/// The decay of a weight average after `updates` updates: `target` once it is well under way,
+/// less at first (`(1 + t) / (10 + t)`, as TensorFlow's `ExponentialMovingAverage` warms up), so
+/// the average forgets the random initial weights within the first hundred steps.
+pub fn ema_decay(target: f32, updates: u64) -> f32 {
+    let t = updates as f64;
+    target.min(((1.0 + t) / (10.0 + t)) as f32)
+}
+
+/// Moves every tensor of `avg` (weights and running statistics alike) towards `net`'s:
+/// `avg = decay avg + (1 - decay) net`. Both must be the same network type.
+pub fn ema_update<N: Params>(avg: &mut N, net: &N, decay: f32) {
+    for ((_, a), (_, p)) in avg.params_mut().into_iter().zip(net.params()) {
+        for (a, &p) in a.value.iter_mut().zip(&p.value) {
+            *a = decay * *a + (1.0 - decay) * p;
+        }
+    }
+}
+
 /// A generator and a discriminator with their optimisers: the part of every fused recipe's state
 /// that is tensors, saved under the names the reference recipe uses (`model.`,
 /// `discriminator.model.`, `optimizer.generator.`, ...).
@@ -283,7 +301,16 @@ pub struct Pair<G, D> {
     pub d: D,
     pub opt_g: Optim,
     pub opt_d: Optim,
+    /// A running average of G's weights, which draws the samples when there is one (saved as
+    /// `ema.model.*`), and the decay it is kept with.
+    pub ema: Option<(G, f32)>,
 }
+
+/// The decay of the generators' weight averages: a horizon of about a thousand steps.
+pub const EMA_DECAY: f32 = 0.999;
+
+/// Where a generator's weight average is saved.
+pub const EMA_PREFIX: &str = "ema.model.";
 
 impl<G: Params + Clone, D: Params + Clone> Pair<G, D> {
     /// Tensors and step counters (`optimizer.generator.steps`, ...).
@@ -292,6 +319,15 @@ impl<G: Params + Clone, D: Params + Clone> Pair<G, D> {
         let (mut tensors, mut moments) = (Vec::new(), Vec::new());
         export(&self.g, G_PREFIX, G_OPT_PREFIX, &mut tensors, &mut moments);
         export(&self.d, D_PREFIX, D_OPT_PREFIX, &mut tensors, &mut moments);
+        if let Some((ema, _)) = &self.ema {
+            for (name, p) in ema.params() {
+                tensors.push(NamedTensor {
+                    name: format!("{EMA_PREFIX}{name}"),
+                    shape: p.shape.clone(),
+                    data: p.inside_to_saved(&p.value),
+                });
+            }
+        }
         tensors.extend(moments);
         let counters = BTreeMap::from([
             (G_STEPS.to_string(), self.opt_g.steps()),
@@ -308,11 +344,34 @@ impl<G: Params + Clone, D: Params + Clone> Pair<G, D> {
     ) -> Result<Self, StateError> {
         use super::reference::{D_OPT_PREFIX, D_PREFIX, D_STEPS, G_OPT_PREFIX, G_PREFIX, G_STEPS};
         let (g_steps, d_steps) = (counter(counters, G_STEPS)?, counter(counters, D_STEPS)?);
+        let ema = match &self.ema {
+            None => None,
+            Some((ema, decay)) => {
+                let mut staged = ema.clone();
+                for (name, p) in staged.params_mut() {
+                    let name = format!("{EMA_PREFIX}{name}");
+                    match state.get(&name) {
+                        None => return Err(ParamError::Missing { name }.into()),
+                        Some(t) if t.shape != p.shape || t.data.len() != p.value.len() => {
+                            return Err(ParamError::WrongShape {
+                                name,
+                                found: t.shape.clone(),
+                                expected: p.shape.clone(),
+                            }
+                            .into());
+                        }
+                        Some(t) => p.value = p.saved_to_inside(&t.data),
+                    }
+                }
+                Some((staged, *decay))
+            }
+        };
         let mut out = Pair {
             g: import(&self.g, G_PREFIX, G_OPT_PREFIX, state)?,
             d: import(&self.d, D_PREFIX, D_OPT_PREFIX, state)?,
             opt_g: self.opt_g,
             opt_d: self.opt_d,
+            ema,
         };
         out.opt_g.set_steps(g_steps);
         out.opt_d.set_steps(d_steps);
@@ -322,6 +381,18 @@ impl<G: Params + Clone, D: Params + Clone> Pair<G, D> {
     pub fn set_lr(&mut self, lr: f64) {
         self.opt_g.lr = lr;
         self.opt_d.lr = lr;
+    }
+
+    /// Moves the weight average, if any, towards G after a generator update.
+    pub fn update_average(&mut self) {
+        if let Some((ema, target)) = &mut self.ema {
+            ema_update(ema, &self.g, ema_decay(*target, self.opt_g.steps()));
+        }
+    }
+
+    /// The generator samples come from: the weight average when there is one.
+    pub fn sampler(&self) -> &G {
+        self.ema.as_ref().map_or(&self.g, |(ema, _)| ema)
     }
 }
 
@@ -389,6 +460,20 @@ mod tests {
         assert_eq!(back.a.value, net.a.value);
         assert_eq!(back.a.m, net.a.m);
         assert_eq!(back.a.v, net.a.v);
+    }
+
+    #[test]
+    fn the_average_warms_up_then_follows_slowly() {
+        assert_eq!(ema_decay(0.999, 0), 0.1);
+        assert!((ema_decay(0.999, 90) - 0.91).abs() < 1e-6);
+        assert_eq!(ema_decay(0.999, 1_000_000), 0.999);
+        let mut avg = two();
+        let mut net = two();
+        net.a.value = vec![10.0; 6];
+        net.stats.value = vec![0.0, 0.0];
+        ema_update(&mut avg, &net, 0.75);
+        assert_eq!(avg.a.value, [2.5, 4.75, 3.25, 5.5, 4.0, 6.25]);
+        assert_eq!(avg.stats.value, [5.25, 6.0]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::fast::kernels;
 use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
 use super::mlp::{self, Dropout, Mlp, Output};
 use super::noise::{NoiseKind, NoiseStream};
-use super::param::{Optim, Pair};
+use super::param::{EMA_DECAY, Optim, Pair};
 use super::params::NamedTensor;
 use super::reference::{IMAGE, LATENT};
 use crate::config::Preset;
@@ -95,6 +95,7 @@ impl Tuned {
         let (g, d) = reference_nets(&dev, ["0", "3", "6"]);
         Tuned {
             nets: Pair {
+                ema: Some((g.clone(), EMA_DECAY)),
                 g,
                 d,
                 opt_g: Optim::new(lr, BETAS),
@@ -126,7 +127,9 @@ impl Gan for Tuned {
         check_len(z, batch, LATENT)?;
         let start = Instant::now();
         let mut buf = std::mem::take(&mut self.buf);
-        let Pair { g, d, opt_g, opt_d } = &mut self.nets;
+        let Pair {
+            g, d, opt_g, opt_d, ..
+        } = &mut self.nets;
         let scale = 1.0 / batch as f32;
 
         g.forward(z, &mut buf.g, batch, None);
@@ -189,6 +192,7 @@ impl Gan for Tuned {
             None,
         );
         opt_g.step(g);
+        self.nets.update_average();
 
         self.buf = buf;
         self.times = PhaseTimes {
@@ -224,7 +228,7 @@ impl Gan for Tuned {
     ) -> Result<Vec<f32>, DeviceError> {
         check_len(z, count, LATENT)?;
         let mut acts = mlp::Acts::default();
-        self.nets.g.forward(z, &mut acts, count, None);
+        self.nets.sampler().forward(z, &mut acts, count, None);
         Ok(acts.out)
     }
 

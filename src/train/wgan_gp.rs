@@ -199,6 +199,7 @@ impl WganGp {
                 d: critic,
                 opt_g: Optim::new(lr, BETAS),
                 opt_d: Optim::new(lr, BETAS),
+                ema: None,
             },
             penalty_noise: NoiseStream::new(seed, NoiseKind::Penalty),
             buf: Buffers::default(),
@@ -231,6 +232,7 @@ impl Gan for WganGp {
             d: critic,
             opt_g,
             opt_d,
+            ..
         } = &mut self.nets;
         let scale = 1.0 / batch as f32;
 
