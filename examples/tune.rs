@@ -3,7 +3,7 @@
 //! without checkpoints or a run folder.
 //!
 //! ```text
-//! cargo run --release --example tune -- dcgan [--steps 2814] [--every 938] [--count 2000] [--lr 2e-4] [--seed 1] [--png DIR]
+//! cargo run --release --example tune -- dcgan [--steps 2814] [--every 938] [--count 2000] [--lr 2e-4] [--seed 1] [--png DIR] [--schedule linear]
 //! ```
 //!
 //! With `--png DIR` it also writes the first 100 scored digits as `DIR/step-N.png`.
@@ -17,6 +17,7 @@ use gan_tui::judge::Judge;
 use gan_tui::train::evaluate::evaluate;
 use gan_tui::train::gan::{self, Batch};
 use gan_tui::train::noise::{NoiseKind, NoiseStream};
+use gan_tui::train::schedule::{Schedule, ScheduleKind, lr_at};
 
 fn main() -> ExitCode {
     match run() {
@@ -36,6 +37,7 @@ fn run() -> Result<(), String> {
     let mut lr = preset.default_lr();
     let mut seed = 1u64;
     let mut png_dir: Option<std::path::PathBuf> = None;
+    let mut schedule = Schedule::default();
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
@@ -46,6 +48,9 @@ fn run() -> Result<(), String> {
             "--lr" => lr = value.parse().map_err(|e| bad(&e))?,
             "--seed" => seed = value.parse().map_err(|e| bad(&e))?,
             "--png" => png_dir = Some(value.into()),
+            "--schedule" => {
+                schedule.kind = ScheduleKind::from_name(&value).ok_or_else(|| bad(&"unknown"))?
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -76,6 +81,7 @@ fn run() -> Result<(), String> {
         data::fill_batch(&set, idx, &mut real).map_err(|e| e.to_string())?;
         data::fill_labels(&set, idx, &mut labels).map_err(|e| e.to_string())?;
         noise.fill(&mut z, idx.len() * latent);
+        model.set_lr(lr_at(&schedule, lr, step, steps));
         let start = Instant::now();
         let l = model
             .train_step(&Batch {

@@ -1,11 +1,13 @@
 //! The three-layer perceptron the MLP recipes are made of (the reference's shape: dense,
-//! LeakyReLU 0.2, dense, LeakyReLU 0.2, dense, then tanh or nothing), fused, with optional
-//! dropout after each hidden activation whose masks come from a savable stream.
+//! LeakyReLU 0.2, dense, LeakyReLU 0.2, dense, then tanh or nothing), fused, with optional batch
+//! norm before each hidden activation and optional dropout after it, whose masks come from a
+//! savable stream.
 
 use super::dense::Linear;
 use super::fast::kernels;
 use super::layers::LeakyRelu02;
 use super::noise::NoiseStream;
+use super::norm::{Act, BatchNorm};
 use super::param::{Layer, Param, Params, sequential, sequential_mut};
 
 pub const SLOPE: f32 = LeakyRelu02::SLOPE;
@@ -29,6 +31,16 @@ pub struct Mlp<const I: usize, const H1: usize, const H2: usize, const O: usize>
     /// `["0", "2", "4"]` without dropout, `["0", "3", "6"]` with it.
     pub names: [&'static str; 3],
     pub output: Output,
+    /// Batch norm before each hidden activation, with their `nn.Sequential` indices.
+    pub norms: Option<Norms<H1, H2>>,
+}
+
+/// The two hidden layers' batch norms.
+#[derive(Debug, Clone)]
+pub struct Norms<const H1: usize, const H2: usize> {
+    pub bn1: BatchNorm<H1>,
+    pub bn2: BatchNorm<H2>,
+    pub names: [&'static str; 2],
 }
 
 /// Dropout: the share of hidden units zeroed, and the stream the masks come from.
@@ -85,10 +97,52 @@ fn apply_mask(h: &mut [f32], mask: &[f32]) {
 }
 
 impl<const I: usize, const H1: usize, const H2: usize, const O: usize> Mlp<I, H1, H2, O> {
-    /// Forward pass of `batch` rows of `x`; with `dropout`, fresh masks after both hidden layers.
+    /// Forward pass of `batch` rows of `x`, batch norm (if any) with its running statistics; with
+    /// `dropout`, fresh masks after both hidden layers.
     pub fn forward(&self, x: &[f32], a: &mut Acts, batch: usize, dropout: Option<Dropout>) {
+        self.forward_with(x, a, batch, dropout, None);
+    }
+
+    /// `forward` in training mode: batch norm (if any) with the batch's statistics, moving its
+    /// running statistics.
+    pub fn forward_train(
+        &mut self,
+        x: &[f32],
+        a: &mut Acts,
+        batch: usize,
+        dropout: Option<Dropout>,
+    ) {
+        let mut norms = self.norms.take();
+        self.forward_with(x, a, batch, dropout, norms.as_mut());
+        self.norms = norms;
+    }
+
+    /// The forward pass; `train` holds the batch norms to run in training mode.
+    fn forward_with(
+        &self,
+        x: &[f32],
+        a: &mut Acts,
+        batch: usize,
+        dropout: Option<Dropout>,
+        train: Option<&mut Norms<H1, H2>>,
+    ) {
+        let leaky = Act::Leaky(SLOPE);
+        let (mut train1, mut train2) = match train {
+            Some(n) => (Some(&mut n.bn1), Some(&mut n.bn2)),
+            None => (None, None),
+        };
         self.l1.product(x, &mut a.h1, batch);
-        kernels::bias_leaky_relu(&mut a.h1, &self.l1.bias.value, SLOPE);
+        match (&mut train1, &self.norms) {
+            (Some(bn), _) => {
+                kernels::add_bias(&mut a.h1, &self.l1.bias.value);
+                bn.forward_train(&mut a.h1, 1, leaky);
+            }
+            (None, Some(n)) => {
+                kernels::add_bias(&mut a.h1, &self.l1.bias.value);
+                n.bn1.forward_eval(&mut a.h1, leaky);
+            }
+            (None, None) => kernels::bias_leaky_relu(&mut a.h1, &self.l1.bias.value, SLOPE),
+        }
         let mut dropout = dropout;
         if let Some(d) = dropout.as_mut() {
             a.draw_mask(1, batch * H1, d);
@@ -97,7 +151,17 @@ impl<const I: usize, const H1: usize, const H2: usize, const O: usize> Mlp<I, H1
             a.mask1.clear();
         }
         self.l2.product(&a.h1, &mut a.h2, batch);
-        kernels::bias_leaky_relu(&mut a.h2, &self.l2.bias.value, SLOPE);
+        match (&mut train2, &self.norms) {
+            (Some(bn), _) => {
+                kernels::add_bias(&mut a.h2, &self.l2.bias.value);
+                bn.forward_train(&mut a.h2, 1, leaky);
+            }
+            (None, Some(n)) => {
+                kernels::add_bias(&mut a.h2, &self.l2.bias.value);
+                n.bn2.forward_eval(&mut a.h2, leaky);
+            }
+            (None, None) => kernels::bias_leaky_relu(&mut a.h2, &self.l2.bias.value, SLOPE),
+        }
         if let Some(d) = dropout.as_mut() {
             a.draw_mask(2, batch * H2, d);
             apply_mask(&mut a.h2, &a.mask2);
@@ -167,7 +231,10 @@ impl<const I: usize, const H1: usize, const H2: usize, const O: usize> Mlp<I, H1
         }
         // Where dropout zeroed a unit its gradient is 0 already, so the sign of the masked
         // activation is as good as the pre-activation's.
-        kernels::leaky_relu_grad(&mut g.d2, &a.h2, SLOPE);
+        match &mut self.norms {
+            Some(n) => n.bn2.backward(&mut g.d2, &a.h2, Act::Leaky(SLOPE)),
+            None => kernels::leaky_relu_grad(&mut g.d2, &a.h2, SLOPE),
+        }
         if params {
             self.l2.param_grads(&g.d2, &a.h1, batch, accumulate);
         }
@@ -175,7 +242,10 @@ impl<const I: usize, const H1: usize, const H2: usize, const O: usize> Mlp<I, H1
         if !a.mask1.is_empty() {
             apply_mask(&mut g.d1, &a.mask1);
         }
-        kernels::leaky_relu_grad(&mut g.d1, &a.h1, SLOPE);
+        match &mut self.norms {
+            Some(n) => n.bn1.backward(&mut g.d1, &a.h1, Act::Leaky(SLOPE)),
+            None => kernels::leaky_relu_grad(&mut g.d1, &a.h1, SLOPE),
+        }
         if params {
             self.l1.param_grads(&g.d1, x, batch, accumulate);
         }
@@ -203,13 +273,31 @@ impl<const I: usize, const H1: usize, const H2: usize, const O: usize> Params
 {
     fn params(&self) -> Vec<(String, &Param)> {
         let [a, b, c] = self.names;
-        let layers: Vec<(&str, &dyn Layer)> = vec![(a, &self.l1), (b, &self.l2), (c, &self.l3)];
+        let mut layers: Vec<(&str, &dyn Layer)> = vec![(a, &self.l1)];
+        if let Some(n) = &self.norms {
+            layers.push((n.names[0], &n.bn1));
+        }
+        layers.push((b, &self.l2));
+        if let Some(n) = &self.norms {
+            layers.push((n.names[1], &n.bn2));
+        }
+        layers.push((c, &self.l3));
         sequential(layers)
     }
     fn params_mut(&mut self) -> Vec<(String, &mut Param)> {
         let [a, b, c] = self.names;
-        let layers: Vec<(&str, &mut dyn Layer)> =
-            vec![(a, &mut self.l1), (b, &mut self.l2), (c, &mut self.l3)];
+        let (l1, l2, l3) = (&mut self.l1, &mut self.l2, &mut self.l3);
+        let mut layers: Vec<(&str, &mut dyn Layer)> = vec![(a, l1)];
+        match &mut self.norms {
+            Some(n) => {
+                let [na, nb] = n.names;
+                layers.push((na, &mut n.bn1));
+                layers.push((b, l2));
+                layers.push((nb, &mut n.bn2));
+            }
+            None => layers.push((b, l2)),
+        }
+        layers.push((c, l3));
         sequential_mut(layers)
     }
 }
@@ -218,6 +306,7 @@ impl<const I: usize, const H1: usize, const H2: usize, const O: usize> Params
 mod tests {
     use super::*;
     use crate::train::noise::NoiseKind;
+    use crate::train::param::Params;
     use dfdx::prelude::Cpu;
 
     fn net(output: Output) -> Mlp<5, 7, 6, 3> {
@@ -228,6 +317,7 @@ mod tests {
             l3: Linear::dfdx_init(&dev),
             names: ["0", "3", "6"],
             output,
+            norms: None,
         }
     }
 
@@ -326,6 +416,68 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn batch_norm_gradients_match_finite_differences_and_names_interleave() {
+        let mut m = net(Output::Tanh);
+        m.names = ["0", "3", "6"];
+        m.norms = Some(Norms {
+            bn1: BatchNorm::new(),
+            bn2: BatchNorm::new(),
+            names: ["1", "4"],
+        });
+        let names: Vec<String> = m.params().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names[..4], ["0.weight", "0.bias", "1.weight", "1.bias"]);
+        assert_eq!(names[5], "1.running_var");
+        assert_eq!(names[6], "3.weight");
+        assert_eq!(names[names.len() - 1], "6.bias");
+        let x = values(4 * 5, 5);
+        let r = values(4 * 3, 6);
+        // Training mode: each evaluation starts from the same running statistics.
+        let loss = |m: &Mlp<5, 7, 6, 3>, x: &[f32]| -> f64 {
+            let mut m = m.clone();
+            let mut a = Acts::default();
+            m.forward_train(x, &mut a, 4, None);
+            a.out
+                .iter()
+                .zip(&r)
+                .map(|(o, r)| *o as f64 * *r as f64)
+                .sum()
+        };
+        let mut trained = m.clone();
+        let mut a = Acts::default();
+        trained.forward_train(&x, &mut a, 4, None);
+        let (mut dout, mut g, mut dx) = (r.clone(), Grads::default(), Vec::new());
+        trained.backward(&x, &a, &mut dout, &mut g, 4, true, false, Some(&mut dx));
+        let h = 1e-3f32;
+        for i in 0..x.len() {
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[i] += h;
+            down[i] -= h;
+            let num = (loss(&m, &up) - loss(&m, &down)) / (2.0 * h as f64);
+            assert!(
+                (dx[i] as f64 - num).abs() < 2e-3,
+                "dx[{i}] {} vs {num}",
+                dx[i]
+            );
+        }
+        for i in 0..m.l1.weight.len() {
+            let (mut up, mut down) = (m.clone(), m.clone());
+            up.l1.weight.value[i] += h;
+            down.l1.weight.value[i] -= h;
+            let num = (loss(&up, &x) - loss(&down, &x)) / (2.0 * h as f64);
+            let gv = trained.l1.weight.grad[i] as f64;
+            assert!((gv - num).abs() < 2e-3, "l1 weight {i}: {gv} vs {num}");
+        }
+        // Evaluation uses the running statistics the training pass moved.
+        let n = trained.norms.as_ref().unwrap();
+        assert!(n.bn1.running_mean.value.iter().any(|&v| v != 0.0));
+        let (mut e1, mut e2) = (Acts::default(), Acts::default());
+        trained.forward(&x, &mut e1, 4, None);
+        trained.forward(&x, &mut e2, 4, None);
+        assert_eq!(e1.out, e2.out);
+        assert_ne!(e1.out, a.out);
     }
 
     #[test]

@@ -391,6 +391,7 @@ mod tests {
             l3: Linear::dfdx_init(&dev),
             names: ["0", "2", "4"],
             output: Output::Linear,
+            norms: None,
         }
     }
 
