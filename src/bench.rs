@@ -38,6 +38,8 @@ pub enum BenchError {
     Data(#[from] data::DataError),
     #[error(transparent)]
     Train(#[from] gan::DeviceError),
+    #[error(transparent)]
+    Engine(#[from] gan::NoSuchEngine),
     #[error("--steps {0} is too few: give at least {1}")]
     TooFewSteps(usize, usize),
 }
@@ -67,7 +69,7 @@ pub fn run(
         seed: 1,
         ..Config::default()
     };
-    let mut model = gan::build_with(&cfg, engine);
+    let mut model = gan::build_with(&cfg, engine)?;
     let latent = model.latent_dim();
     let order = data::epoch_order(set.len(), cfg.seed, 1);
     let per_epoch = data::batches_per_epoch(set.len(), batch);

@@ -13,6 +13,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::train::schedule::{Schedule, ScheduleKind};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -23,14 +25,33 @@ use crate::text_file::{self, TextFileError, line_at};
 pub enum Preset {
     /// The reference MLP GAN, exactly as the PyTorch program has it.
     Reference,
+    /// The reference's MLPs trained as the literature recommends for this size: Adam beta1 0.5,
+    /// one-sided label smoothing, dropout in D.
+    Tuned,
+    /// A DCGAN: transposed convolutions with batch norm in G, strided convolutions in D.
+    Dcgan,
+    /// A Wasserstein GAN with an MLP critic and an exact gradient penalty.
+    WganGp,
+    /// A conditional GAN: G draws the digit it is given, D judges image and digit together.
+    Cgan,
 }
 
 impl Preset {
-    pub const ALL: &'static [Preset] = &[Preset::Reference];
+    pub const ALL: &'static [Preset] = &[
+        Preset::Reference,
+        Preset::Tuned,
+        Preset::Dcgan,
+        Preset::WganGp,
+        Preset::Cgan,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Preset::Reference => "reference",
+            Preset::Tuned => "tuned",
+            Preset::Dcgan => "dcgan",
+            Preset::WganGp => "wgan-gp",
+            Preset::Cgan => "cgan",
         }
     }
 
@@ -41,7 +62,9 @@ impl Preset {
     /// The learning rate the recipe uses unless the config overrides it.
     pub fn default_lr(self) -> f64 {
         match self {
-            Preset::Reference => 2e-4,
+            Preset::Reference | Preset::Tuned | Preset::Dcgan | Preset::Cgan => 2e-4,
+            // The WGAN-GP paper's rate for its MNIST critic.
+            Preset::WganGp => 1e-4,
         }
     }
 
@@ -62,6 +85,8 @@ pub struct Config {
     /// Stop after this many steps in all, if set.
     pub max_steps: Option<u64>,
     pub lr: f64,
+    /// How the learning rate changes over the run (`train.lr_schedule` and its settings).
+    pub lr_schedule: Schedule,
     /// A folder holding the four MNIST-named IDX files; `None` is the built-in MNIST.
     pub data_dir: Option<PathBuf>,
     /// The run folder; `None` makes a new one under the runs directory.
@@ -113,6 +138,7 @@ impl Default for Config {
             seed: 0,
             max_steps: None,
             lr: Preset::Reference.default_lr(),
+            lr_schedule: Schedule::default(),
             data_dir: None,
             run_dir: None,
             log_every: 10,
@@ -302,6 +328,8 @@ pub enum ConfigError {
     },
     #[error("{origin} is out of range ({allowed})")]
     OutOfRange { origin: Origin, allowed: String },
+    #[error("{origin} is not a known learning-rate schedule; expected {known}")]
+    UnknownSchedule { origin: Origin, known: String },
     #[error("{origin} is not a known preset; the presets are: {known}")]
     UnknownPreset { origin: Origin, known: String },
     #[error("{origin} is not a valid name; use one or more ASCII letters, digits, `_` and `-`")]
@@ -484,6 +512,41 @@ const LR: Key<Positive> = Key {
     doc: "learning rate; leave it out for the preset's own",
     write: |c| toml::Value::Float(c.lr).to_string(),
 };
+const LR_SCHEDULE: Key<ScheduleName> = Key {
+    table: "train",
+    name: "lr_schedule",
+    flag: "lr_schedule",
+    accepts: ScheduleName,
+    doc: "learning-rate schedule: constant, step, cosine or linear",
+    write: |c| toml_string(c.lr_schedule.kind.name()),
+};
+const LR_STEP_EVERY: Key<Int> = Key {
+    table: "train",
+    name: "lr_step_every",
+    flag: "lr_step_every",
+    accepts: Int {
+        min: 1,
+        max: TOML_INT_MAX,
+    },
+    doc: "step schedule: steps between drops",
+    write: |c| c.lr_schedule.every.to_string(),
+};
+const LR_GAMMA: Key<Positive> = Key {
+    table: "train",
+    name: "lr_gamma",
+    flag: "lr_gamma",
+    accepts: Positive { max: 1.0 },
+    doc: "step schedule: factor of each drop",
+    write: |c| toml::Value::Float(c.lr_schedule.gamma).to_string(),
+};
+const LR_FINAL: Key<Fraction> = Key {
+    table: "train",
+    name: "lr_final",
+    flag: "lr_final",
+    accepts: Fraction,
+    doc: "cosine and linear: final rate as a fraction of lr",
+    write: |c| toml::Value::Float(c.lr_schedule.final_factor).to_string(),
+};
 const DATA_DIR: Key<Dir> = Key {
     table: "data",
     name: "dir",
@@ -586,6 +649,10 @@ const KEYS: &[&dyn Setting] = &[
     &SEED,
     &MAX_STEPS,
     &LR,
+    &LR_SCHEDULE,
+    &LR_STEP_EVERY,
+    &LR_GAMMA,
+    &LR_FINAL,
     &DATA_DIR,
     &RUN_DIR,
     &LOG_EVERY,
@@ -685,8 +752,14 @@ struct Positive {
     max: f64,
 }
 
+/// A finite number in [0, 1].
+struct Fraction;
+
 /// The name of one of `Preset::ALL`.
 struct PresetName;
+
+/// The name of one of `ScheduleKind::ALL`.
+struct ScheduleName;
 
 /// A name of ASCII letters, digits, `_` and `-`: safe as a file stem.
 struct Name;
@@ -722,6 +795,19 @@ impl Accepts for Int {
 impl Accepts for Positive {
     fn expected(&self) -> String {
         self.to_string()
+    }
+}
+
+impl Accepts for Fraction {
+    fn expected(&self) -> String {
+        "a finite number >= 0 and <= 1".to_string()
+    }
+}
+
+impl Accepts for ScheduleName {
+    fn expected(&self) -> String {
+        let names: Vec<&str> = ScheduleKind::ALL.iter().map(|k| k.name()).collect();
+        format!("a string naming a schedule ({})", names.join(", "))
     }
 }
 
@@ -818,6 +904,32 @@ impl Key<Positive> {
     }
 }
 
+impl Key<Fraction> {
+    fn check(&self, value: f64, origin: impl FnOnce() -> Origin) -> Result<f64, ConfigError> {
+        if value.is_finite() && (0.0..=1.0).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::OutOfRange {
+                origin: origin(),
+                allowed: self.accepts.expected(),
+            })
+        }
+    }
+}
+
+impl Key<ScheduleName> {
+    fn check(
+        &self,
+        name: &str,
+        origin: impl FnOnce() -> Origin,
+    ) -> Result<ScheduleKind, ConfigError> {
+        ScheduleKind::from_name(name).ok_or_else(|| ConfigError::UnknownSchedule {
+            origin: origin(),
+            known: self.accepts.expected(),
+        })
+    }
+}
+
 impl Key<PresetName> {
     fn check(&self, name: &str, origin: impl FnOnce() -> Origin) -> Result<Preset, ConfigError> {
         Preset::from_name(name).ok_or_else(|| ConfigError::UnknownPreset {
@@ -891,6 +1003,10 @@ struct TrainTable {
     seed: Option<Spanned<i64>>,
     max_steps: Option<Spanned<i64>>,
     lr: Option<Spanned<f64>>,
+    lr_schedule: Option<Spanned<String>>,
+    lr_step_every: Option<Spanned<i64>>,
+    lr_gamma: Option<Spanned<f64>>,
+    lr_final: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1145,6 +1261,21 @@ impl FileLayer {
         }
         if let Some(v) = &train.lr {
             *lr = Some(LR.check(*v.get_ref(), || self.origin(&LR, v))?);
+        }
+        if let Some(v) = &train.lr_schedule {
+            config.lr_schedule.kind =
+                LR_SCHEDULE.check(v.get_ref(), || self.origin(&LR_SCHEDULE, v))?;
+        }
+        if let Some(v) = self.int(&LR_STEP_EVERY, &train.lr_step_every)? {
+            config.lr_schedule.every = v;
+        }
+        if let Some(v) = &train.lr_gamma {
+            config.lr_schedule.gamma =
+                LR_GAMMA.check(*v.get_ref(), || self.origin(&LR_GAMMA, v))?;
+        }
+        if let Some(v) = &train.lr_final {
+            config.lr_schedule.final_factor =
+                LR_FINAL.check(*v.get_ref(), || self.origin(&LR_FINAL, v))?;
         }
         if let Some(v) = self.dir(&data.dir)? {
             config.data_dir = v;
@@ -1633,6 +1764,7 @@ mod tests {
             seed: 11,
             max_steps: Some(100),
             lr: 0.001,
+            lr_schedule: Schedule::default(),
             data_dir: Some(dir.join("digits")),
             run_dir: Some(dir.join("out")),
             log_every: 5,
@@ -1672,6 +1804,57 @@ mod tests {
             ..want
         };
         assert_eq!(flagged, want);
+    }
+
+    #[test]
+    fn schedule_keys_are_read_and_checked() {
+        let config = load_text(
+            "[train]\nlr_schedule = \"step\"\nlr_step_every = 938\nlr_gamma = 0.1\nlr_final = 0.25\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            config.lr_schedule,
+            Schedule {
+                kind: ScheduleKind::Step,
+                every: 938,
+                gamma: 0.1,
+                final_factor: 0.25,
+            }
+        );
+        assert_error(
+            "[train]\nlr_schedule = \"exponential\"\n",
+            2,
+            &[
+                "train.lr_schedule = \"exponential\"",
+                "not a known learning-rate schedule",
+                "constant, step, cosine, linear",
+            ],
+        );
+        assert_error(
+            "[train]\nlr_step_every = 0\n",
+            2,
+            &["train.lr_step_every = 0", "out of range"],
+        );
+        assert_error(
+            "[train]\n\nlr_gamma = 1.5\n",
+            3,
+            &["train.lr_gamma = 1.5", "out of range", "<= 1"],
+        );
+        assert_error(
+            "[train]\nlr_final = -0.1\n",
+            2,
+            &["train.lr_final = -0.1", "out of range", ">= 0 and <= 1"],
+        );
+        assert_error(
+            "[train]\nlr_schedule = 3\n",
+            2,
+            &[
+                "train.lr_schedule = 3",
+                "wrong type",
+                "a string naming a schedule",
+            ],
+        );
     }
 
     #[test]
@@ -1814,6 +1997,12 @@ mod tests {
             seed: i64::MAX as u64,
             max_steps: Some(123),
             lr: 0.1 + 0.2,
+            lr_schedule: Schedule {
+                kind: ScheduleKind::Cosine,
+                every: 77,
+                gamma: 0.3,
+                final_factor: 0.05,
+            },
             data_dir: Some(abs.join("my \"data\" dir")),
             run_dir: Some(abs.join("runs").join("r1")),
             log_every: 2,

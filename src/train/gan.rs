@@ -139,19 +139,37 @@ impl Engine {
     }
 }
 
-/// Builds the recipe `cfg.preset` names, its weights initialised from `cfg.seed`.
-pub fn build(cfg: &Config) -> Box<dyn Gan> {
-    build_with(cfg, Engine::default())
+/// A recipe asked for with an engine it does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("preset `{preset}` has no {engine} engine; it runs on the fast engine only")]
+pub struct NoSuchEngine {
+    pub preset: &'static str,
+    pub engine: &'static str,
 }
 
-/// `build`, choosing the engine.
-pub fn build_with(cfg: &Config, engine: Engine) -> Box<dyn Gan> {
+/// Builds the recipe `cfg.preset` names on the fast engine (which every recipe has), its
+/// weights initialised from `cfg.seed`.
+pub fn build(cfg: &Config) -> Box<dyn Gan> {
+    match cfg.preset {
+        Preset::Reference => Box::new(super::fast::reference::FastReference::new(cfg.seed, cfg.lr)),
+        Preset::Tuned => Box::new(super::tuned::Tuned::new(cfg.seed, cfg.lr)),
+        Preset::Dcgan => Box::new(super::dcgan::Dcgan::new(cfg.seed, cfg.lr)),
+        Preset::WganGp => Box::new(super::wgan_gp::WganGp::new(cfg.seed, cfg.lr)),
+        Preset::Cgan => Box::new(super::cgan::new(cfg.seed, cfg.lr)),
+    }
+}
+
+/// `build`, choosing the engine. Only the reference recipe has a plain dfdx engine: the others'
+/// fused steps are pinned by their own tests (finite differences, dfdx graphs of their parts).
+pub fn build_with(cfg: &Config, engine: Engine) -> Result<Box<dyn Gan>, NoSuchEngine> {
     match (cfg.preset, engine) {
-        (Preset::Reference, Engine::Fast) => {
-            Box::new(super::fast::reference::FastReference::new(cfg.seed, cfg.lr))
-        }
-        (Preset::Reference, Engine::Dfdx) => {
-            Box::new(super::reference::ReferenceGan::new(cfg.seed, cfg.lr))
-        }
+        (_, Engine::Fast) => Ok(build(cfg)),
+        (Preset::Reference, Engine::Dfdx) => Ok(Box::new(super::reference::ReferenceGan::new(
+            cfg.seed, cfg.lr,
+        ))),
+        (preset, Engine::Dfdx) => Err(NoSuchEngine {
+            preset: preset.name(),
+            engine: engine.name(),
+        }),
     }
 }

@@ -3,13 +3,26 @@
 //! Nothing here knows a front end: the loop talks through `protocol` messages only.
 
 pub mod adam;
+pub mod cgan;
 pub mod checkpoint;
+pub mod conv;
+pub mod dcgan;
+pub mod dense;
+pub mod evaluate;
 pub mod fast;
 pub mod gan;
 pub mod layers;
+pub mod mlp;
 pub mod noise;
+pub mod norm;
+pub mod param;
 pub mod params;
 pub mod reference;
+pub mod schedule;
+#[cfg(test)]
+mod testing;
 pub mod trainer;
+pub mod tuned;
+pub mod wgan_gp;
 
 pub use trainer::{TrainError, TrainJob, spawn};

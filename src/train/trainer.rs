@@ -22,6 +22,7 @@ use crate::run_dir::{MetricsLog, MetricsRecord, QualityFields, RunDir};
 use super::checkpoint::{self, Checkpoint, EpochTally, Progress, RngPositions};
 use super::gan::{self, Gan, StepLosses};
 use super::noise::{NoiseKind, NoiseStream};
+use super::schedule;
 
 /// Builds the recipe a run trains; tests put a faulty model in its place.
 pub type GanBuilder = Box<dyn FnOnce(&Config) -> Box<dyn Gan> + Send>;
@@ -160,6 +161,11 @@ struct Trainer {
     progress: Progress,
     batches_per_epoch: u64,
     total_steps: u64,
+    /// Steps in all the run's epochs: the length the learning-rate schedule spans (a step
+    /// limit does not change it, so a run stopped early and resumed keeps its rates).
+    all_steps: u64,
+    /// The learning rate of the latest step.
+    lr: f64,
     start_step: u64,
     train_noise: NoiseStream,
     sample_stream: NoiseStream,
@@ -232,6 +238,7 @@ impl Trainer {
             path: metrics_path,
             source,
         })?;
+        let lr = schedule::lr_at(&cfg.lr_schedule, cfg.lr, progress.step, all_steps);
         Ok(Trainer {
             start_step: progress.step,
             window: (progress.step, elapsed),
@@ -247,6 +254,8 @@ impl Trainer {
             progress,
             batches_per_epoch,
             total_steps,
+            all_steps,
+            lr,
             train_noise,
             sample_stream,
             sample_noise,
@@ -306,6 +315,13 @@ impl Trainer {
                 data::fill_labels(&self.data, indices, &mut labels)?;
                 let count = indices.len();
                 self.train_noise.fill(&mut z, count * latent);
+                self.lr = schedule::lr_at(
+                    &self.cfg.lr_schedule,
+                    self.cfg.lr,
+                    self.progress.step,
+                    self.all_steps,
+                );
+                self.gan.set_lr(self.lr);
                 let losses = self.gan.train_step(&gan::Batch {
                     real: &real,
                     labels: &labels,
@@ -453,7 +469,7 @@ impl Trainer {
             g_loss: losses.g_loss,
             d_real: losses.d_real,
             d_fake: losses.d_fake,
-            lr: self.cfg.lr,
+            lr: self.lr,
             steps_per_s,
             elapsed_s: elapsed.as_secs_f64(),
             quality: quality.map(QualityFields::from),

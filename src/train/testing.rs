@@ -1,0 +1,112 @@
+//! Checks every recipe's tests share: a few steps on real digits, exact resume from a saved
+//! state, and refusal of a damaged state.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use super::gan::{Batch, Gan, GanState, StepLosses};
+use super::noise::{NoiseKind, NoiseStream};
+use super::params::NamedTensor;
+use crate::data::{self, DigitSet, Split};
+
+/// The first 320 training digits, loaded once.
+fn digits() -> &'static DigitSet {
+    static SET: OnceLock<DigitSet> = OnceLock::new();
+    SET.get_or_init(|| data::load(None, Split::Train).unwrap().take(320))
+}
+
+/// `steps` steps of batch `batch` over the first 320 real digits, with their labels, the
+/// batches in the order of `seed`'s first epoch and the noise of `seed`'s training stream.
+pub fn train(gan: &mut dyn Gan, steps: usize, batch: usize, seed: u64) -> Vec<StepLosses> {
+    let set = digits();
+    let order = data::epoch_order(set.len(), seed, 1);
+    let per_epoch = data::batches_per_epoch(set.len(), batch);
+    let mut noise = NoiseStream::new(seed, NoiseKind::Train);
+    let (mut real, mut labels, mut z) = (Vec::new(), Vec::new(), Vec::new());
+    (0..steps)
+        .map(|i| {
+            let idx = data::batch_indices(&order, batch, i as u64 % per_epoch).unwrap();
+            data::fill_batch(set, idx, &mut real).unwrap();
+            data::fill_labels(set, idx, &mut labels).unwrap();
+            noise.fill(&mut z, idx.len() * gan.latent_dim());
+            let losses = gan
+                .train_step(&Batch {
+                    real: &real,
+                    labels: &labels,
+                    z: &z,
+                    count: idx.len(),
+                })
+                .unwrap();
+            assert!(losses.all_finite(), "step {i}: {losses:?}");
+            losses
+        })
+        .collect()
+}
+
+pub fn state_map(state: &GanState) -> BTreeMap<String, NamedTensor> {
+    state
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.clone()))
+        .collect()
+}
+
+/// Trains `a` for `k` steps, loads its state into `b` (built with another seed), and checks that
+/// both then generate the same digits, take the same next steps bit for bit and end in the same
+/// state.
+pub fn assert_resumes_identically(
+    mut a: Box<dyn Gan>,
+    mut b: Box<dyn Gan>,
+    k: usize,
+    batch: usize,
+) {
+    train(a.as_mut(), k, batch, 5);
+    let state = a.state();
+    b.load_state(&state_map(&state), &state.counters).unwrap();
+    assert_eq!(
+        b.state(),
+        state,
+        "a loaded state reads back as it was saved"
+    );
+    let latent = a.latent_dim();
+    let z = NoiseStream::new(1, NoiseKind::Samples).draw(6 * latent);
+    let labels = [3u8, 1, 4, 1, 5, 9];
+    assert_eq!(
+        a.generate(&z, Some(&labels), 6).unwrap(),
+        b.generate(&z, Some(&labels), 6).unwrap()
+    );
+    assert_eq!(
+        train(a.as_mut(), 3, batch, 6),
+        train(b.as_mut(), 3, batch, 6)
+    );
+    assert_eq!(a.state(), b.state());
+}
+
+/// Removes each kind of entry a state has (one tensor, one counter) and checks that loading
+/// fails naming it, leaving the model as it was.
+pub fn assert_damaged_states_change_nothing(mut gan: Box<dyn Gan>) {
+    let before = gan.state();
+    let full = state_map(&before);
+    let names: Vec<String> = full.keys().cloned().collect();
+    for name in [names.first(), names.last()].into_iter().flatten() {
+        let mut map = full.clone();
+        map.remove(name);
+        let err = gan.load_state(&map, &before.counters).unwrap_err();
+        assert!(err.to_string().contains(name.as_str()), "{err}");
+        assert_eq!(gan.state(), before);
+    }
+    for counter in before.counters.keys() {
+        let mut counters = before.counters.clone();
+        counters.remove(counter);
+        let err = gan.load_state(&full, &counters).unwrap_err();
+        assert!(err.to_string().contains(counter.as_str()), "{err}");
+        assert_eq!(gan.state(), before);
+    }
+}
+
+/// The share of steps in which D told real from fake (its mean verdict on real digits above its
+/// mean verdict on G's), after the first `skip`.
+pub fn share_told_apart(losses: &[StepLosses], skip: usize) -> f64 {
+    let later = &losses[skip.min(losses.len())..];
+    later.iter().filter(|l| l.d_real > l.d_fake).count() as f64 / later.len().max(1) as f64
+}
