@@ -8,7 +8,6 @@ pub mod checkpoint;
 pub mod conv;
 pub mod dcgan;
 pub mod dense;
-pub mod evaluate;
 pub mod fast;
 pub mod gan;
 pub mod layers;

@@ -16,8 +16,6 @@ pub enum NoiseKind {
     Dropout = 3,
     /// The interpolation weights of a gradient penalty.
     Penalty = 4,
-    /// The noise generated digits are scored from (`train::evaluate`).
-    Evaluation = 5,
 }
 
 #[derive(Debug, Clone)]
