@@ -68,7 +68,7 @@ fn configs(dir: &Path) -> std::io::Result<()> {
             "absurd_sample_count.toml",
             b"[run]\nsample_count = 100000\n",
         ),
-        ("unknown_preset.toml", b"[train]\npreset = \"dcgan\"\n"),
+        ("unknown_preset.toml", b"[train]\npreset = \"stylegan\"\n"),
         (
             "bad_theme_name.toml",
             b"[ui]\ntheme = \"../../etc/passwd\"\n",
@@ -227,7 +227,7 @@ fn checkpoints(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     write(dir.join("foreign.safetensors"), foreign)?;
 
     let mut other_preset = small_checkpoint(Vec::new());
-    other_preset.preset = "dcgan".to_string();
+    other_preset.preset = "stylegan".to_string();
     write(
         dir.join("other_preset.safetensors"),
         canonical(other_preset.encode()?)?,

@@ -403,7 +403,7 @@ fn known_setting() -> impl Strategy<Value = (&'static str, String)> {
     .prop_map(|v| ("train", format!("lr = {v}")))
     .boxed();
     prop::strategy::Union::new(vec![
-        text("train", "preset", vec!["reference", "dcgan"]),
+        text("train", "preset", vec!["reference", "stylegan"]),
         int("train", "epochs", 1, 10_000),
         int("train", "batch_size", 1, 4096),
         int("train", "seed", 0, 1000),
@@ -604,7 +604,7 @@ fn header_edit() -> impl Strategy<Value = HeaderEdit> {
         "1e3",
         "18446744073709551616",
         "340282366920938463463374607431768211456",
-        "dcgan",
+        "stylegan",
         "gan-tui checkpoint",
         "2",
     ]);

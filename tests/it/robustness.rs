@@ -304,7 +304,7 @@ fn bad_config_files_are_refused_with_file_line_key_and_problem() {
         (
             "unknown_preset.toml",
             &[
-                ":2: train.preset = \"dcgan\" is not a known preset",
+                ":2: train.preset = \"stylegan\" is not a known preset",
                 "reference",
             ],
         ),
@@ -524,7 +524,7 @@ fn bad_checkpoint_files_are_refused_naming_the_file_and_the_problem() {
         ),
         (
             "other_preset.safetensors",
-            ": holds preset `dcgan`, which this gan-tui does not know",
+            ": holds preset `stylegan`, which this gan-tui does not know",
         ),
         (
             "other_architecture.safetensors",
@@ -623,9 +623,9 @@ fn damaged_copies_of_a_real_checkpoint_are_refused() {
     )]);
 
     let mut other = good.clone();
-    other.preset = "dcgan".to_string();
-    let other = write("dcgan.safetensors", &other.encode().unwrap());
-    sampling(&other).fails_with(&[&format!("{}: holds preset `dcgan`", shown(&other))]);
+    other.preset = "stylegan".to_string();
+    let other = write("stylegan.safetensors", &other.encode().unwrap());
+    sampling(&other).fails_with(&[&format!("{}: holds preset `stylegan`", shown(&other))]);
 
     // A flipped bit in the header's length prefix: 256 MiB more, beyond any header.
     let mut flipped = bytes.clone();
@@ -708,8 +708,8 @@ fn bad_flags_are_usage_errors_with_exit_code_2() {
         ),
         (&["--lr", "fast"], "invalid value 'fast' for '--lr <RATE>'"),
         (
-            &["--preset", "dcgan"],
-            "unknown preset `dcgan`; the presets are: reference",
+            &["--preset", "stylegan"],
+            "unknown preset `stylegan`; the presets are: reference",
         ),
         (&["--config"], "a value is required for '--config <FILE>'"),
         (
