@@ -840,4 +840,55 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }
+
+    #[test]
+    fn each_step_takes_its_rate_from_the_schedule_and_logs_it() {
+        use crate::train::schedule::{Schedule, ScheduleKind};
+        let tmp = tempfile::tempdir().unwrap();
+        let config = Config {
+            epochs: 3,
+            log_every: 1,
+            eval_count: 0,
+            lr_schedule: Schedule {
+                kind: ScheduleKind::Linear,
+                final_factor: 0.0,
+                ..Schedule::default()
+            },
+            ..Config::default()
+        };
+        let job = TrainJob {
+            config_toml: config.to_toml(),
+            config: config.clone(),
+            // 128 digits: 2 steps an epoch, 6 in all.
+            data: data::load(None, Split::Train).unwrap().take(128),
+            run_dir: RunDir::create(tmp.path()).unwrap(),
+            resume: None,
+            builder: None,
+        };
+        let (msg_tx, msg_rx) = mpsc::channel();
+        let (_cmd_tx, cmd_rx) = mpsc::channel();
+        let handle = spawn(job, msg_tx, cmd_rx).unwrap();
+        let mut lrs = Vec::new();
+        loop {
+            match msg_rx.recv_timeout(Duration::from_secs(60)).unwrap() {
+                TrainMsg::Step(s) => lrs.push((s.step, s.lr)),
+                TrainMsg::Finished { .. } => break,
+                _ => {}
+            }
+        }
+        handle.join().unwrap();
+        // A straight line from the base rate at the first step to 0 at the sixth.
+        let want: Vec<(u64, f64)> = (1..=6)
+            .map(|step| (step, config.lr * (1.0 - (step - 1) as f64 / 5.0)))
+            .collect();
+        assert_eq!(lrs.len(), want.len(), "{lrs:?}");
+        for ((step, lr), (want_step, want_lr)) in lrs.iter().zip(&want) {
+            assert_eq!(step, want_step);
+            assert!((lr - want_lr).abs() < 1e-12, "step {step}: {lr} vs {want_lr}");
+        }
+        let metrics = std::fs::read_to_string(tmp.path().join("metrics.jsonl")).unwrap();
+        let last: serde_json::Value =
+            serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+        assert_eq!(last["lr"].as_f64(), Some(0.0), "{metrics}");
+    }
 }
