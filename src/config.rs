@@ -62,7 +62,9 @@ impl Preset {
     /// The learning rate the recipe uses unless the config overrides it.
     pub fn default_lr(self) -> f64 {
         match self {
-            Preset::Reference | Preset::Tuned | Preset::Dcgan | Preset::Cgan => 2e-4,
+            Preset::Reference | Preset::Tuned | Preset::Dcgan => 2e-4,
+            // Measured, seed 1, 10 epochs: fcd 32.0 at 2e-4, 24.8 at 4e-4 (score 9.83, 9.82).
+            Preset::Cgan => 4e-4,
             // The WGAN-GP paper's rate for its MNIST critic.
             Preset::WganGp => 1e-4,
         }
@@ -132,12 +134,13 @@ impl OnWriteError {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            preset: Preset::Reference,
+            // The recipe that reaches the best judge scores soonest (README, Recipes).
+            preset: Preset::Cgan,
             epochs: 50,
             batch_size: 64,
             seed: 0,
             max_steps: None,
-            lr: Preset::Reference.default_lr(),
+            lr: Preset::Cgan.default_lr(),
             lr_schedule: Schedule::default(),
             data_dir: None,
             run_dir: None,
@@ -1758,7 +1761,7 @@ mod tests {
             .config;
         let dir = std::path::absolute(tmp.path()).unwrap();
         let want = Config {
-            preset: Preset::Reference,
+            preset: Preset::Cgan,
             epochs: 3,
             batch_size: 32,
             seed: 11,
@@ -1793,6 +1796,7 @@ mod tests {
             .unwrap()
             .config;
         let want = Config {
+            preset: Preset::Reference,
             epochs: 4,
             batch_size: 8,
             seed: 12,
@@ -1860,7 +1864,9 @@ mod tests {
     #[test]
     fn lr_defaults_to_the_presets_own() {
         let config = load_text("[train]\nepochs = 2\n", &Overrides::default()).unwrap();
-        assert_eq!(config.lr, Preset::Reference.default_lr());
+        assert_eq!(config.lr, Preset::Cgan.default_lr());
+        let config = load_text("[train]\npreset = \"reference\"\n", &Overrides::default()).unwrap();
+        assert_eq!(config.lr, 2e-4);
         let config = load_text("[train]\nlr = 0.01\n", &Overrides::default()).unwrap();
         assert_eq!(config.lr, 0.01);
         let overrides = Overrides {
@@ -1991,7 +1997,7 @@ mod tests {
         let abs = std::path::absolute(tmp.path()).unwrap();
         // Every field away from its default, so a key missing from `KEYS` would be lost.
         let config = Config {
-            preset: Preset::Reference,
+            preset: Preset::Tuned,
             epochs: 3,
             batch_size: 17,
             seed: i64::MAX as u64,

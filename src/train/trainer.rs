@@ -884,7 +884,10 @@ mod tests {
         assert_eq!(lrs.len(), want.len(), "{lrs:?}");
         for ((step, lr), (want_step, want_lr)) in lrs.iter().zip(&want) {
             assert_eq!(step, want_step);
-            assert!((lr - want_lr).abs() < 1e-12, "step {step}: {lr} vs {want_lr}");
+            assert!(
+                (lr - want_lr).abs() < 1e-12,
+                "step {step}: {lr} vs {want_lr}"
+            );
         }
         let metrics = std::fs::read_to_string(tmp.path().join("metrics.jsonl")).unwrap();
         let last: serde_json::Value =
