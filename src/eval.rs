@@ -191,7 +191,10 @@ mod tests {
 
     #[test]
     fn an_untrained_generator_scores_low_with_a_large_fcd() {
-        let model = gan::build(&Config::default());
+        let model = gan::build(&Config {
+            preset: crate::config::Preset::Reference,
+            ..Config::default()
+        });
         let mut ev = Evaluator::builtin().unwrap();
         let mut noise = NoiseStream::new(1, NoiseKind::Samples);
         let q = ev.evaluate(model.as_ref(), 200, &mut noise).unwrap();

@@ -521,10 +521,14 @@ mod tests {
 
     #[test]
     fn another_architecture_is_refused_by_name() {
-        let a = gan::build(&Config::default());
+        let reference = Config {
+            preset: crate::config::Preset::Reference,
+            ..Config::default()
+        };
+        let a = gan::build(&reference);
         let mut ckpt = checkpoint_of(a.as_ref());
         ckpt.preset = "dcgan".into();
-        let mut b = gan::build(&Config::default());
+        let mut b = gan::build(&reference);
         let err = ckpt
             .restore_into(b.as_mut(), Path::new("x.safetensors"))
             .unwrap_err();

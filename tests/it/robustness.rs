@@ -561,7 +561,14 @@ fn real_checkpoint(home: &Path) -> PathBuf {
     let data = small_mnist(&home.join("digits"), 64);
     let run = home.join("run");
     let out = gan_tui(home)
-        .args(["--no-tui", "--max-steps", "1", "--data-dir"])
+        .args([
+            "--no-tui",
+            "--preset",
+            "reference",
+            "--max-steps",
+            "1",
+            "--data-dir",
+        ])
         .arg(&data)
         .arg("--run-dir")
         .arg(&run)
