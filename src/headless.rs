@@ -317,4 +317,30 @@ mod tests {
         assert_eq!(progress_bar(5, 10, 10), "[#####-----] 5/10");
         assert_eq!(progress_bar(12, 10, 4), "[####] 12/10");
     }
+
+    #[test]
+    fn a_nan_loss_ends_the_run_with_an_error_naming_the_step_and_the_last_good_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (msg_tx, msg_rx) = std::sync::mpsc::channel();
+        let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+        // NaN losses from step 4, in the second epoch of 2 steps.
+        let job = crate::train::trainer::tests::job(tmp.path(), 4);
+        let handle = crate::train::trainer::spawn(job, msg_tx, cmd_rx).unwrap();
+        let err = run(msg_rx, cmd_tx, OnWriteError::Continue).unwrap_err();
+        handle.join().unwrap();
+        match &err {
+            HeadlessError::Diverged {
+                step: 4,
+                last_checkpoint: Some(path),
+                ..
+            } => assert!(path.ends_with("checkpoints/epoch-001.safetensors"), "{err}"),
+            other => panic!("{other:?}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.starts_with("training diverged at step 4 (D loss NaN")
+                && text.contains("epoch-001.safetensors"),
+            "{text}"
+        );
+    }
 }

@@ -19,7 +19,7 @@ pub mod params;
 pub mod reference;
 pub mod schedule;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod trainer;
 pub mod tuned;
 pub mod wgan_gp;

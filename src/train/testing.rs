@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use super::gan::{Batch, Gan, GanState, StepLosses};
+use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
 use super::noise::{NoiseKind, NoiseStream};
 use super::params::NamedTensor;
 use crate::data::{self, DigitSet, Split};
@@ -109,4 +109,68 @@ pub fn assert_damaged_states_change_nothing(mut gan: Box<dyn Gan>) {
 pub fn share_told_apart(losses: &[StepLosses], skip: usize) -> f64 {
     let later = &losses[skip.min(losses.len())..];
     later.iter().filter(|l| l.d_real > l.d_fake).count() as f64 / later.len().max(1) as f64
+}
+
+/// A recipe, except that from step `nan_at` on its losses are NaN.
+pub struct Diverging {
+    inner: Box<dyn Gan>,
+    steps: u64,
+    nan_at: u64,
+}
+
+impl Diverging {
+    pub fn new(inner: Box<dyn Gan>, nan_at: u64) -> Self {
+        Diverging {
+            inner,
+            steps: 0,
+            nan_at,
+        }
+    }
+}
+
+impl Gan for Diverging {
+    fn preset(&self) -> crate::config::Preset {
+        self.inner.preset()
+    }
+    fn architecture(&self) -> String {
+        self.inner.architecture()
+    }
+    fn latent_dim(&self) -> usize {
+        self.inner.latent_dim()
+    }
+    fn train_step(&mut self, batch: &Batch) -> Result<StepLosses, DeviceError> {
+        self.steps += 1;
+        let mut l = self.inner.train_step(batch)?;
+        if self.steps >= self.nan_at {
+            l.d_loss = f32::NAN;
+        }
+        Ok(l)
+    }
+    fn phase_times(&self) -> PhaseTimes {
+        self.inner.phase_times()
+    }
+    fn step_flops(&self, batch: usize) -> f64 {
+        self.inner.step_flops(batch)
+    }
+    fn generate(
+        &self,
+        z: &[f32],
+        labels: Option<&[u8]>,
+        count: usize,
+    ) -> Result<Vec<f32>, DeviceError> {
+        self.inner.generate(z, labels, count)
+    }
+    fn set_lr(&mut self, lr: f64) {
+        self.inner.set_lr(lr)
+    }
+    fn state(&self) -> GanState {
+        self.inner.state()
+    }
+    fn load_state(
+        &mut self,
+        state: &BTreeMap<String, NamedTensor>,
+        counters: &BTreeMap<String, u64>,
+    ) -> Result<(), StateError> {
+        self.inner.load_state(state, counters)
+    }
 }

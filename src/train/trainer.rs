@@ -704,70 +704,16 @@ impl Trainer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::data::Split;
-    use crate::train::gan::{Batch, DeviceError, GanState, PhaseTimes, StateError};
-    use crate::train::params::NamedTensor;
-    use std::collections::BTreeMap;
+    use crate::train::testing::Diverging;
     use std::sync::mpsc;
 
-    /// The reference recipe, except that from step `nan_at` on its losses are NaN.
-    struct Diverging {
-        inner: Box<dyn Gan>,
-        steps: u64,
-        nan_at: u64,
-    }
-
-    impl Gan for Diverging {
-        fn preset(&self) -> crate::config::Preset {
-            self.inner.preset()
-        }
-        fn architecture(&self) -> String {
-            self.inner.architecture()
-        }
-        fn latent_dim(&self) -> usize {
-            self.inner.latent_dim()
-        }
-        fn train_step(&mut self, batch: &Batch) -> Result<StepLosses, DeviceError> {
-            self.steps += 1;
-            let mut l = self.inner.train_step(batch)?;
-            if self.steps >= self.nan_at {
-                l.d_loss = f32::NAN;
-            }
-            Ok(l)
-        }
-        fn phase_times(&self) -> PhaseTimes {
-            self.inner.phase_times()
-        }
-        fn step_flops(&self, batch: usize) -> f64 {
-            self.inner.step_flops(batch)
-        }
-        fn generate(
-            &self,
-            z: &[f32],
-            labels: Option<&[u8]>,
-            count: usize,
-        ) -> Result<Vec<f32>, DeviceError> {
-            self.inner.generate(z, labels, count)
-        }
-        fn set_lr(&mut self, lr: f64) {
-            self.inner.set_lr(lr)
-        }
-        fn state(&self) -> GanState {
-            self.inner.state()
-        }
-        fn load_state(
-            &mut self,
-            state: &BTreeMap<String, NamedTensor>,
-            counters: &BTreeMap<String, u64>,
-        ) -> Result<(), StateError> {
-            self.inner.load_state(state, counters)
-        }
-    }
-
-    fn job(dir: &Path, nan_at: u64) -> TrainJob {
+    /// A reference run of 3 epochs of 2 steps whose losses turn NaN at step `nan_at`.
+    pub(crate) fn job(dir: &Path, nan_at: u64) -> TrainJob {
         let config = Config {
+            preset: crate::config::Preset::Reference,
             epochs: 3,
             keep_checkpoints: 0,
             eval_count: 0,
@@ -781,11 +727,7 @@ mod tests {
             run_dir: RunDir::create(dir).unwrap(),
             resume: None,
             builder: Some(Box::new(move |cfg: &Config| {
-                Box::new(Diverging {
-                    inner: gan::build(cfg),
-                    steps: 0,
-                    nan_at,
-                }) as Box<dyn Gan>
+                Box::new(Diverging::new(gan::build(cfg), nan_at)) as Box<dyn Gan>
             })),
         }
     }
