@@ -67,6 +67,14 @@ pub enum StateError {
     MissingCounter(String),
 }
 
+/// A counter from a saved state, or the error naming it.
+pub fn counter(counters: &BTreeMap<String, u64>, name: &str) -> Result<u64, StateError> {
+    counters
+        .get(name)
+        .copied()
+        .ok_or_else(|| StateError::MissingCounter(name.to_string()))
+}
+
 /// A failure inside the numeric library.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("the tensor library failed: {0}")]

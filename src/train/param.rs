@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::fast::kernels::{self, AdamStep};
-use super::gan::{GanState, StateError};
+use super::gan::{GanState, StateError, counter};
 use super::params::{NamedTensor, ParamError};
 
 /// One tensor of a model. Non-trainable ones (batch norm's running statistics) have no gradient
@@ -394,14 +394,6 @@ impl<G: Params + Clone, D: Params + Clone> Pair<G, D> {
     pub fn sampler(&self) -> &G {
         self.ema.as_ref().map_or(&self.g, |(ema, _)| ema)
     }
-}
-
-/// A counter from a checkpoint, or the error naming it.
-pub fn counter(counters: &BTreeMap<String, u64>, name: &str) -> Result<u64, StateError> {
-    counters
-        .get(name)
-        .copied()
-        .ok_or_else(|| StateError::MissingCounter(name.to_string()))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use dfdx::prelude::*;
 
 use super::adam::{Adam, pytorch_defaults};
-use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
+use super::gan::{self, Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
 use super::layers::LeakyRelu02;
 use super::params::{self, NamedTensor};
 use crate::config::Preset;
@@ -224,13 +224,10 @@ impl Gan for ReferenceGan {
         state: &BTreeMap<String, NamedTensor>,
         counters: &BTreeMap<String, u64>,
     ) -> Result<(), StateError> {
-        let counter = |name: &str| {
-            counters
-                .get(name)
-                .copied()
-                .ok_or_else(|| StateError::MissingCounter(name.to_string()))
-        };
-        let (g_steps, d_steps) = (counter(G_STEPS)?, counter(D_STEPS)?);
+        let (g_steps, d_steps) = (
+            gan::counter(counters, G_STEPS)?,
+            gan::counter(counters, D_STEPS)?,
+        );
         // Check and stage everything on copies, then swap in, so a bad state changes nothing.
         let mut g = self.g.clone();
         let mut d = self.d.clone();

@@ -12,7 +12,9 @@ use std::time::Instant;
 use super::kernels::{self, AdamStep};
 use crate::config::Preset;
 use crate::train::adam::pytorch_defaults;
-use crate::train::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
+use crate::train::gan::{
+    self, Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses,
+};
 use crate::train::layers::LeakyRelu02;
 use crate::train::params::{NamedTensor, ParamError};
 use crate::train::reference::{self, IMAGE, LATENT, ReferenceGan};
@@ -412,13 +414,10 @@ impl Gan for FastReference {
         state: &BTreeMap<String, NamedTensor>,
         counters: &BTreeMap<String, u64>,
     ) -> Result<(), StateError> {
-        let counter = |name: &str| {
-            counters
-                .get(name)
-                .copied()
-                .ok_or_else(|| StateError::MissingCounter(name.to_string()))
-        };
-        let (g_steps, d_steps) = (counter(reference::G_STEPS)?, counter(reference::D_STEPS)?);
+        let (g_steps, d_steps) = (
+            gan::counter(counters, reference::G_STEPS)?,
+            gan::counter(counters, reference::D_STEPS)?,
+        );
         let (g, d) = (reference::G_PREFIX, reference::D_PREFIX);
         let (go, dopt) = (reference::G_OPT_PREFIX, reference::D_OPT_PREFIX);
         let name = |prefix: &str, i: usize| format!("{prefix}{}", LAYERS[i]);
