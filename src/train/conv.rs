@@ -422,16 +422,7 @@ impl<
 mod tests {
     use super::*;
     use crate::train::params::NamedTensor;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32
-                    / 500.0
-                    - 1.0
-            })
-            .collect()
-    }
+    use crate::train::testing::values;
 
     fn saved(p: &Param) -> Vec<f32> {
         let (mut params, mut moments) = (Vec::<NamedTensor>::new(), Vec::new());

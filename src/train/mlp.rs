@@ -307,6 +307,7 @@ mod tests {
     use super::*;
     use crate::train::noise::NoiseKind;
     use crate::train::param::Params;
+    use crate::train::testing::values;
     use dfdx::prelude::Cpu;
 
     fn net(output: Output) -> Mlp<5, 7, 6, 3> {
@@ -319,16 +320,6 @@ mod tests {
             output,
             norms: None,
         }
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32
-                    / 500.0
-                    - 1.0
-            })
-            .collect()
     }
 
     /// loss = <out, r>, with the dropout masks of stream position `pos` (or none).

@@ -229,13 +229,11 @@ impl<const C: usize> Layer for BatchNorm<C> {
 mod tests {
     use super::*;
 
+    /// Test values in [-2, 2).
     fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32
-                    / 250.0
-                    - 2.0
-            })
+        crate::train::testing::values(n, seed)
+            .into_iter()
+            .map(|v| 2.0 * v)
             .collect()
     }
 

@@ -9,6 +9,16 @@ use super::noise::{NoiseKind, NoiseStream};
 use super::params::NamedTensor;
 use crate::data::{self, DigitSet, Split};
 
+/// `n` spread-out test values in [-1, 1), the same for the same `seed`.
+pub fn values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0
+                - 1.0
+        })
+        .collect()
+}
+
 /// The first 320 training digits, loaded once.
 fn digits() -> &'static DigitSet {
     static SET: OnceLock<DigitSet> = OnceLock::new();

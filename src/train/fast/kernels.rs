@@ -374,6 +374,7 @@ pub fn adam(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], s: Ad
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::testing::values;
 
     fn naive_matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
         let mut c = vec![0.0f32; m * n];
@@ -397,16 +398,6 @@ mod tests {
             }
         }
         t
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32
-                    / 500.0
-                    - 1.0
-            })
-            .collect()
     }
 
     fn assert_close(a: &[f32], b: &[f32], tol: f32) {
