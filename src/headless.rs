@@ -324,7 +324,7 @@ mod tests {
         let (msg_tx, msg_rx) = std::sync::mpsc::channel();
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
         // NaN losses from step 4, in the second epoch of 2 steps.
-        let job = crate::train::trainer::tests::job(tmp.path(), 4);
+        let job = crate::train::testing::diverging_job(tmp.path(), 4);
         let handle = crate::train::trainer::spawn(job, msg_tx, cmd_rx).unwrap();
         let err = run(msg_rx, cmd_tx, OnWriteError::Continue).unwrap_err();
         handle.join().unwrap();

@@ -2,12 +2,16 @@
 //! state, and refusal of a damaged state.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
 use super::noise::{NoiseKind, NoiseStream};
 use super::params::NamedTensor;
+use super::trainer::{GanBuilder, TrainJob};
+use crate::config::{Config, Preset};
 use crate::data::{self, DigitSet, Split};
+use crate::run_dir::RunDir;
 
 /// `n` spread-out test values in [-1, 1), the same for the same `seed`.
 pub fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -139,7 +143,7 @@ impl Diverging {
 }
 
 impl Gan for Diverging {
-    fn preset(&self) -> crate::config::Preset {
+    fn preset(&self) -> Preset {
         self.inner.preset()
     }
     fn architecture(&self) -> String {
@@ -183,4 +187,32 @@ impl Gan for Diverging {
     ) -> Result<(), StateError> {
         self.inner.load_state(state, counters)
     }
+}
+
+/// A training job over the first 128 training digits (2 steps an epoch of 64) with its run
+/// folder in `dir`.
+pub fn small_job(dir: &Path, config: Config, builder: Option<GanBuilder>) -> TrainJob {
+    TrainJob {
+        config_toml: config.to_toml(),
+        config,
+        data: data::load(None, Split::Train).unwrap().take(128),
+        run_dir: RunDir::create(dir).unwrap(),
+        resume: None,
+        builder,
+    }
+}
+
+/// A reference run of 3 epochs of 2 steps, a checkpoint after each (all kept, no scoring), whose
+/// losses turn NaN at step `nan_at`.
+pub fn diverging_job(dir: &Path, nan_at: u64) -> TrainJob {
+    let config = Config {
+        preset: Preset::Reference,
+        epochs: 3,
+        keep_checkpoints: 0,
+        eval_count: 0,
+        ..Config::default()
+    };
+    let builder: GanBuilder =
+        Box::new(move |cfg: &Config| Box::new(Diverging::new(super::gan::build(cfg), nan_at)));
+    small_job(dir, config, Some(builder))
 }

@@ -704,40 +704,17 @@ impl Trainer {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::data::Split;
-    use crate::train::testing::Diverging;
+    use crate::train::testing;
     use std::sync::mpsc;
-
-    /// A reference run of 3 epochs of 2 steps whose losses turn NaN at step `nan_at`.
-    pub(crate) fn job(dir: &Path, nan_at: u64) -> TrainJob {
-        let config = Config {
-            preset: crate::config::Preset::Reference,
-            epochs: 3,
-            keep_checkpoints: 0,
-            eval_count: 0,
-            ..Config::default()
-        };
-        TrainJob {
-            config_toml: config.to_toml(),
-            config,
-            // 128 digits: 2 steps an epoch, a checkpoint after each.
-            data: data::load(None, Split::Train).unwrap().take(128),
-            run_dir: RunDir::create(dir).unwrap(),
-            resume: None,
-            builder: Some(Box::new(move |cfg: &Config| {
-                Box::new(Diverging::new(gan::build(cfg), nan_at)) as Box<dyn Gan>
-            })),
-        }
-    }
 
     #[test]
     fn a_nan_loss_stops_training_keeps_the_last_good_checkpoint_and_waits() {
         let tmp = tempfile::tempdir().unwrap();
         let (msg_tx, msg_rx) = mpsc::channel();
         let (cmd_tx, cmd_rx) = mpsc::channel();
-        let handle = spawn(job(tmp.path(), 4), msg_tx, cmd_rx).unwrap();
+        let handle = spawn(testing::diverging_job(tmp.path(), 4), msg_tx, cmd_rx).unwrap();
         let mut seen = Vec::new();
         loop {
             let msg = msg_rx.recv_timeout(Duration::from_secs(30)).unwrap();
@@ -798,15 +775,8 @@ pub(crate) mod tests {
             },
             ..Config::default()
         };
-        let job = TrainJob {
-            config_toml: config.to_toml(),
-            config: config.clone(),
-            // 128 digits: 2 steps an epoch, 6 in all.
-            data: data::load(None, Split::Train).unwrap().take(128),
-            run_dir: RunDir::create(tmp.path()).unwrap(),
-            resume: None,
-            builder: None,
-        };
+        // 2 steps an epoch, 6 in all.
+        let job = testing::small_job(tmp.path(), config.clone(), None);
         let (msg_tx, msg_rx) = mpsc::channel();
         let (_cmd_tx, cmd_rx) = mpsc::channel();
         let handle = spawn(job, msg_tx, cmd_rx).unwrap();
