@@ -64,7 +64,7 @@ pub fn side_by_side<A: FnOnce() + Send, B: FnOnce() + Send>(a: A, b: B) {
 /// Runs `work` on this pool thread while another pool thread stays awake for its whole
 /// length, taking the pieces of work `work` hands out instead of falling asleep between them.
 /// Waking a sleeping thread costs a system call on each side, several times per step.
-pub fn with_helper_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+fn with_helper_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     use std::sync::atomic::{AtomicBool, Ordering};
     let done = AtomicBool::new(false);
     let (result, ()) = rayon::join(
