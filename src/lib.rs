@@ -14,6 +14,7 @@ pub mod eval;
 pub mod headless;
 pub mod image;
 pub mod judge;
+pub mod nn;
 pub mod paths;
 pub mod protocol;
 pub mod resume;

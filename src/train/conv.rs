@@ -9,8 +9,8 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::fast::kernels;
 use super::param::{Layer, Param};
+use crate::nn::kernels;
 
 /// How a small grid of `small x small` positions maps onto a big one of `big x big` through a
 /// `k x k` kernel with stride `s` and padding `p`: position `(y, x)` of the small grid and tap

@@ -23,12 +23,12 @@ use dfdx::prelude::*;
 use super::cgan::{self, CLASSES};
 use super::conv::{Conv2d, ConvT2d, hwc_to_chw, matrix_order};
 use super::dense::Linear;
-use super::fast::kernels;
 use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
 use super::norm::{Act, BatchNorm};
 use super::param::{EMA_DECAY, Layer, Optim, Pair, Param, Params, sequential, sequential_mut};
 use super::params::NamedTensor;
 use crate::config::Preset;
+use crate::nn::kernels;
 
 pub const LATENT: usize = 100;
 const IMAGE: usize = 28 * 28;

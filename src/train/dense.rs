@@ -4,8 +4,8 @@
 
 use dfdx::prelude::*;
 
-use super::fast::kernels;
 use super::param::{Layer, Param};
+use crate::nn::kernels;
 
 /// `I` inputs to `O` outputs; `weight` is `O x I`, as dfdx and PyTorch store it.
 #[derive(Debug, Clone)]

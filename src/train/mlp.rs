@@ -4,11 +4,11 @@
 //! savable stream.
 
 use super::dense::Linear;
-use super::fast::kernels;
 use super::layers::LeakyRelu02;
 use super::noise::NoiseStream;
 use super::norm::{Act, BatchNorm};
 use super::param::{Layer, Param, Params, sequential, sequential_mut};
+use crate::nn::kernels;
 
 pub const SLOPE: f32 = LeakyRelu02::SLOPE;
 

@@ -15,7 +15,6 @@ use std::time::Instant;
 use dfdx::prelude::*;
 
 use super::dense::Linear;
-use super::fast::kernels;
 use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
 use super::mlp::{self, Dropout, Mlp, Norms, Output};
 use super::noise::{NoiseKind, NoiseStream};
@@ -24,6 +23,7 @@ use super::param::{EMA_DECAY, Optim, Pair};
 use super::params::NamedTensor;
 use super::reference::{IMAGE, LATENT};
 use crate::config::Preset;
+use crate::nn::kernels;
 
 /// The target D is taught for real digits (one-sided label smoothing).
 pub const REAL_TARGET: f32 = 0.9;

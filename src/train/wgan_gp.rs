@@ -28,7 +28,7 @@ use super::params::NamedTensor;
 use super::reference::{IMAGE, LATENT};
 use super::tuned::{Generator, check_len, mean_sigmoid, reference_nets};
 use crate::config::Preset;
-use crate::train::fast::kernels;
+use crate::nn::kernels;
 
 /// The penalty's weight.
 pub const LAMBDA: f32 = 10.0;

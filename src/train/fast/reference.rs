@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::kernels::{self, AdamStep};
 use crate::config::Preset;
+use crate::nn::kernels::{self, AdamStep};
 use crate::train::adam::pytorch_defaults;
 use crate::train::gan::{
     self, Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses,
