@@ -4,3 +4,6 @@
 //! Nothing here knows a recipe, a front end or a file format.
 
 pub mod kernels;
+pub mod activation;
+pub mod conv;
+pub mod op;
