@@ -7,3 +7,4 @@ pub mod kernels;
 pub mod activation;
 pub mod conv;
 pub mod op;
+pub mod batch_norm;
