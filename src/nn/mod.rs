@@ -3,4 +3,10 @@
 //!
 //! Nothing here knows a recipe, a front end or a file format.
 
+pub mod dense;
+pub mod frozen;
 pub mod kernels;
+pub mod ops;
+
+pub use dense::{Activation, Dense, Identity, LeakyRelu, Tanh};
+pub use frozen::{Constant, Freeze, Frozen, FrozenModule};
