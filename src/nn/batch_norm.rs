@@ -10,11 +10,14 @@ use std::marker::PhantomData;
 
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
+use dfdx::tensor::Tape;
 use rand_distr::Normal;
 
-use super::activation::Activation;
-use super::conv::INIT_STD;
-use super::op::{ParamGrads, add_grad, put_back, take_grad, tensor_from, values};
+use super::conv::{INIT_STD, Wants};
+use super::dense::Activation;
+use super::frozen::FrozenModule;
+use super::kernels;
+use super::ops::{self, put_grad, take_grad};
 
 /// PyTorch's defaults.
 const EPS: f64 = 1e-5;
@@ -33,11 +36,25 @@ pub struct BatchNorm2d<const C: usize, A, const GROUPS: usize, E: Dtype, D: Stor
     pub act: PhantomData<A>,
 }
 
+/// `max(x, 0)`, the activation after a generator's batch norm.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Relu;
+
+impl Activation for Relu {
+    const NEEDS_OUTPUT: bool = true;
+    fn bias_act(y: &mut [f32], bias: &[f32]) {
+        kernels::bias_leaky_relu(y, bias, 0.0);
+    }
+    fn grad(g: &mut [f32], y: &[f32]) {
+        kernels::leaky_relu_grad(g, y, 0.0);
+    }
+}
+
 /// Builder types naming the layer in a model (DCGAN's initialisation).
 pub mod builder {
     use std::marker::PhantomData;
 
-    use crate::nn::activation::Identity;
+    use crate::nn::dense::Identity;
 
     #[derive(Debug, Clone, Copy, Default)]
     pub struct BatchNorm2d<const C: usize, A = Identity, const GROUPS: usize = 1>(
@@ -118,19 +135,18 @@ pub enum Statistics {
 }
 
 impl<const C: usize, A: Activation, const GROUPS: usize> BatchNorm2d<C, A, GROUPS, f32, Cpu> {
-    /// The forward pass with statistics from `stats`; the backward pass adds the input's
-    /// gradient, and the scale's and shift's when `param_grads` says so. Returns the output and,
-    /// for batch statistics, each group's mean and unbiased variance.
+    /// The forward pass with statistics from `stats`; the backward pass adds the gradients
+    /// `wants` asks for. Returns the output and, for batch statistics, each group's mean and
+    /// unbiased variance.
     pub fn forward_op<B: Dim, const H: usize, const W: usize, T: Tape<f32, Cpu>>(
         &self,
         x: Images<B, H, W, C, T>,
         stats: Statistics,
-        param_grads: ParamGrads,
+        wants: Wants,
     ) -> Result<(Images<B, H, W, C, T>, Vec<GroupStats>), CpuError> {
-        let (x, mut tape) = x.split_tape();
-        let xv = values(&x)?;
+        let (xv, x, mut tape) = ops::take_input(x)?;
         let rows = xv.len() / C.max(1);
-        let (weight, bias) = (values(&self.weight)?, values(&self.bias)?);
+        let (weight, bias) = (ops::read(&self.weight)?, ops::read(&self.bias)?);
         let groups = match stats {
             Statistics::Batch(g) => g,
             Statistics::Running => 1,
@@ -145,7 +161,7 @@ impl<const C: usize, A: Activation, const GROUPS: usize> BatchNorm2d<C, A, GROUP
         let mut found = Vec::new();
         match stats {
             Statistics::Running => {
-                let (rm, rv) = (values(&self.running_mean)?, values(&self.running_var)?);
+                let (rm, rv) = (ops::read(&self.running_mean)?, ops::read(&self.running_var)?);
                 for c in 0..C {
                     means[c] = rm[c];
                     inv_std[c] = (1.0 / (rv[c] as f64 + EPS).sqrt()) as f32;
@@ -177,20 +193,21 @@ impl<const C: usize, A: Activation, const GROUPS: usize> BatchNorm2d<C, A, GROUP
                 for c in 0..C {
                     let h = (xr[c] - m[c]) * s[c];
                     xr[c] = h;
-                    yr[c] = A::apply(weight[c] * h + bias[c]);
+                    yr[c] = weight[c] * h;
                 }
             }
         }
-        let kept_y = (T::OWNS_TAPE && !A::IS_IDENTITY).then(|| y.clone());
-        let out = tensor_from(x.device(), y, *x.shape())?;
+        A::bias_act(&mut y, &bias);
+        let kept_y = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
+        let out = x.device().try_tensor_from_vec(y, *x.shape())?;
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
             let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
             let batch_stats = stats != Statistics::Running;
             tape.add_backward_op(move |grads| {
-                let mut dy = take_grad!(grads, &out_ghost);
+                let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
                 if let Some(y) = &kept_y {
-                    A::backward_from_output(&mut dy, y);
+                    A::grad(&mut dy, y);
                 }
                 let mut dweight = vec![0.0f32; C];
                 let mut dbias = vec![0.0f32; C];
@@ -232,12 +249,15 @@ impl<const C: usize, A: Activation, const GROUPS: usize> BatchNorm2d<C, A, GROUP
                         }
                     }
                 }
-                add_grad!(grads, &x_ghost, &dx);
-                if param_grads == ParamGrads::Compute {
-                    add_grad!(grads, &w_ghost, &dweight);
-                    add_grad!(grads, &b_ghost, &dbias);
+                let add = |g: &mut [f32], d: &[f32]| g.iter_mut().zip(d).for_each(|(g, d)| *g += d);
+                if wants.input {
+                    add(grads.get_or_alloc_mut(&x_ghost)?, &dx);
                 }
-                put_back!(grads, &out_ghost, dy);
+                if wants.params {
+                    add(grads.get_or_alloc_mut(&w_ghost)?, &dweight);
+                    add(grads.get_or_alloc_mut(&b_ghost)?, &dbias);
+                }
+                put_grad!(grads, out_ghost, dy);
                 Ok(())
             });
         }
@@ -248,8 +268,8 @@ impl<const C: usize, A: Activation, const GROUPS: usize> BatchNorm2d<C, A, GROUP
     /// variance unbiased, as PyTorch does).
     pub fn track(&mut self, found: &[GroupStats]) -> Result<(), CpuError> {
         let (mut rm, mut rv) = (
-            values(&self.running_mean)?,
-            values(&self.running_var)?,
+            ops::read(&self.running_mean)?,
+            ops::read(&self.running_var)?,
         );
         for s in found {
             for c in 0..C {
@@ -262,15 +282,24 @@ impl<const C: usize, A: Activation, const GROUPS: usize> BatchNorm2d<C, A, GROUP
         Ok(())
     }
 
-    /// The training pass with the whole batch as one group, gradients for the input only, the
-    /// running statistics untouched: a frozen discriminator in the generator's step.
-    pub fn forward_frozen<B: Dim, const H: usize, const W: usize, T: Tape<f32, Cpu>>(
-        &self,
-        x: Images<B, H, W, C, T>,
-    ) -> Result<Images<B, H, W, C, T>, CpuError> {
-        Ok(self
-            .forward_op(x, Statistics::Batch(1), ParamGrads::Skip)?
-            .0)
+}
+
+impl<
+    B: Dim,
+    const H: usize,
+    const W: usize,
+    const C: usize,
+    A: Activation,
+    const GROUPS: usize,
+    T: Tape<f32, Cpu>,
+> FrozenModule<Images<B, H, W, C, T>> for BatchNorm2d<C, A, GROUPS, f32, Cpu>
+{
+    type Output = Images<B, H, W, C, T>;
+
+    /// A frozen discriminator in the generator's step: the training pass with the whole batch
+    /// as one group, gradients for the input only, the running statistics untouched.
+    fn try_forward_frozen(&self, x: Images<B, H, W, C, T>) -> Result<Self::Output, CpuError> {
+        Ok(self.forward_op(x, Statistics::Batch(1), Wants::INPUT)?.0)
     }
 }
 
@@ -332,7 +361,7 @@ impl<
     /// Evaluation: the running statistics.
     fn try_forward(&self, x: Images<B, H, W, C, T>) -> Result<Self::Output, CpuError> {
         Ok(self
-            .forward_op(x, Statistics::Running, ParamGrads::Compute)?
+            .forward_op(x, Statistics::Running, Wants::ALL)?
             .0)
     }
 }
@@ -353,7 +382,7 @@ impl<
     /// Training: each of the `GROUPS` parts of the batch with its own statistics, which the
     /// running statistics then follow.
     fn try_forward_mut(&mut self, x: Images<B, H, W, C, T>) -> Result<Self::Output, CpuError> {
-        let (y, found) = self.forward_op(x, Statistics::Batch(GROUPS), ParamGrads::Compute)?;
+        let (y, found) = self.forward_op(x, Statistics::Batch(GROUPS), Wants::ALL)?;
         self.track(&found)?;
         Ok(y)
     }
@@ -362,7 +391,7 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::activation::{Identity, LeakyRelu, Relu};
+    use crate::nn::dense::{Identity, LeakyRelu};
 
     /// Test values in [-2, 2).
     fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -432,7 +461,7 @@ mod tests {
         let x0 = values(6 * 3, 3);
         let r = values(6 * 3, 4);
         let loss = |bn: &BatchNorm2d<3, A, 1, f32, Cpu>, x: &[f32]| -> f64 {
-            let (y, _) = bn.forward_op(rows(&dev, x), stats, ParamGrads::Compute).unwrap();
+            let (y, _) = bn.forward_op(rows(&dev, x), stats, Wants::ALL).unwrap();
             y.as_vec()
                 .iter()
                 .zip(&r)
@@ -442,7 +471,7 @@ mod tests {
         let x = rows(&dev, &x0);
         let rt = dev.tensor_from_vec(r.clone(), (6, Const, Const, Const));
         let (y, _) = bn
-            .forward_op(x.leaky_trace(), stats, ParamGrads::Compute)
+            .forward_op(x.leaky_trace(), stats, Wants::ALL)
             .unwrap();
         let g = (y * rt.clone()).sum().backward();
         let (dx, dw, db) = (
@@ -479,7 +508,7 @@ mod tests {
             }
         }
         let (y, _) = bn
-            .forward_op(x.leaky_trace(), stats, ParamGrads::Skip)
+            .forward_op(x.leaky_trace(), stats, Wants::INPUT)
             .unwrap();
         let frozen = (y * rt).sum().backward();
         assert_eq!(frozen.get(&x).as_vec(), dx);

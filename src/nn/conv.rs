@@ -13,15 +13,43 @@ use std::marker::PhantomData;
 
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
+use dfdx::tensor::Tape;
 use rand_distr::Normal;
 use rayon::prelude::*;
 
-use super::activation::Activation;
+use super::dense::Activation;
+use super::frozen::{Constant, FrozenModule};
 use super::kernels;
-use super::op::{ParamGrads, add_grad, put_back, take_grad, tensor_from, values};
+use super::ops::{self, put_grad, take_grad};
 
 /// DCGAN's initialisation (Radford et al. 2016): weights normal with this deviation, biases 0.
 pub const INIT_STD: f32 = 0.02;
+
+/// Which gradients a layer's backward pass computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wants {
+    /// Of the parameters (not when the layer is frozen).
+    pub params: bool,
+    /// Of the input (not when it is a `Constant`).
+    pub input: bool,
+}
+
+impl Wants {
+    pub const ALL: Wants = Wants {
+        params: true,
+        input: true,
+    };
+    /// A frozen layer's.
+    pub const INPUT: Wants = Wants {
+        params: false,
+        input: true,
+    };
+    /// A layer whose input is a `Constant`'s.
+    pub const PARAMS: Wants = Wants {
+        params: true,
+        input: false,
+    };
+}
 
 /// How a small grid of `small x small` positions maps onto a big one of `big x big` through a
 /// `k x k` kernel with stride `s` and padding `p`: position `(y, x)` of the small grid and tap
@@ -211,7 +239,7 @@ pub struct ConvTranspose2d<
 pub mod builder {
     use std::marker::PhantomData;
 
-    use crate::nn::activation::Identity;
+    use crate::nn::dense::Identity;
 
     #[derive(Debug, Clone, Copy, Default)]
     pub struct Conv2d<
@@ -328,7 +356,56 @@ macro_rules! conv_common {
                 &self,
                 x: Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>,
             ) -> Result<Self::Output, CpuError> {
-                self.forward_op(x, ParamGrads::Compute)
+                self.forward_op(x, Wants::ALL)
+            }
+        }
+
+        impl<
+            B: Dim,
+            const C: usize,
+            const O: usize,
+            const K: usize,
+            const S: usize,
+            const P: usize,
+            const H: usize,
+            const OH: usize,
+            A: Activation,
+            T: Tape<f32, Cpu>,
+        > Module<Constant<Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>>>
+            for $layer<C, O, K, S, P, H, OH, A, f32, Cpu>
+        {
+            type Output = Tensor<(B, Const<OH>, Const<OH>, Const<O>), f32, Cpu, T>;
+            type Error = CpuError;
+
+            fn try_forward(
+                &self,
+                x: Constant<Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>>,
+            ) -> Result<Self::Output, CpuError> {
+                self.forward_op(x.0, Wants::PARAMS)
+            }
+        }
+
+        impl<
+            B: Dim,
+            const C: usize,
+            const O: usize,
+            const K: usize,
+            const S: usize,
+            const P: usize,
+            const H: usize,
+            const OH: usize,
+            A: Activation,
+            T: Tape<f32, Cpu>,
+        > FrozenModule<Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>>
+            for $layer<C, O, K, S, P, H, OH, A, f32, Cpu>
+        {
+            type Output = Tensor<(B, Const<OH>, Const<OH>, Const<O>), f32, Cpu, T>;
+
+            fn try_forward_frozen(
+                &self,
+                x: Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>,
+            ) -> Result<Self::Output, CpuError> {
+                self.forward_op(x, Wants::INPUT)
             }
         }
     };
@@ -373,45 +450,47 @@ impl<
     /// Multiply-adds per image of the forward product, times 2 (the same again per gradient).
     pub const FLOPS_PER_IMAGE: f64 = 2.0 * (OH * OH * K * K * C * O) as f64;
 
-    /// The forward pass; the backward pass adds the input's gradient, and the parameters' when
-    /// `param_grads` says so.
+    /// The forward pass; the backward pass adds the gradients `wants` asks for.
     pub fn forward_op<B: Dim, T: Tape<f32, Cpu>>(
         &self,
         x: Images<B, H, C, T>,
-        param_grads: ParamGrads,
+        wants: Wants,
     ) -> Result<Images<B, OH, O, T>, CpuError> {
         let () = Self::SHAPES_AGREE;
         let geometry = Self::GEOMETRY;
-        let (x, mut tape) = x.split_tape();
+        let (xv, x, mut tape) = ops::take_input(x)?;
         let batch_dim = x.shape().0;
         let batch = batch_dim.size();
         let (rows, taps) = (batch * OH * OH, geometry.taps());
-        let w = permute4(&values(&self.weight)?, [O, C, K, K], Self::TO_PRODUCT);
-        let cols = geometry.gather(&values(&x)?, batch);
+        let w = permute4(&ops::read(&self.weight)?, [O, C, K, K], Self::TO_PRODUCT);
+        let cols = geometry.gather(&xv, batch);
+        drop(xv);
         let mut y = vec![0.0; rows * O];
         kernels::forward(&cols, &w, &mut y, rows, taps, O);
-        A::bias_then_apply(&mut y, &values(&self.bias)?);
-        let kept_out = (T::OWNS_TAPE && !A::IS_IDENTITY).then(|| y.clone());
-        let out = tensor_from(x.device(), y, (batch_dim, Const, Const, Const))?;
+        A::bias_act(&mut y, &ops::read(&self.bias)?);
+        let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
+        let out = x.device().try_tensor_from_vec(y, (batch_dim, Const, Const, Const))?;
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
             let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
             tape.add_backward_op(move |grads| {
-                let mut dy = take_grad!(grads, &out_ghost);
+                let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
                 if let Some(out) = &kept_out {
-                    A::backward_from_output(&mut dy, out);
+                    A::grad(&mut dy, out);
                 }
-                if param_grads == ParamGrads::Compute {
+                if wants.params {
                     let mut dw = vec![0.0; O * taps];
                     kernels::weight_grad(&dy, &cols, &mut dw, rows, taps, O, false);
                     let gw = grads.get_or_alloc_mut(&w_ghost)?;
                     add_unpermuted4(gw, &dw, [O, C, K, K], Self::TO_PRODUCT);
                     kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
                 }
-                let mut dcols = cols;
-                kernels::input_grad(&dy, &w, &mut dcols, rows, taps, O);
-                geometry.scatter_add(&dcols, grads.get_or_alloc_mut(&x_ghost)?, batch);
-                put_back!(grads, &out_ghost, dy);
+                if wants.input {
+                    let mut dcols = cols;
+                    kernels::input_grad(&dy, &w, &mut dcols, rows, taps, O);
+                    geometry.scatter_add(&dcols, grads.get_or_alloc_mut(&x_ghost)?, batch);
+                }
+                put_grad!(grads, out_ghost, dy);
                 Ok(())
             });
         }
@@ -451,49 +530,49 @@ impl<
     /// Multiply-adds per image of the forward product, times 2 (the same again per gradient).
     pub const FLOPS_PER_IMAGE: f64 = 2.0 * (H * H * K * K * C * O) as f64;
 
-    /// The forward pass; the backward pass adds the input's gradient, and the parameters' when
-    /// `param_grads` says so.
+    /// The forward pass; the backward pass adds the gradients `wants` asks for.
     pub fn forward_op<B: Dim, T: Tape<f32, Cpu>>(
         &self,
         x: Images<B, H, C, T>,
-        param_grads: ParamGrads,
+        wants: Wants,
     ) -> Result<Images<B, OH, O, T>, CpuError> {
         let () = Self::SHAPES_AGREE;
         let geometry = Self::GEOMETRY;
-        let (x, mut tape) = x.split_tape();
+        let (xv, x, mut tape) = ops::take_input(x)?;
         let batch_dim = x.shape().0;
         let batch = batch_dim.size();
         let (rows, taps) = (batch * H * H, geometry.taps());
-        let w = permute4(&values(&self.weight)?, [C, O, K, K], Self::TO_PRODUCT);
-        let xv = values(&x)?;
+        let w = permute4(&ops::read(&self.weight)?, [C, O, K, K], Self::TO_PRODUCT);
         let mut cols = vec![0.0; rows * taps];
         kernels::forward(&xv, &w, &mut cols, rows, C, taps);
         let mut y = vec![0.0; batch * OH * OH * O];
         geometry.scatter_add(&cols, &mut y, batch);
         drop(cols);
-        A::bias_then_apply(&mut y, &values(&self.bias)?);
-        let kept_out = (T::OWNS_TAPE && !A::IS_IDENTITY).then(|| y.clone());
-        let out = tensor_from(x.device(), y, (batch_dim, Const, Const, Const))?;
+        A::bias_act(&mut y, &ops::read(&self.bias)?);
+        let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
+        let out = x.device().try_tensor_from_vec(y, (batch_dim, Const, Const, Const))?;
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
             let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
             tape.add_backward_op(move |grads| {
-                let mut dy = take_grad!(grads, &out_ghost);
+                let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
                 if let Some(out) = &kept_out {
-                    A::backward_from_output(&mut dy, out);
+                    A::grad(&mut dy, out);
                 }
                 let dcols = geometry.gather(&dy, batch);
-                if param_grads == ParamGrads::Compute {
+                if wants.params {
                     let mut dw = vec![0.0; taps * C];
                     kernels::weight_grad(&dcols, &xv, &mut dw, rows, C, taps, false);
                     let gw = grads.get_or_alloc_mut(&w_ghost)?;
                     add_unpermuted4(gw, &dw, [C, O, K, K], Self::TO_PRODUCT);
                     kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
                 }
-                let mut dx = vec![0.0; rows * C];
-                kernels::input_grad(&dcols, &w, &mut dx, rows, C, taps);
-                add_grad!(grads, &x_ghost, &dx);
-                put_back!(grads, &out_ghost, dy);
+                if wants.input {
+                    let mut dx: Vec<f32> = take_grad!(grads, x_ghost);
+                    kernels::input_grad_add(&dcols, &w, &mut dx, rows, C, taps);
+                    put_grad!(grads, x_ghost, dx);
+                }
+                put_grad!(grads, out_ghost, dy);
                 Ok(())
             });
         }
@@ -504,7 +583,7 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::activation::{Identity, LeakyRelu, Tanh};
+    use crate::nn::dense::{Identity, LeakyRelu, Tanh};
     use crate::train::testing::values as test_values;
 
     fn assert_close(a: &[f32], b: &[f64], what: &str) {
@@ -598,7 +677,7 @@ mod tests {
             x: &[f32],
             r: &[f32],
             batch: usize,
-            p: ParamGrads,
+            wants: Wants,
         ) -> (Vec<f32>, Option<(Vec<f32>, Vec<f32>)>);
         fn weight(&self) -> Vec<f32>;
         fn set_weight(&mut self, w: &[f32]);
@@ -630,16 +709,22 @@ mod tests {
                     x: &[f32],
                     r: &[f32],
                     batch: usize,
-                    p: ParamGrads,
+                    wants: Wants,
                 ) -> (Vec<f32>, Option<(Vec<f32>, Vec<f32>)>) {
                     let dev = self.weight.device().clone();
                     let x = dev.tensor_from_vec(x.to_vec(), (batch, Const, Const, Const));
                     let r = dev.tensor_from_vec(r.to_vec(), (batch, Const, Const, Const));
-                    let y = self.forward_op(x.leaky_trace(), p).unwrap();
+                    let y = self.forward_op(x.leaky_trace(), wants).unwrap();
                     let g = (y * r).sum().backward();
-                    let params = (p == ParamGrads::Compute)
+                    let params = wants
+                        .params
                         .then(|| (g.get(&self.weight).as_vec(), g.get(&self.bias).as_vec()));
-                    (g.get(&x).as_vec(), params)
+                    let dx = if wants.input {
+                        g.get(&x).as_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    (dx, params)
                 }
                 fn weight(&self) -> Vec<f32> {
                     self.weight.as_vec()
@@ -665,7 +750,7 @@ mod tests {
         let x = test_values(batch * L::IN, 11);
         let out_len = layer.run(&x, batch).len();
         let r = test_values(out_len, 12);
-        let (dx, params) = layer.tape_grads(&x, &r, batch, ParamGrads::Compute);
+        let (dx, params) = layer.tape_grads(&x, &r, batch, Wants::ALL);
         let Some((dw, db)) = params else {
             panic!("parameter gradients were asked for")
         };
@@ -706,9 +791,12 @@ mod tests {
             });
             close(db[i], n, &format!("bias {i}"));
         }
-        let (frozen_dx, none) = layer.tape_grads(&x, &r, batch, ParamGrads::Skip);
+        let (frozen_dx, none) = layer.tape_grads(&x, &r, batch, Wants::INPUT);
         assert!(none.is_none());
         assert_eq!(frozen_dx, dx, "the frozen pass gives the same input gradient");
+        let (none, params) = layer.tape_grads(&x, &r, batch, Wants::PARAMS);
+        assert!(none.is_empty());
+        assert_eq!(params, Some((dw, db)), "a constant input leaves the parameter gradients");
     }
 
     /// A layer with weights and biases big enough to matter, from `seed`.

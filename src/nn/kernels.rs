@@ -179,6 +179,11 @@ pub fn input_grad(dy: &[f32], w: &[f32], dx: &mut [f32], b: usize, i: usize, o: 
     product(b, i, o, dx, (1, i), dy, (1, o), w, (1, i), false);
 }
 
+/// `dx (b x i) += dy (b x o) * w`.
+pub fn input_grad_add(dy: &[f32], w: &[f32], dx: &mut [f32], b: usize, i: usize, o: usize) {
+    product(b, i, o, dx, (1, i), dy, (1, o), w, (1, i), true);
+}
+
 /// `dw (o x i) = dy^T * x`, summed over the batch; `+=` when `accumulate`.
 pub fn weight_grad(
     dy: &[f32],

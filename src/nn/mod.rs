@@ -3,8 +3,14 @@
 //!
 //! Nothing here knows a recipe, a front end or a file format.
 
-pub mod kernels;
-pub mod activation;
-pub mod conv;
-pub mod op;
 pub mod batch_norm;
+pub mod conv;
+pub mod dense;
+pub mod frozen;
+pub mod kernels;
+pub mod ops;
+
+pub use batch_norm::{BatchNorm2d, Relu};
+pub use conv::{Conv2d, ConvTranspose2d};
+pub use dense::{Activation, Dense, Identity, LeakyRelu, Tanh};
+pub use frozen::{Constant, Freeze, Frozen, FrozenModule};
