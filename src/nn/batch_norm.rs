@@ -28,7 +28,7 @@ const MOMENTUM: f32 = 0.1;
 /// (`forward_mut`) normalises each of its `GROUPS` equal parts with its own statistics and moves
 /// the running statistics; an evaluation pass (`forward`) uses the running statistics.
 #[derive(Debug, Clone)]
-pub struct BatchNorm2d<const C: usize, A, const GROUPS: usize, E: Dtype, D: Storage<E>> {
+pub struct BatchNorm2d<const C: usize, A, const GROUPS: usize = 1, E: Dtype = f32, D: Storage<E> = Cpu> {
     pub weight: Tensor<Rank1<C>, E, D>,
     pub bias: Tensor<Rank1<C>, E, D>,
     pub running_mean: Tensor<Rank1<C>, E, D>,
@@ -50,22 +50,10 @@ impl Activation for Relu {
     }
 }
 
-/// Builder types naming the layer in a model (DCGAN's initialisation).
-pub mod builder {
-    use std::marker::PhantomData;
-
-    use crate::nn::dense::Identity;
-
-    #[derive(Debug, Clone, Copy, Default)]
-    pub struct BatchNorm2d<const C: usize, A = Identity, const GROUPS: usize = 1>(
-        PhantomData<A>,
-    );
-}
-
 impl<const C: usize, A: Activation, const GROUPS: usize> BuildOnDevice<Cpu, f32>
-    for builder::BatchNorm2d<C, A, GROUPS>
+    for BatchNorm2d<C, A, GROUPS, f32, Cpu>
 {
-    type Built = BatchNorm2d<C, A, GROUPS, f32, Cpu>;
+    type Built = Self;
 }
 
 /// DCGAN's scale initialisation: normal around 1 with deviation 0.02.
@@ -408,7 +396,7 @@ mod tests {
     }
 
     fn bn<A: Activation>(dev: &Cpu) -> BatchNorm2d<3, A, 1, f32, Cpu> {
-        let mut bn = dev.build_module::<builder::BatchNorm2d<3, A>, f32>();
+        let mut bn = dev.build_module::<BatchNorm2d<3, A>, f32>();
         bn.weight.copy_from(&[2.0, 1.0, 0.5]);
         bn.bias.copy_from(&[0.0, 1.0, -1.0]);
         bn
@@ -526,7 +514,7 @@ mod tests {
     fn groups_are_normalised_apart() {
         // Two groups with very different means each come out centred.
         let dev = Cpu::seed_from_u64(0);
-        let mut bn = dev.build_module::<builder::BatchNorm2d<1, Identity, 2>, f32>();
+        let mut bn = dev.build_module::<BatchNorm2d<1, Identity, 2>, f32>();
         bn.weight.copy_from(&[1.0]);
         let x = dev.tensor_from_vec(
             vec![10.0, 11.0, 12.0, -5.0, -4.0, -3.0],

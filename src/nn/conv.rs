@@ -185,7 +185,7 @@ fn for_each_permuted(dims: [usize; 4], order: [usize; 4], mut each: impl FnMut(u
 }
 
 /// Fills a tensor with DCGAN's normal(0, 0.02) draw.
-fn dcgan_normal<S: Shape>(t: &mut Tensor<S, f32, Cpu>) -> Result<(), CpuError> {
+pub(crate) fn dcgan_normal<S: Shape>(t: &mut Tensor<S, f32, Cpu>) -> Result<(), CpuError> {
     match Normal::new(0.0, INIT_STD) {
         Ok(normal) => t.try_fill_with_distr(normal),
         Err(_) => Err(CpuError::WrongNumElements),
@@ -204,8 +204,8 @@ pub struct Conv2d<
     const H: usize,
     const OH: usize,
     A,
-    E: Dtype,
-    D: Storage<E>,
+    E: Dtype = f32,
+    D: Storage<E> = Cpu,
 > {
     /// PyTorch's `Conv2d.weight`: (out, in, kh, kw).
     pub weight: Tensor<Rank4<O, C, K, K>, E, D>,
@@ -226,44 +226,13 @@ pub struct ConvTranspose2d<
     const H: usize,
     const OH: usize,
     A,
-    E: Dtype,
-    D: Storage<E>,
+    E: Dtype = f32,
+    D: Storage<E> = Cpu,
 > {
     /// PyTorch's `ConvTranspose2d.weight`: (in, out, kh, kw).
     pub weight: Tensor<Rank4<C, O, K, K>, E, D>,
     pub bias: Tensor<Rank1<O>, E, D>,
     pub act: PhantomData<A>,
-}
-
-/// Builder types naming the layers in a model (DCGAN's initialisation).
-pub mod builder {
-    use std::marker::PhantomData;
-
-    use crate::nn::dense::Identity;
-
-    #[derive(Debug, Clone, Copy, Default)]
-    pub struct Conv2d<
-        const C: usize,
-        const O: usize,
-        const K: usize,
-        const S: usize,
-        const P: usize,
-        const H: usize,
-        const OH: usize,
-        A = Identity,
-    >(PhantomData<A>);
-
-    #[derive(Debug, Clone, Copy, Default)]
-    pub struct ConvTranspose2d<
-        const C: usize,
-        const O: usize,
-        const K: usize,
-        const S: usize,
-        const P: usize,
-        const H: usize,
-        const OH: usize,
-        A = Identity,
-    >(PhantomData<A>);
 }
 
 macro_rules! conv_common {
@@ -277,9 +246,9 @@ macro_rules! conv_common {
             const H: usize,
             const OH: usize,
             A: Activation,
-        > BuildOnDevice<Cpu, f32> for builder::$layer<C, O, K, S, P, H, OH, A>
+        > BuildOnDevice<Cpu, f32> for $layer<C, O, K, S, P, H, OH, A, f32, Cpu>
         {
-            type Built = $layer<C, O, K, S, P, H, OH, A, f32, Cpu>;
+            type Built = Self;
         }
 
         impl<
@@ -811,7 +780,7 @@ mod tests {
     #[test]
     fn conv_matches_pytorchs_definition() {
         let dev = Cpu::seed_from_u64(3);
-        let conv: SmallConv = sized(dev.build_module::<builder::Conv2d<2, 3, 4, 2, 1, 7, 3>, f32>(), 1);
+        let conv: SmallConv = sized(dev.build_module::<Conv2d<2, 3, 4, 2, 1, 7, 3, Identity>, f32>(), 1);
         let batch = 2;
         let x = test_values(batch * 7 * 7 * 2, 1);
         let want = naive_conv(&x, &conv.weight(), &conv.bias(), batch);
@@ -822,7 +791,7 @@ mod tests {
     fn transposed_conv_matches_pytorchs_definition() {
         let dev = Cpu::seed_from_u64(5);
         let conv: SmallConvT =
-            sized(dev.build_module::<builder::ConvTranspose2d<3, 2, 4, 2, 1, 3, 6>, f32>(), 3);
+            sized(dev.build_module::<ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Identity>, f32>(), 3);
         let batch = 3;
         let x = test_values(batch * 3 * 3 * 3, 7);
         let want = naive_conv_t(&x, &conv.weight(), &conv.bias(), batch);
@@ -832,11 +801,11 @@ mod tests {
     #[test]
     fn conv_gradients_match_finite_differences() {
         let dev = Cpu::seed_from_u64(3);
-        let plain: SmallConv = sized(dev.build_module::<builder::Conv2d<2, 3, 4, 2, 1, 7, 3>, f32>(), 1);
+        let plain: SmallConv = sized(dev.build_module::<Conv2d<2, 3, 4, 2, 1, 7, 3, Identity>, f32>(), 1);
         // Linear in everything: a step of 1 is exact up to rounding.
         check_gradients(&plain, 2, 1.0, 1e-4);
         let leaky = sized(
-            dev.build_module::<builder::Conv2d<2, 3, 4, 2, 1, 7, 3, LeakyRelu>, f32>(),
+            dev.build_module::<Conv2d<2, 3, 4, 2, 1, 7, 3, LeakyRelu>, f32>(),
             4,
         );
         check_gradients(&leaky, 2, 1e-3, 2e-2);
@@ -846,10 +815,10 @@ mod tests {
     fn transposed_conv_gradients_match_finite_differences() {
         let dev = Cpu::seed_from_u64(5);
         let plain: SmallConvT =
-            sized(dev.build_module::<builder::ConvTranspose2d<3, 2, 4, 2, 1, 3, 6>, f32>(), 3);
+            sized(dev.build_module::<ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Identity>, f32>(), 3);
         check_gradients(&plain, 3, 1.0, 1e-4);
         let tanh = sized(
-            dev.build_module::<builder::ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Tanh>, f32>(),
+            dev.build_module::<ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Tanh>, f32>(),
             6,
         );
         check_gradients(&tanh, 2, 1e-3, 2e-2);
@@ -858,7 +827,7 @@ mod tests {
     #[test]
     fn initialisation_is_dcgans() {
         let dev = Cpu::seed_from_u64(9);
-        let conv = dev.build_module::<builder::ConvTranspose2d<64, 32, 4, 2, 1, 7, 14>, f32>();
+        let conv = dev.build_module::<ConvTranspose2d<64, 32, 4, 2, 1, 7, 14, Identity>, f32>();
         let w = conv.weight.as_vec();
         let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
         assert!((std - INIT_STD).abs() < 0.001, "{std}");

@@ -7,10 +7,14 @@ pub mod batch_norm;
 pub mod conv;
 pub mod dense;
 pub mod frozen;
+pub mod image;
 pub mod kernels;
 pub mod ops;
+pub mod projection;
 
 pub use batch_norm::{BatchNorm2d, Relu};
 pub use conv::{Conv2d, ConvTranspose2d};
 pub use dense::{Activation, Dense, Identity, LeakyRelu, Tanh};
 pub use frozen::{Constant, Freeze, Frozen, FrozenModule};
+pub use image::{Flatten, Unflatten};
+pub use projection::Projection;
