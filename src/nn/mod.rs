@@ -10,3 +10,6 @@ pub mod ops;
 
 pub use dense::{Activation, Dense, Identity, LeakyRelu, Tanh};
 pub use frozen::{Constant, Freeze, Frozen, FrozenModule};
+pub mod adam;
+pub mod average;
+pub mod params;
