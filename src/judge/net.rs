@@ -248,7 +248,7 @@ impl Net {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::params;
+    use crate::nn::params;
 
     #[test]
     fn shapes_flow_from_pixels_to_features_and_logits() {

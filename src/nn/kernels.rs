@@ -493,7 +493,7 @@ mod tests {
         let p0 = values(n, 4);
         let mut p = p0.clone();
         let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
-        let cfg = crate::train::adam::pytorch_defaults(2e-4);
+        let cfg = crate::nn::adam::pytorch_defaults(2e-4);
         let mut theirs: Tensor<(usize,), f32, Cpu> = dev.tensor_from_vec(p0, (n,));
         let mut tm = dev.try_alloc_len(n).unwrap();
         let mut tv = dev.try_alloc_len(n).unwrap();

@@ -3,6 +3,8 @@
 //!
 //! Nothing here knows a recipe, a front end or a file format.
 
+pub mod adam;
+pub mod average;
 pub mod batch_norm;
 pub mod conv;
 pub mod dense;
@@ -10,6 +12,7 @@ pub mod frozen;
 pub mod image;
 pub mod kernels;
 pub mod ops;
+pub mod params;
 pub mod projection;
 
 pub use batch_norm::{BatchNorm2d, Relu};

@@ -11,7 +11,7 @@ use safetensors::SafeTensorError;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::gan::{Gan, GanState, StateError};
-use super::params::NamedTensor;
+use crate::nn::params::NamedTensor;
 
 const FORMAT: &str = "gan-tui checkpoint";
 const VERSION: &str = "1";

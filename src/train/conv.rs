@@ -421,7 +421,7 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::params::NamedTensor;
+    use crate::nn::params::NamedTensor;
     use crate::train::testing::values;
 
     fn saved(p: &Param) -> Vec<f32> {

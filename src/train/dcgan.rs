@@ -26,9 +26,9 @@ use super::dense::Linear;
 use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
 use super::norm::{Act, BatchNorm};
 use super::param::{EMA_DECAY, Layer, Optim, Pair, Param, Params, sequential, sequential_mut};
-use super::params::NamedTensor;
 use crate::config::Preset;
 use crate::nn::kernels;
+use crate::nn::params::NamedTensor;
 
 pub const LATENT: usize = 100;
 const IMAGE: usize = 28 * 28;

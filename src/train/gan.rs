@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{Config, Preset};
 
-use super::params::NamedTensor;
+use crate::nn::params::NamedTensor;
 
 /// One training batch.
 #[derive(Debug, Clone, Copy)]
@@ -60,9 +60,9 @@ pub struct GanState {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StateError {
     #[error(transparent)]
-    Params(#[from] super::params::ParamError),
+    Params(#[from] crate::nn::params::ParamError),
     #[error(transparent)]
-    Optimiser(#[from] super::adam::AdamStateError),
+    Optimiser(#[from] crate::nn::adam::AdamStateError),
     #[error("counter `{0}` is missing")]
     MissingCounter(String),
 }

@@ -2,7 +2,6 @@
 //!
 //! Nothing here knows a front end: the loop talks through `protocol` messages only.
 
-pub mod adam;
 pub mod cgan;
 pub mod checkpoint;
 pub mod conv;
@@ -15,7 +14,7 @@ pub mod mlp;
 pub mod noise;
 pub mod norm;
 pub mod param;
-pub mod params;
+
 pub mod reference;
 pub mod schedule;
 #[cfg(test)]

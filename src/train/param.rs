@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::gan::{GanState, StateError, counter};
-use super::params::{NamedTensor, ParamError};
 use crate::nn::kernels::{self, AdamStep};
+use crate::nn::params::{NamedTensor, ParamError};
 
 /// One tensor of a model. Non-trainable ones (batch norm's running statistics) have no gradient
 /// or moments and are skipped by the optimiser.

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use dfdx::prelude::*;
 
-use super::adam::{Adam, pytorch_defaults};
 use super::gan::{self, Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
 use super::layers::LeakyRelu02;
-use super::params::{self, NamedTensor};
 use crate::config::Preset;
+use crate::nn::adam::{Adam, pytorch_defaults};
+use crate::nn::params::{self, NamedTensor};
 
 pub const LATENT: usize = 100;
 pub const IMAGE: usize = 784;
@@ -156,7 +156,7 @@ impl Gan for ReferenceGan {
         let fake_loss = binary_cross_entropy_with_logits_loss(fake_logits, zeros);
         let fake_loss_value = fake_loss.array();
         self.d_grads = fake_loss.backward();
-        self.opt_d.update(&mut self.d, &mut self.d_grads)?;
+        self.opt_d.update_and_zero(&mut self.d, &mut self.d_grads)?;
         let d_done = std::time::Instant::now();
 
         // G step: BCE(D(G(z)), 1) through the updated D, as PyTorch's loop does.
@@ -164,7 +164,7 @@ impl Gan for ReferenceGan {
         let g_loss = binary_cross_entropy_with_logits_loss(logits, ones);
         let g_loss_value = g_loss.array();
         self.g_grads = g_loss.backward();
-        self.opt_g.update(&mut self.g, &mut self.g_grads)?;
+        self.opt_g.update_and_zero(&mut self.g, &mut self.g_grads)?;
         self.times = PhaseTimes {
             d: d_done - start,
             g: d_done.elapsed(),
@@ -237,8 +237,8 @@ impl Gan for ReferenceGan {
         let d_params = params::export(&d, D_PREFIX);
         let mut opt_g = self.opt_g.clone();
         let mut opt_d = self.opt_d.clone();
-        opt_g.import(&self.dev, G_OPT_PREFIX, &g_params, state, g_steps)?;
-        opt_d.import(&self.dev, D_OPT_PREFIX, &d_params, state, d_steps)?;
+        opt_g.import(G_OPT_PREFIX, &g_params, state, g_steps)?;
+        opt_d.import(D_OPT_PREFIX, &d_params, state, d_steps)?;
         self.g_grads = g.alloc_grads();
         self.d_grads = d.alloc_grads();
         (self.g, self.d, self.opt_g, self.opt_d) = (g, d, opt_g, opt_d);

@@ -7,10 +7,10 @@ use std::sync::OnceLock;
 
 use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
 use super::noise::{NoiseKind, NoiseStream};
-use super::params::NamedTensor;
 use super::trainer::{GanBuilder, TrainJob};
 use crate::config::{Config, Preset};
 use crate::data::{self, DigitSet, Split};
+use crate::nn::params::NamedTensor;
 use crate::run_dir::RunDir;
 
 /// `n` spread-out test values in [-1, 1), the same for the same `seed`.

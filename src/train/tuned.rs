@@ -20,10 +20,10 @@ use super::mlp::{self, Dropout, Mlp, Norms, Output};
 use super::noise::{NoiseKind, NoiseStream};
 use super::norm::BatchNorm;
 use super::param::{EMA_DECAY, Optim, Pair};
-use super::params::NamedTensor;
 use super::reference::{IMAGE, LATENT};
 use crate::config::Preset;
 use crate::nn::kernels;
+use crate::nn::params::NamedTensor;
 
 /// The target D is taught for real digits (one-sided label smoothing).
 pub const REAL_TARGET: f32 = 0.9;

@@ -24,11 +24,11 @@ use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, Step
 use super::mlp::{self, Mlp, SLOPE};
 use super::noise::{NoiseKind, NoiseStream};
 use super::param::{Optim, Pair};
-use super::params::NamedTensor;
 use super::reference::{IMAGE, LATENT};
 use super::tuned::{Generator, check_len, mean_sigmoid, reference_nets};
 use crate::config::Preset;
 use crate::nn::kernels;
+use crate::nn::params::NamedTensor;
 
 /// The penalty's weight.
 pub const LAMBDA: f32 = 10.0;

@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::config::Preset;
+use crate::nn::adam::pytorch_defaults;
 use crate::nn::kernels::{self, AdamStep};
-use crate::train::adam::pytorch_defaults;
+use crate::nn::params::{NamedTensor, ParamError};
 use crate::train::gan::{
     self, Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses,
 };
 use crate::train::layers::LeakyRelu02;
-use crate::train::params::{NamedTensor, ParamError};
 use crate::train::reference::{self, IMAGE, LATENT, ReferenceGan};
 
 const SLOPE: f32 = LeakyRelu02::SLOPE;
