@@ -4,7 +4,6 @@
 
 pub mod cgan;
 pub mod checkpoint;
-pub mod conv;
 pub mod dcgan;
 pub mod dense;
 pub mod fast;
