@@ -11,6 +11,7 @@ pub mod dense;
 pub mod frozen;
 pub mod image;
 pub mod kernels;
+pub mod memory;
 pub mod ops;
 pub mod params;
 pub mod projection;

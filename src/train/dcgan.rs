@@ -267,6 +267,7 @@ impl Dcgan {
 impl<const Z: usize, D: ConvDiscriminator> ConvGan<Z, D> {
     /// Weights drawn from dfdx's stream seeded with `seed`, G before D.
     pub fn build(seed: u64, lr: f64) -> Self {
+        crate::nn::memory::keep_freed_memory();
         let dev = Cpu::seed_from_u64(seed);
         let mut g = dev.build_module::<Generator<Z>, f32>();
         dcgan_dense(&dev, &mut g.0);
