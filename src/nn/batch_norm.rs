@@ -28,7 +28,13 @@ const MOMENTUM: f32 = 0.1;
 /// (`forward_mut`) normalises each of its `GROUPS` equal parts with its own statistics and moves
 /// the running statistics; an evaluation pass (`forward`) uses the running statistics.
 #[derive(Debug, Clone)]
-pub struct BatchNorm2d<const C: usize, A, const GROUPS: usize = 1, E: Dtype = f32, D: Storage<E> = Cpu> {
+pub struct BatchNorm2d<
+    const C: usize,
+    A,
+    const GROUPS: usize = 1,
+    E: Dtype = f32,
+    D: Storage<E> = Cpu,
+> {
     pub weight: Tensor<Rank1<C>, E, D>,
     pub bias: Tensor<Rank1<C>, E, D>,
     pub running_mean: Tensor<Rank1<C>, E, D>,
@@ -149,7 +155,10 @@ impl<const C: usize, A: Activation, const GROUPS: usize> BatchNorm2d<C, A, GROUP
         let mut found = Vec::new();
         match stats {
             Statistics::Running => {
-                let (rm, rv) = (ops::read(&self.running_mean)?, ops::read(&self.running_var)?);
+                let (rm, rv) = (
+                    ops::read(&self.running_mean)?,
+                    ops::read(&self.running_var)?,
+                );
                 for c in 0..C {
                     means[c] = rm[c];
                     inv_std[c] = (1.0 / (rv[c] as f64 + EPS).sqrt()) as f32;
@@ -269,7 +278,6 @@ impl<const C: usize, A: Activation, const GROUPS: usize> BatchNorm2d<C, A, GROUP
         self.running_var.copy_from(&rv);
         Ok(())
     }
-
 }
 
 impl<
@@ -348,9 +356,7 @@ impl<
 
     /// Evaluation: the running statistics.
     fn try_forward(&self, x: Images<B, H, W, C, T>) -> Result<Self::Output, CpuError> {
-        Ok(self
-            .forward_op(x, Statistics::Running, Wants::ALL)?
-            .0)
+        Ok(self.forward_op(x, Statistics::Running, Wants::ALL)?.0)
     }
 }
 
@@ -458,9 +464,7 @@ mod tests {
         };
         let x = rows(&dev, &x0);
         let rt = dev.tensor_from_vec(r.clone(), (6, Const, Const, Const));
-        let (y, _) = bn
-            .forward_op(x.leaky_trace(), stats, Wants::ALL)
-            .unwrap();
+        let (y, _) = bn.forward_op(x.leaky_trace(), stats, Wants::ALL).unwrap();
         let g = (y * rt.clone()).sum().backward();
         let (dx, dw, db) = (
             g.get(&x).as_vec(),
@@ -492,12 +496,13 @@ mod tests {
                 };
                 let numeric = (nudged(h) - nudged(-h)) / (2.0 * h as f64);
                 let a = grad[c] as f64;
-                assert!((a - numeric).abs() < 2e-3, "{what}: {name} {c}: {a} vs {numeric}");
+                assert!(
+                    (a - numeric).abs() < 2e-3,
+                    "{what}: {name} {c}: {a} vs {numeric}"
+                );
             }
         }
-        let (y, _) = bn
-            .forward_op(x.leaky_trace(), stats, Wants::INPUT)
-            .unwrap();
+        let (y, _) = bn.forward_op(x.leaky_trace(), stats, Wants::INPUT).unwrap();
         let frozen = (y * rt).sum().backward();
         assert_eq!(frozen.get(&x).as_vec(), dx);
     }

@@ -413,9 +413,6 @@ impl<
         p: P,
     };
 
-    /// PyTorch's (out, in, kh, kw) as the product's (out, kh, kw, in).
-    const TO_PRODUCT: [usize; 4] = [0, 2, 3, 1];
-
     /// Multiply-adds per image of the forward product, times 2 (the same again per gradient).
     pub const FLOPS_PER_IMAGE: f64 = 2.0 * (OH * OH * K * K * C * O) as f64;
 
@@ -426,46 +423,81 @@ impl<
         wants: Wants,
     ) -> Result<Images<B, OH, O, T>, CpuError> {
         let () = Self::SHAPES_AGREE;
-        let geometry = Self::GEOMETRY;
-        let (xv, x, mut tape) = ops::take_input(x)?;
-        let batch_dim = x.shape().0;
-        let batch = batch_dim.size();
-        let (rows, taps) = (batch * OH * OH, geometry.taps());
-        let w = permute4(&ops::read(&self.weight)?, [O, C, K, K], Self::TO_PRODUCT);
-        let cols = geometry.gather(&xv, batch);
-        drop(xv);
-        let mut y = vec![0.0; rows * O];
-        kernels::forward(&cols, &w, &mut y, rows, taps, O);
-        A::bias_act(&mut y, &ops::read(&self.bias)?);
-        let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
-        let out = x.device().try_tensor_from_vec(y, (batch_dim, Const, Const, Const))?;
-        if T::OWNS_TAPE {
-            let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
-            let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
-            tape.add_backward_op(move |grads| {
-                let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
-                if let Some(out) = &kept_out {
-                    A::grad(&mut dy, out);
-                }
-                if wants.params {
-                    let mut dw = vec![0.0; O * taps];
-                    kernels::weight_grad(&dy, &cols, &mut dw, rows, taps, O, false);
-                    let gw = grads.get_or_alloc_mut(&w_ghost)?;
-                    add_unpermuted4(gw, &dw, [O, C, K, K], Self::TO_PRODUCT);
-                    kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
-                }
-                if wants.input {
-                    let mut dcols = cols;
-                    kernels::input_grad(&dy, &w, &mut dcols, rows, taps, O);
-                    geometry.scatter_add(&dcols, grads.get_or_alloc_mut(&x_ghost)?, batch);
-                }
-                put_grad!(grads, out_ghost, dy);
-                Ok(())
-            });
-        }
-        Ok(out.put_tape(tape))
+        let out_shape = (x.shape().0, Const, Const, Const);
+        conv2d_op::<_, _, A, _>(
+            x,
+            &self.weight,
+            &self.bias,
+            Self::GEOMETRY,
+            O,
+            out_shape,
+            wants,
+        )
     }
 }
+
+/// The convolution op for any layer: the input images (`geometry.big` square, `geometry.ch`
+/// channels) to `out_shape` (`geometry.small` square, `out` channels), with PyTorch-layout
+/// filters `weight` (out, in, k, k), `bias` and activation `A`; the backward pass adds the
+/// gradients `wants` asks for.
+pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
+    x: Tensor<Si, f32, Cpu, T>,
+    weight: &Tensor<impl Shape, f32, Cpu>,
+    bias: &Tensor<impl Shape, f32, Cpu>,
+    geometry: Geometry,
+    out: usize,
+    out_shape: So,
+    wants: Wants,
+) -> Result<Tensor<So, f32, Cpu, T>, CpuError> {
+    let (k, c) = (geometry.k, geometry.ch);
+    let dims = [out, c, k, k];
+    let (xv, x, mut tape) = ops::take_input(x)?;
+    let batch = xv.len() / geometry.big_len().max(1);
+    let (rows, taps) = (batch * geometry.small * geometry.small, geometry.taps());
+    let w = ops::read(weight)?;
+    if xv.len() != batch * geometry.big_len()
+        || w.len() != out * taps
+        || out_shape.num_elements() != rows * out
+    {
+        return Err(CpuError::WrongNumElements);
+    }
+    let w = permute4(&w, dims, CONV_TO_PRODUCT);
+    let cols = geometry.gather(&xv, batch);
+    drop(xv);
+    let mut y = vec![0.0; rows * out];
+    kernels::forward(&cols, &w, &mut y, rows, taps, out);
+    A::bias_act(&mut y, &ops::read(bias)?);
+    let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
+    let out_t = x.device().try_tensor_from_vec(y, out_shape)?;
+    if T::OWNS_TAPE {
+        let (x_ghost, out_ghost) = (x.ghost(), out_t.ghost());
+        let (w_ghost, b_ghost) = (weight.ghost(), bias.ghost());
+        tape.add_backward_op(move |grads| {
+            let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
+            if let Some(out) = &kept_out {
+                A::grad(&mut dy, out);
+            }
+            if wants.params {
+                let mut dw = vec![0.0; out * taps];
+                kernels::weight_grad(&dy, &cols, &mut dw, rows, taps, out, false);
+                let gw = grads.get_or_alloc_mut(&w_ghost)?;
+                add_unpermuted4(gw, &dw, dims, CONV_TO_PRODUCT);
+                kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
+            }
+            if wants.input {
+                let mut dcols = cols;
+                kernels::input_grad(&dy, &w, &mut dcols, rows, taps, out);
+                geometry.scatter_add(&dcols, grads.get_or_alloc_mut(&x_ghost)?, batch);
+            }
+            put_grad!(grads, out_ghost, dy);
+            Ok(())
+        });
+    }
+    Ok(out_t.put_tape(tape))
+}
+
+/// PyTorch's `Conv2d` filters (out, in, kh, kw) as the product's (out, kh, kw, in).
+const CONV_TO_PRODUCT: [usize; 4] = [0, 2, 3, 1];
 
 impl<
     const C: usize,
@@ -519,7 +551,9 @@ impl<
         drop(cols);
         A::bias_act(&mut y, &ops::read(&self.bias)?);
         let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
-        let out = x.device().try_tensor_from_vec(y, (batch_dim, Const, Const, Const))?;
+        let out = x
+            .device()
+            .try_tensor_from_vec(y, (batch_dim, Const, Const, Const))?;
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
             let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
@@ -762,10 +796,17 @@ mod tests {
         }
         let (frozen_dx, none) = layer.tape_grads(&x, &r, batch, Wants::INPUT);
         assert!(none.is_none());
-        assert_eq!(frozen_dx, dx, "the frozen pass gives the same input gradient");
+        assert_eq!(
+            frozen_dx, dx,
+            "the frozen pass gives the same input gradient"
+        );
         let (none, params) = layer.tape_grads(&x, &r, batch, Wants::PARAMS);
         assert!(none.is_empty());
-        assert_eq!(params, Some((dw, db)), "a constant input leaves the parameter gradients");
+        assert_eq!(
+            params,
+            Some((dw, db)),
+            "a constant input leaves the parameter gradients"
+        );
     }
 
     /// A layer with weights and biases big enough to matter, from `seed`.
@@ -780,7 +821,10 @@ mod tests {
     #[test]
     fn conv_matches_pytorchs_definition() {
         let dev = Cpu::seed_from_u64(3);
-        let conv: SmallConv = sized(dev.build_module::<Conv2d<2, 3, 4, 2, 1, 7, 3, Identity>, f32>(), 1);
+        let conv: SmallConv = sized(
+            dev.build_module::<Conv2d<2, 3, 4, 2, 1, 7, 3, Identity>, f32>(),
+            1,
+        );
         let batch = 2;
         let x = test_values(batch * 7 * 7 * 2, 1);
         let want = naive_conv(&x, &conv.weight(), &conv.bias(), batch);
@@ -790,8 +834,10 @@ mod tests {
     #[test]
     fn transposed_conv_matches_pytorchs_definition() {
         let dev = Cpu::seed_from_u64(5);
-        let conv: SmallConvT =
-            sized(dev.build_module::<ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Identity>, f32>(), 3);
+        let conv: SmallConvT = sized(
+            dev.build_module::<ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Identity>, f32>(),
+            3,
+        );
         let batch = 3;
         let x = test_values(batch * 3 * 3 * 3, 7);
         let want = naive_conv_t(&x, &conv.weight(), &conv.bias(), batch);
@@ -801,7 +847,10 @@ mod tests {
     #[test]
     fn conv_gradients_match_finite_differences() {
         let dev = Cpu::seed_from_u64(3);
-        let plain: SmallConv = sized(dev.build_module::<Conv2d<2, 3, 4, 2, 1, 7, 3, Identity>, f32>(), 1);
+        let plain: SmallConv = sized(
+            dev.build_module::<Conv2d<2, 3, 4, 2, 1, 7, 3, Identity>, f32>(),
+            1,
+        );
         // Linear in everything: a step of 1 is exact up to rounding.
         check_gradients(&plain, 2, 1.0, 1e-4);
         let leaky = sized(
@@ -814,8 +863,10 @@ mod tests {
     #[test]
     fn transposed_conv_gradients_match_finite_differences() {
         let dev = Cpu::seed_from_u64(5);
-        let plain: SmallConvT =
-            sized(dev.build_module::<ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Identity>, f32>(), 3);
+        let plain: SmallConvT = sized(
+            dev.build_module::<ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Identity>, f32>(),
+            3,
+        );
         check_gradients(&plain, 3, 1.0, 1e-4);
         let tanh = sized(
             dev.build_module::<ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Tanh>, f32>(),
@@ -840,7 +891,10 @@ mod tests {
         let dims = [2, 3, 4, 5];
         let p = permute4(&src, dims, [2, 3, 1, 0]);
         // Element (a, b, c, d) of the source sits at (c, d, b, a).
-        assert_eq!(p[((1 * 5 + 4) * 3 + 2) * 2 + 1], src[((1 * 3 + 2) * 4 + 1) * 5 + 4]);
+        assert_eq!(
+            p[((1 * 5 + 4) * 3 + 2) * 2 + 1],
+            src[((1 * 3 + 2) * 4 + 1) * 5 + 4]
+        );
         let mut back = vec![0.0; src.len()];
         add_unpermuted4(&mut back, &p, dims, [2, 3, 1, 0]);
         assert_eq!(back, src);

@@ -1,6 +1,6 @@
 //! Between flat vectors and channels-last images: PyTorch's `Unflatten` and `Flatten` around a
 //! convolutional network, whose flat side is in PyTorch's channels-first order (so a dense
-//! layer's weights mean the same here as in PyTorch), and the judge's plain reshapes.
+//! layer's weights mean the same here as in PyTorch), and the plain reshapes of the judge.
 
 use dfdx::prelude::*;
 use dfdx::tensor::Tape;
@@ -125,6 +125,50 @@ impl<B: Dim, const N: usize, const C: usize, const H: usize, T: Tape<f32, Cpu>>
     }
 }
 
+/// One-channel images from flat rows: `N = H * W` pixels per row, row-major (a reshape, no copy).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ToImage<const N: usize, const H: usize, const W: usize>;
+
+impl<const N: usize, const H: usize, const W: usize> ZeroSizedModule for ToImage<N, H, W> {}
+impl<const N: usize, const H: usize, const W: usize> NonMutableModule for ToImage<N, H, W> {}
+
+impl<B: Dim, const N: usize, const H: usize, const W: usize, T: Tape<f32, Cpu>>
+    Module<Tensor<(B, Const<N>), f32, Cpu, T>> for ToImage<N, H, W>
+{
+    type Output = Tensor<(B, Const<H>, Const<W>, Const<1>), f32, Cpu, T>;
+    type Error = CpuError;
+
+    fn try_forward(&self, x: Tensor<(B, Const<N>), f32, Cpu, T>) -> Result<Self::Output, CpuError> {
+        const { assert!(N == H * W, "ToImage: N must be H * W") };
+        let b = x.shape().0;
+        x.try_reshape_like(&(b, Const, Const, Const))
+    }
+}
+
+/// Flattens channels-last feature maps into `N` values per image in their own (y, x, channel)
+/// order (a reshape, no copy); `h * w * c` must be `N`. (`Flatten` gives PyTorch's order.)
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FlattenChannelsLast<const N: usize>;
+
+impl<const N: usize> ZeroSizedModule for FlattenChannelsLast<N> {}
+impl<const N: usize> NonMutableModule for FlattenChannelsLast<N> {}
+
+impl<B: Dim, const H: usize, const W: usize, const C: usize, const N: usize, T: Tape<f32, Cpu>>
+    Module<Tensor<(B, Const<H>, Const<W>, Const<C>), f32, Cpu, T>> for FlattenChannelsLast<N>
+{
+    type Output = Tensor<(B, Const<N>), f32, Cpu, T>;
+    type Error = CpuError;
+
+    fn try_forward(
+        &self,
+        x: Tensor<(B, Const<H>, Const<W>, Const<C>), f32, Cpu, T>,
+    ) -> Result<Self::Output, CpuError> {
+        const { assert!(H * W * C == N, "flattening must keep every value") };
+        let b = x.shape().0;
+        x.try_reshape_like(&(b, Const::<N>))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,7 +178,9 @@ mod tests {
         let dev: Cpu = Default::default();
         // Two rows of a 2x2 image with 3 channels, value = 100 row + 10 c + pixel.
         let flat: Vec<f32> = (0..2)
-            .flat_map(|r| (0..3).flat_map(move |c| (0..4).map(move |p| (100 * r + 10 * c + p) as f32)))
+            .flat_map(|r| {
+                (0..3).flat_map(move |c| (0..4).map(move |p| (100 * r + 10 * c + p) as f32))
+            })
             .collect();
         let x = dev.tensor_from_vec(flat.clone(), (2usize, Const::<12>));
         let img = Unflatten::<12, 3, 2>.forward(x.leaky_trace());

@@ -14,6 +14,7 @@ pub mod kernels;
 pub mod memory;
 pub mod ops;
 pub mod params;
+pub mod pool;
 pub mod projection;
 
 pub use batch_norm::{BatchNorm2d, Relu};

@@ -13,8 +13,7 @@ use super::ops::{self, put_grad, take_grad};
 
 /// `N` features and `CLASSES` labels to one logit per row.
 #[derive(Debug, Clone)]
-pub struct Projection<const N: usize, const CLASSES: usize, E: Dtype = f32, D: Storage<E> = Cpu>
-{
+pub struct Projection<const N: usize, const CLASSES: usize, E: Dtype = f32, D: Storage<E> = Cpu> {
     /// `w`, as PyTorch's `Linear(N, 1).weight`.
     pub weight: Tensor<Rank2<1, N>, E, D>,
     pub bias: Tensor<Rank1<1>, E, D>,
@@ -63,10 +62,8 @@ impl<const N: usize, const CLASSES: usize> TensorCollection<f32, Cpu> for Projec
 }
 
 /// Features with the tape, and the label of each row.
-pub type Labelled<B, const N: usize, T> = (
-    Tensor<(B, Const<N>), f32, Cpu, T>,
-    Tensor<(B,), usize, Cpu>,
-);
+pub type Labelled<B, const N: usize, T> =
+    (Tensor<(B, Const<N>), f32, Cpu, T>, Tensor<(B,), usize, Cpu>);
 
 impl<const N: usize, const CLASSES: usize> Projection<N, CLASSES> {
     /// The forward pass; the backward pass adds the gradients `wants` asks for.
@@ -91,7 +88,12 @@ impl<const N: usize, const CLASSES: usize> Projection<N, CLASSES> {
             .zip(labels.par_iter())
             .map(|(h, &y)| {
                 let ey = &e[y * N..][..N];
-                let s: f32 = h.iter().zip(&w).zip(ey).map(|((h, w), e)| h * (w + e)).sum();
+                let s: f32 = h
+                    .iter()
+                    .zip(&w)
+                    .zip(ey)
+                    .map(|((h, w), e)| h * (w + e))
+                    .sum();
                 s + b[0]
             })
             .collect();
@@ -138,8 +140,8 @@ impl<const N: usize, const CLASSES: usize> Projection<N, CLASSES> {
     }
 }
 
-impl<const N: usize, const CLASSES: usize, B: Dim, T: Tape<f32, Cpu>>
-    Module<Labelled<B, N, T>> for Projection<N, CLASSES>
+impl<const N: usize, const CLASSES: usize, B: Dim, T: Tape<f32, Cpu>> Module<Labelled<B, N, T>>
+    for Projection<N, CLASSES>
 {
     type Output = Tensor<(B, Const<1>), f32, Cpu, T>;
     type Error = CpuError;
@@ -188,8 +190,13 @@ mod tests {
         let one_hot = dev.tensor_from_vec(one_hot, (Const::<4>, Const::<3>));
         let hd = h.leaky_trace();
         let w = p.weight.leaky_trace().reshape::<Rank1<5>>();
-        let we = one_hot.leaky_trace().matmul(p.embedding.leaky_trace()) + w.broadcast::<Rank2<4, 5>, _>();
-        let b = p.bias.leaky_trace().reshape::<Rank0>().broadcast::<Rank1<4>, _>();
+        let we = one_hot.leaky_trace().matmul(p.embedding.leaky_trace())
+            + w.broadcast::<Rank2<4, 5>, _>();
+        let b = p
+            .bias
+            .leaky_trace()
+            .reshape::<Rank0>()
+            .broadcast::<Rank1<4>, _>();
         let theirs = (hd * we).sum::<Rank1<4>, _>() + b;
         let theirs_v = theirs.as_vec();
         let gt = (theirs.reshape::<Rank2<4, 1>>() * r).sum().backward();
@@ -200,7 +207,11 @@ mod tests {
         };
         close(ours_v, theirs_v, "logits");
         close(g.get(&h).as_vec(), gt.get(&h).as_vec(), "features");
-        close(g.get(&p.weight).as_vec(), gt.get(&p.weight).as_vec(), "weight");
+        close(
+            g.get(&p.weight).as_vec(),
+            gt.get(&p.weight).as_vec(),
+            "weight",
+        );
         close(g.get(&p.bias).as_vec(), gt.get(&p.bias).as_vec(), "bias");
         let ge = g.get(&p.embedding).as_vec();
         close(ge.clone(), gt.get(&p.embedding).as_vec(), "embedding");
@@ -209,7 +220,9 @@ mod tests {
         let frozen = p.try_forward_frozen((h.leaky_trace(), y.clone())).unwrap();
         let rr: Tensor<Rank2<4, 1>, f32, Cpu> = dev.sample_normal();
         let gf = (frozen * rr.clone()).sum().backward();
-        let gu = (p.try_forward((h.leaky_trace(), y.clone())).unwrap() * rr).sum().backward();
+        let gu = (p.try_forward((h.leaky_trace(), y.clone())).unwrap() * rr)
+            .sum()
+            .backward();
         assert_eq!(gf.get(&h).as_vec(), gu.get(&h).as_vec());
 
         // A label out of range is an error, not a panic.

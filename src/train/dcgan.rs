@@ -162,11 +162,7 @@ impl ConvDiscriminator for Discriminator {
         Names::sequential(D_PREFIX, D_INDICES)
     }
 
-    fn generator_input(
-        z: &[f32],
-        _: Option<&[u8]>,
-        count: usize,
-    ) -> Result<Vec<f32>, DeviceError> {
+    fn generator_input(z: &[f32], _: Option<&[u8]>, count: usize) -> Result<Vec<f32>, DeviceError> {
         check_len(z, count, LATENT)?;
         Ok(z.to_vec())
     }
@@ -539,7 +535,12 @@ mod tests {
         let s = |x: f32| 1.0 / (1.0 + (-x).exp());
         assert!((probs[0] - (s(2.0) + s(-1.0)) / 2.0).abs() < 1e-6);
         let g = loss.backward().get(&l).as_vec();
-        let want_g = [(s(2.0) - 1.0) / 2.0, (s(-1.0) - 1.0) / 2.0, s(0.5) / 2.0, s(3.0) / 2.0];
+        let want_g = [
+            (s(2.0) - 1.0) / 2.0,
+            (s(-1.0) - 1.0) / 2.0,
+            s(0.5) / 2.0,
+            s(3.0) / 2.0,
+        ];
         for (a, b) in g.iter().zip(want_g) {
             assert!((a - b).abs() < 1e-6, "{g:?}");
         }
