@@ -12,4 +12,5 @@ pub use dense::{Activation, Dense, Identity, LeakyRelu, Tanh};
 pub use frozen::{Constant, Freeze, Frozen, FrozenModule};
 pub mod adam;
 pub mod average;
+pub mod loss;
 pub mod params;

@@ -14,10 +14,7 @@ use super::gan::DeviceError;
 use crate::config::Preset;
 
 /// Digit classes, one-hot.
-pub const CLASSES: usize = 10;
-
-pub const ARCHITECTURE: &str = "conditional dcgan G 100+10 one-hot-dense7x7x64-bn-convT32-bn-convT1 \
-     tanh; D conv32-conv64-bn-dense1 leaky0.2 with a 10x3136 label projection; k4 s2 p1";
+pub use crate::data::CLASSES;
 
 /// The conditional model: the DCGAN with ten more generator inputs.
 pub type Cgan = ConvGan<{ LATENT + CLASSES }>;
@@ -62,8 +59,8 @@ pub fn check_labels(labels: &[u8], count: usize) -> Result<(), DeviceError> {
 mod tests {
     use super::*;
     use crate::train::gan::Gan;
+    use crate::train::gan::IMAGE;
     use crate::train::noise::{NoiseKind, NoiseStream};
-    use crate::train::reference::IMAGE;
     use crate::train::testing::{self, share_told_apart};
 
     #[test]

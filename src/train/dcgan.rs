@@ -20,18 +20,21 @@ use std::time::Instant;
 
 use dfdx::prelude::*;
 
-use super::cgan::{self, CLASSES};
+use super::cgan;
 use super::conv::{Conv2d, ConvT2d, hwc_to_chw, matrix_order};
 use super::dense::Linear;
-use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
+pub use super::gan::LATENT;
+use super::gan::{
+    Batch, DeviceError, Gan, GanState, IMAGE, PhaseTimes, StateError, StepLosses, check_len,
+};
 use super::norm::{Act, BatchNorm};
 use super::param::{EMA_DECAY, Layer, Optim, Pair, Param, Params, sequential, sequential_mut};
 use crate::config::Preset;
+use crate::data::CLASSES;
 use crate::nn::kernels;
+use crate::nn::loss::mean_sigmoid;
 use crate::nn::params::NamedTensor;
 
-pub const LATENT: usize = 100;
-const IMAGE: usize = 28 * 28;
 /// Channels of G at 7x7 and 14x14, and of D at 14x14 and 7x7.
 const G7: usize = 64;
 const G14: usize = 32;
@@ -48,9 +51,6 @@ pub const BETAS: [f64; 2] = [0.5, 0.999];
 const REAL_TARGET: f32 = 1.0;
 /// The name of a conditional D's label projection.
 const EMBED_NAME: &str = "label_embedding.weight";
-
-pub const ARCHITECTURE: &str = "dcgan G 100-dense7x7x64-bn-convT32-bn-convT1 tanh; \
-     D conv32-conv64-bn-dense1 leaky0.2; k4 s2 p1";
 
 /// The generator, as `nn.Sequential(Linear, Unflatten, BatchNorm2d, ReLU, ConvTranspose2d,
 /// BatchNorm2d, ReLU, ConvTranspose2d, Tanh)` indexes it.
@@ -367,22 +367,6 @@ pub struct ConvGan<const Z: usize> {
 /// The unconditional preset.
 pub type Dcgan = ConvGan<LATENT>;
 
-pub(crate) fn check_len(data: &[f32], batch: usize, per: usize) -> Result<(), DeviceError> {
-    if data.len() == batch * per {
-        Ok(())
-    } else {
-        Err(DeviceError(format!(
-            "expected {batch} x {per} values, got {}",
-            data.len()
-        )))
-    }
-}
-
-fn mean_sigmoid(logits: &[f32]) -> f32 {
-    let sum: f64 = logits.iter().map(|&l| kernels::sigmoid(l) as f64).sum();
-    (sum / logits.len().max(1) as f64) as f32
-}
-
 impl Dcgan {
     /// Weights drawn from dfdx's stream seeded with `seed`, G before D.
     pub fn new(seed: u64, lr: f64) -> Self {
@@ -511,14 +495,6 @@ impl<const Z: usize> ConvGan<Z> {
 impl<const Z: usize> Gan for ConvGan<Z> {
     fn preset(&self) -> Preset {
         self.preset
-    }
-
-    fn architecture(&self) -> String {
-        if self.conditional() {
-            cgan::ARCHITECTURE.to_string()
-        } else {
-            ARCHITECTURE.to_string()
-        }
     }
 
     fn latent_dim(&self) -> usize {

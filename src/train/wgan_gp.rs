@@ -20,14 +20,16 @@ use std::time::Instant;
 use dfdx::prelude::*;
 
 use super::dense::Linear;
-use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
+use super::gan::{
+    Batch, DeviceError, Gan, GanState, IMAGE, LATENT, PhaseTimes, Preset, StateError, StepLosses,
+    check_len,
+};
 use super::mlp::{self, Mlp, SLOPE};
 use super::noise::{NoiseKind, NoiseStream};
 use super::param::{Optim, Pair};
-use super::reference::{IMAGE, LATENT};
-use super::tuned::{Generator, check_len, mean_sigmoid, reference_nets};
-use crate::config::Preset;
+use super::tuned::{Generator, reference_nets};
 use crate::nn::kernels;
+use crate::nn::loss::mean_sigmoid;
 use crate::nn::params::NamedTensor;
 
 /// The penalty's weight.
@@ -37,8 +39,6 @@ pub const N_CRITIC: u64 = 5;
 pub const BETAS: [f64; 2] = [0.5, 0.9];
 /// The checkpoint counter prefix of the interpolation stream's position.
 const PENALTY_STREAM: &str = "rng.penalty";
-
-pub const ARCHITECTURE: &str = "mlp G 100-256-512-784 leaky0.2 tanh; critic 784-512-256-1 leaky0.2; wgan-gp lambda 10 n_critic 5";
 
 pub type Critic = Mlp<IMAGE, 512, 256, 1>;
 
@@ -313,10 +313,6 @@ impl WganGp {
 impl Gan for WganGp {
     fn preset(&self) -> Preset {
         Preset::WganGp
-    }
-
-    fn architecture(&self) -> String {
-        ARCHITECTURE.to_string()
     }
 
     fn latent_dim(&self) -> usize {
