@@ -14,3 +14,4 @@ pub mod adam;
 pub mod average;
 pub mod loss;
 pub mod params;
+pub mod penalty;
