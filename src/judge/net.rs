@@ -16,8 +16,7 @@ use crate::nn::pool::ConvPoolBuilder;
 
 /// Length of the feature vector the Fréchet distance compares.
 pub const FEATURES: usize = 128;
-/// Digit classes.
-pub const CLASSES: usize = 10;
+pub use crate::data::CLASSES;
 /// Values the second block hands the dense layers: 4 x 4 positions x 32 channels.
 const FLAT: usize = 4 * 4 * 32;
 

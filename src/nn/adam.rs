@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
+    ViewTensorRef,
 };
 use dfdx::optim::{Optimizer, OptimizerUpdateError};
 use dfdx::prelude::*;
@@ -151,6 +152,26 @@ impl Adam {
         Ok(())
     }
 
+    /// The moments of `model`'s trainable tensors (not running statistics), as `export`.
+    pub fn export_for<M: TensorCollection<f32, Cpu>>(
+        &self,
+        model: &M,
+        prefix: &str,
+    ) -> Vec<NamedTensor> {
+        self.export(prefix, &trainable(model, &self.names))
+    }
+
+    /// Restores the moments of `model`'s trainable tensors, as `import`.
+    pub fn import_for<M: TensorCollection<f32, Cpu>>(
+        &mut self,
+        model: &M,
+        prefix: &str,
+        source: &BTreeMap<String, NamedTensor>,
+        steps: u64,
+    ) -> Result<(), AdamStateError> {
+        self.import(prefix, &trainable(model, &self.names), source, steps)
+    }
+
     /// The moments as named tensors: `{prefix}exp_avg.{param}` and `{prefix}exp_avg_sq.{param}`
     /// (PyTorch's names for them), shaped like the parameters in `params`.
     pub fn export(&self, prefix: &str, params: &[NamedTensor]) -> Vec<NamedTensor> {
@@ -215,6 +236,51 @@ impl<M: TensorCollection<f32, Cpu>> Optimizer<M, Cpu, f32> for Adam {
     ) -> Result<(), OptimizerUpdateError<CpuError>> {
         self.walk(module, Grads::Shared(gradients))
             .map_err(OptimizerUpdateError::DeviceError)
+    }
+}
+
+/// `model`'s trainable tensors under `names`, their values left empty but their lengths those
+/// of the tensors (`export` and `import` need names, shapes and lengths).
+fn trainable<M: TensorCollection<f32, Cpu>>(model: &M, names: &Names) -> Vec<NamedTensor> {
+    let mut visitor = Trainable {
+        names,
+        found: Vec::new(),
+    };
+    let walked = M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut visitor,
+    });
+    match walked {
+        Ok(_) => visitor.found,
+        Err(never) => match never {},
+    }
+}
+
+struct Trainable<'a> {
+    names: &'a Names,
+    found: Vec<NamedTensor>,
+}
+
+impl TensorVisitor<f32, Cpu> for Trainable<'_> {
+    type Viewer = (ViewTensorRef, ViewTensorName);
+    type Err = std::convert::Infallible;
+    type E2 = f32;
+    type D2 = Cpu;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, Cpu>,
+        (t, path): (&Tensor<S, f32, Cpu>, String),
+    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
+        if opts.do_gradient_update {
+            let shape: Vec<usize> = t.shape().concrete().into_iter().collect();
+            self.found.push(NamedTensor {
+                name: self.names.of(&path),
+                data: vec![0.0; shape.iter().product()],
+                shape,
+            });
+        }
+        Ok(None)
     }
 }
 

@@ -11,9 +11,11 @@ pub mod dense;
 pub mod frozen;
 pub mod image;
 pub mod kernels;
+pub mod loss;
 pub mod memory;
 pub mod ops;
 pub mod params;
+pub mod penalty;
 pub mod pool;
 pub mod projection;
 

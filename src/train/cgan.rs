@@ -12,21 +12,16 @@
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
 
-use super::dcgan::{
-    ConvDiscriminator, ConvGan, D_DENSE, FeaturesOn, Images, LATENT, Logits, Taped, check_len,
-};
-use super::gan::DeviceError;
-use super::reference::D_PREFIX;
-use crate::config::Preset;
+use dfdx::tensor::Tape;
+
+use super::bce_step::Taped;
+use super::dcgan::{ConvDiscriminator, ConvGan, D_DENSE, FeaturesOn, Images, real_then_fake_images};
+use super::gan::{DeviceError, LATENT, Preset, check_len};
 use crate::nn::conv::dcgan_normal;
-use crate::nn::params::Names;
-use crate::nn::{Constant, Frozen, Projection};
+use crate::nn::{Constant, Frozen, FrozenModule, Projection};
 
 /// Digit classes, one-hot.
-pub const CLASSES: usize = 10;
-
-pub const ARCHITECTURE: &str = "conditional dcgan G 100+10 one-hot-dense7x7x64-bn-convT32-bn-convT1 \
-     tanh; D conv32-conv64-bn-dense1 leaky0.2 with a 10x3136 label projection; k4 s2 p1";
+pub use crate::data::CLASSES;
 
 /// The conditional discriminator: DCGAN's features, then a logit with a label projection. Saved
 /// as PyTorch's `nn.Sequential` of the features and `Linear` (`0`, `2`, `3`, `6`) beside an
@@ -83,24 +78,53 @@ impl TensorCollection<f32, Cpu> for ProjectionDiscriminator {
     }
 }
 
+/// Each image's digit, as the projection reads it.
+pub type Labels = Tensor<(usize,), usize, Cpu>;
+
 /// Labels as the tensor the projection reads.
-fn label_tensor(dev: &Cpu, labels: &[u8]) -> Result<Tensor<(usize,), usize, Cpu>, CpuError> {
+fn label_tensor(dev: &Cpu, labels: &[u8]) -> Result<Labels, CpuError> {
     let labels: Vec<usize> = labels.iter().map(|&l| usize::from(l)).collect();
     let n = labels.len();
     dev.try_tensor_from_vec(labels, (n,))
 }
 
+type Batch<T> = Tensor<(usize, Const<28>, Const<28>, Const<1>), f32, Cpu, T>;
+
+/// The training pass: the features in training mode (real and fake halves apart), then the
+/// projection.
+impl<T: Tape<f32, Cpu>> ModuleMut<(Constant<Batch<T>>, Labels)> for ProjectionDiscriminator {
+    type Output = Tensor<(usize, Const<1>), f32, Cpu, T>;
+    type Error = CpuError;
+
+    fn try_forward_mut(
+        &mut self,
+        (x, y): (Constant<Batch<T>>, Labels),
+    ) -> Result<Self::Output, CpuError> {
+        let h = self.features.try_forward_mut(x)?;
+        self.head.try_forward((h, y))
+    }
+}
+
+/// The pass of G's step: gradients for the images only.
+impl<T: Tape<f32, Cpu>> FrozenModule<(Batch<T>, Labels)> for ProjectionDiscriminator {
+    type Output = Tensor<(usize, Const<1>), f32, Cpu, T>;
+
+    fn try_forward_frozen(&self, (x, y): (Batch<T>, Labels)) -> Result<Self::Output, CpuError> {
+        let h = Frozen(&self.features).try_forward(x)?;
+        Frozen(&self.head).try_forward((h, y))
+    }
+}
+
 impl ConvDiscriminator for ProjectionDiscriminator {
+    type Both = (Constant<Images<Taped>>, Labels);
+    type Fake = (Images<Taped>, Labels);
     const PRESET: Preset = Preset::Cgan;
-    const ARCHITECTURE: &'static str = ARCHITECTURE;
     const CONDITIONAL: bool = true;
+    /// Its tensors already carry PyTorch's names (`0`, `2`, `3`, `6`, `label_embedding`).
+    const LAYOUT: &'static [&'static str] = &["0", "1", "2", "3", "4", "5", "6"];
 
     fn build(dev: &Cpu) -> Self {
         dev.build_module::<ProjectionDiscriminator, f32>()
-    }
-
-    fn names() -> Names {
-        Names::prefixed(D_PREFIX)
     }
 
     fn generator_input(
@@ -123,20 +147,19 @@ impl ConvDiscriminator for ProjectionDiscriminator {
         Ok(out)
     }
 
-    fn train_logits(
-        &mut self,
-        x: Constant<Images<Taped>>,
+    fn both(
+        real: &[f32],
         labels: &[u8],
-    ) -> Result<Logits<Taped>, CpuError> {
-        let y = label_tensor(x.0.device(), labels)?;
-        let h = self.features.try_forward_mut(x)?;
-        self.head.try_forward((h, y))
+        fake: &Images<NoneTape>,
+        grads: Gradients<f32, Cpu>,
+    ) -> Result<Self::Both, CpuError> {
+        let y = label_tensor(fake.device(), labels)?;
+        Ok((real_then_fake_images(real, fake, grads)?, y))
     }
 
-    fn frozen_logits(&self, x: Images<Taped>, labels: &[u8]) -> Result<Logits<Taped>, CpuError> {
-        let y = label_tensor(x.device(), labels)?;
-        let h = Frozen(&self.features).try_forward(x)?;
-        Frozen(&self.head).try_forward((h, y))
+    fn fake(fake: Images<Taped>, labels: &[u8]) -> Result<Self::Fake, CpuError> {
+        let y = label_tensor(fake.device(), labels)?;
+        Ok((fake, y))
     }
 }
 
@@ -183,8 +206,8 @@ pub fn check_labels(labels: &[u8], count: usize) -> Result<(), DeviceError> {
 mod tests {
     use super::*;
     use crate::train::gan::Gan;
+    use crate::train::gan::IMAGE;
     use crate::train::noise::{NoiseKind, NoiseStream};
-    use crate::train::reference::IMAGE;
     use crate::train::testing::{self, share_told_apart};
 
     #[test]

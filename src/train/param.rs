@@ -315,7 +315,7 @@ pub const EMA_PREFIX: &str = "ema.model.";
 impl<G: Params + Clone, D: Params + Clone> Pair<G, D> {
     /// Tensors and step counters (`optimizer.generator.steps`, ...).
     pub fn state(&self) -> GanState {
-        use super::reference::{D_OPT_PREFIX, D_PREFIX, D_STEPS, G_OPT_PREFIX, G_PREFIX, G_STEPS};
+        use super::nets::{D_OPT_PREFIX, D_PREFIX, D_STEPS, G_OPT_PREFIX, G_PREFIX, G_STEPS};
         let (mut tensors, mut moments) = (Vec::new(), Vec::new());
         export(&self.g, G_PREFIX, G_OPT_PREFIX, &mut tensors, &mut moments);
         export(&self.d, D_PREFIX, D_OPT_PREFIX, &mut tensors, &mut moments);
@@ -342,7 +342,7 @@ impl<G: Params + Clone, D: Params + Clone> Pair<G, D> {
         state: &BTreeMap<String, NamedTensor>,
         counters: &BTreeMap<String, u64>,
     ) -> Result<Self, StateError> {
-        use super::reference::{D_OPT_PREFIX, D_PREFIX, D_STEPS, G_OPT_PREFIX, G_PREFIX, G_STEPS};
+        use super::nets::{D_OPT_PREFIX, D_PREFIX, D_STEPS, G_OPT_PREFIX, G_PREFIX, G_STEPS};
         let (g_steps, d_steps) = (counter(counters, G_STEPS)?, counter(counters, D_STEPS)?);
         let ema = match &self.ema {
             None => None,
