@@ -670,18 +670,15 @@ mod tests {
         y.iter().zip(r).map(|(a, b)| *a as f64 * *b as f64).sum()
     }
 
+    /// Tape gradients: the input's, and the weight's and the bias's when asked for.
+    type TapeGrads = (Vec<f32>, Option<(Vec<f32>, Vec<f32>)>);
+
     /// What the gradient checks need of a layer, on flat buffers.
     trait Probe: Clone {
         const IN: usize;
         fn run(&self, x: &[f32], batch: usize) -> Vec<f32>;
         /// Tape gradients of `sum(layer(x) * r)`: input, weight, bias (`None` when skipped).
-        fn tape_grads(
-            &self,
-            x: &[f32],
-            r: &[f32],
-            batch: usize,
-            wants: Wants,
-        ) -> (Vec<f32>, Option<(Vec<f32>, Vec<f32>)>);
+        fn tape_grads(&self, x: &[f32], r: &[f32], batch: usize, wants: Wants) -> TapeGrads;
         fn weight(&self) -> Vec<f32>;
         fn set_weight(&mut self, w: &[f32]);
         fn bias(&self) -> Vec<f32>;
@@ -713,7 +710,7 @@ mod tests {
                     r: &[f32],
                     batch: usize,
                     wants: Wants,
-                ) -> (Vec<f32>, Option<(Vec<f32>, Vec<f32>)>) {
+                ) -> TapeGrads {
                     let dev = self.weight.device().clone();
                     let x = dev.tensor_from_vec(x.to_vec(), (batch, Const, Const, Const));
                     let r = dev.tensor_from_vec(r.to_vec(), (batch, Const, Const, Const));
@@ -891,10 +888,7 @@ mod tests {
         let dims = [2, 3, 4, 5];
         let p = permute4(&src, dims, [2, 3, 1, 0]);
         // Element (a, b, c, d) of the source sits at (c, d, b, a).
-        assert_eq!(
-            p[((1 * 5 + 4) * 3 + 2) * 2 + 1],
-            src[((1 * 3 + 2) * 4 + 1) * 5 + 4]
-        );
+        assert_eq!(p[((5 + 4) * 3 + 2) * 2 + 1], src[((3 + 2) * 4 + 1) * 5 + 4]);
         let mut back = vec![0.0; src.len()];
         add_unpermuted4(&mut back, &p, dims, [2, 3, 1, 0]);
         assert_eq!(back, src);

@@ -72,7 +72,9 @@ where
 
     // D's step on real and fake rows together.
     let d_grads = std::mem::replace(&mut nets.d_grads, Gradients::leaky());
-    let logits = nets.d.try_forward_mut((inputs.both)(fake.clone(), d_grads)?)?;
+    let logits = nets
+        .d
+        .try_forward_mut((inputs.both)(fake.clone(), d_grads)?)?;
     let groups = [
         Target {
             rows: batch,

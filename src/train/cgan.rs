@@ -15,7 +15,9 @@ use dfdx::prelude::*;
 use dfdx::tensor::Tape;
 
 use super::bce_step::Taped;
-use super::dcgan::{ConvDiscriminator, ConvGan, D_DENSE, FeaturesOn, Images, real_then_fake_images};
+use super::dcgan::{
+    ConvDiscriminator, ConvGan, D_DENSE, FeaturesOn, Images, real_then_fake_images,
+};
 use super::gan::{DeviceError, LATENT, Preset, check_len};
 use crate::nn::conv::dcgan_normal;
 use crate::nn::{Constant, Frozen, FrozenModule, Projection};

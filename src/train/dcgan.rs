@@ -20,8 +20,7 @@ use dfdx::prelude::*;
 use super::bce_step::{DInputs, Logits, Taped, bce_step};
 pub use super::gan::LATENT;
 use super::gan::{
-    Batch, DeviceError, Gan, GanState, IMAGE, PhaseTimes, Preset, StateError, StepLosses,
-    check_len,
+    Batch, DeviceError, Gan, GanState, IMAGE, PhaseTimes, Preset, StateError, StepLosses, check_len,
 };
 use super::nets::{EMA_DECAY, Layout, Nets};
 use crate::nn::params::NamedTensor;
@@ -162,11 +161,7 @@ impl ConvDiscriminator for Discriminator {
         d
     }
 
-    fn generator_input(
-        z: &[f32],
-        _: Option<&[u8]>,
-        count: usize,
-    ) -> Result<Vec<f32>, DeviceError> {
+    fn generator_input(z: &[f32], _: Option<&[u8]>, count: usize) -> Result<Vec<f32>, DeviceError> {
         check_len(z, count, LATENT)?;
         Ok(z.to_vec())
     }
@@ -232,7 +227,10 @@ impl<const Z: usize, D: ConvDiscriminator> ConvGan<Z, D> {
         check_len(real, batch, IMAGE)?;
         // Fakes are drawn for the labels of the real digits they are shown beside.
         let input = D::generator_input(b.z, D::CONDITIONAL.then_some(b.labels), batch)?;
-        let z = self.nets.dev.try_tensor_from_vec(input, (batch, Const::<Z>))?;
+        let z = self
+            .nets
+            .dev
+            .try_tensor_from_vec(input, (batch, Const::<Z>))?;
         let labels2: Vec<u8> = b.labels.iter().chain(b.labels).copied().collect();
         let inputs = DInputs {
             both: |fake: Images<NoneTape>, grads| D::both(real, &labels2, &fake, grads),
@@ -290,7 +288,10 @@ impl<const Z: usize, D: ConvDiscriminator> Gan for ConvGan<Z, D> {
         count: usize,
     ) -> Result<Vec<f32>, DeviceError> {
         let input = D::generator_input(z, labels, count)?;
-        let z = self.nets.dev.try_tensor_from_vec(input, (count, Const::<Z>))?;
+        let z = self
+            .nets
+            .dev
+            .try_tensor_from_vec(input, (count, Const::<Z>))?;
         let images = kernels::in_pool(|| self.nets.sampler().try_forward(z))?;
         Ok(ops::read(&images)?)
     }
