@@ -9,7 +9,7 @@ pub mod conv;
 pub mod dcgan;
 pub mod dense;
 pub mod gan;
-pub mod layers;
+
 pub mod mlp;
 pub mod nets;
 pub mod noise;
