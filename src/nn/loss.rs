@@ -7,6 +7,9 @@ use dfdx::tensor::Tape;
 use super::kernels;
 use super::ops;
 
+/// A loss: one number on a tape.
+pub type Scalar<T> = Tensor<Rank0, f32, Cpu, T>;
+
 /// One group of consecutive rows and the target its logits are taught.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Target {
@@ -30,7 +33,7 @@ pub struct BceParts {
 pub fn bce_with_logits<T: Tape<f32, Cpu>>(
     logits: Tensor<(usize, Const<1>), f32, Cpu, T>,
     groups: &[Target],
-) -> Result<(Tensor<Rank0, f32, Cpu, T>, BceParts), CpuError> {
+) -> Result<(Scalar<T>, BceParts), CpuError> {
     let (values, logits, mut tape) = ops::take_input(logits)?;
     if groups.iter().map(|g| g.rows).sum::<usize>() != values.len() {
         return Err(CpuError::WrongNumElements);

@@ -25,8 +25,11 @@ use crate::nn::ops;
 /// The tape every training pass records on.
 pub type Taped = OwnedTape<f32, Cpu>;
 
+/// A batch of rows of `N` values on the tape.
+pub type Rows<const N: usize> = Tensor<(usize, Const<N>), f32, Cpu, Taped>;
+
 /// D's logits, one per row.
-pub type Logits = Tensor<(usize, Const<1>), f32, Cpu, Taped>;
+pub type Logits = Rows<1>;
 
 /// How D's inputs are made from the images, for one step.
 pub struct DInputs<Both, Fake> {
@@ -125,7 +128,7 @@ pub fn real_then_fake<const N: usize>(
     real: &[f32],
     fake: &Tensor<(usize, Const<N>), f32, Cpu>,
     grads: Gradients<f32, Cpu>,
-) -> Result<Constant<Tensor<(usize, Const<N>), f32, Cpu, Taped>>, CpuError> {
+) -> Result<Constant<Rows<N>>, CpuError> {
     let rows = fake.shape().0;
     let mut both = Vec::with_capacity(2 * rows * N);
     both.extend_from_slice(real);

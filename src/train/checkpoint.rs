@@ -392,9 +392,7 @@ impl Checkpoint {
     /// Puts this checkpoint's state into `gan`, refusing one of another preset or architecture.
     /// `path` only names the source in errors.
     pub fn restore_into(&self, gan: &mut dyn Gan, path: &Path) -> Result<(), CheckpointError> {
-        if self.preset != gan.preset().name()
-            || self.architecture != gan.preset().architecture().to_string()
-        {
+        if self.preset != gan.preset().name() || self.architecture != gan.preset().architecture() {
             return Err(CheckpointError::WrongModel {
                 path: path.to_path_buf(),
                 found: self.preset.clone(),

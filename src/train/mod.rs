@@ -8,7 +8,7 @@ pub mod checkpoint;
 pub mod dcgan;
 pub mod dense;
 pub mod gan;
-pub mod layers;
+
 pub mod mlp;
 pub mod nets;
 pub mod noise;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::gan::{GanState, StateError, counter};
+use crate::nn::average::ema_decay;
 use crate::nn::kernels::{self, AdamStep};
 use crate::nn::params::{NamedTensor, ParamError};
 
@@ -274,14 +275,6 @@ pub fn import<N: Params + Clone>(
     Ok(staged)
 }
 
-/// The decay of a weight average after `updates` updates: `target` once it is well under way,
-/// less at first (`(1 + t) / (10 + t)`, as TensorFlow's `ExponentialMovingAverage` warms up), so
-/// the average forgets the random initial weights within the first hundred steps.
-pub fn ema_decay(target: f32, updates: u64) -> f32 {
-    let t = updates as f64;
-    target.min(((1.0 + t) / (10.0 + t)) as f32)
-}
-
 /// Moves every tensor of `avg` (weights and running statistics alike) towards `net`'s:
 /// `avg = decay avg + (1 - decay) net`. Both must be the same network type.
 pub fn ema_update<N: Params>(avg: &mut N, net: &N, decay: f32) {
@@ -456,9 +449,6 @@ mod tests {
 
     #[test]
     fn the_average_warms_up_then_follows_slowly() {
-        assert_eq!(ema_decay(0.999, 0), 0.1);
-        assert!((ema_decay(0.999, 90) - 0.91).abs() < 1e-6);
-        assert_eq!(ema_decay(0.999, 1_000_000), 0.999);
         let mut avg = two();
         let mut net = two();
         net.a.value = vec![10.0; 6];
