@@ -4,54 +4,46 @@
 
 use dfdx::prelude::*;
 use dfdx::tensor::Tape;
+use rayon::prelude::*;
 
 use super::frozen::FrozenModule;
 use super::ops::{self, put_grad, take_grad};
 
-/// Where each channels-first (c, y, x) value of an `h x h x c` image sits channels-last, in the
-/// order of the channels-last positions: `hwc[i] = chw[order[i]]`.
-fn channels_first_index(side: usize, channels: usize) -> Vec<usize> {
-    (0..side * side * channels)
-        .map(|i| {
-            let (pixel, c) = (i / channels, i % channels);
-            c * side * side + pixel
-        })
-        .collect()
-}
-
-/// Reorders every `per`-long row of `src`: `to_hwc` gathers by `order`, else scatters by it.
-fn reorder(src: &[f32], order: &[usize], to_hwc: bool) -> Vec<f32> {
-    let per = order.len().max(1);
+/// Every `a * b` block of `src` (one row of the batch), read as an `a x b` matrix, transposed
+/// into a `b x a` one, one row per task: channels-first (c, pixel) to channels-last
+/// (pixel, c) with `a` the channels, and back with `a` the pixels.
+fn transpose_rows(src: &[f32], a: usize, b: usize) -> Vec<f32> {
+    let per = (a * b).max(1);
     let mut out = vec![0.0; src.len()];
-    for (s, d) in src.chunks_exact(per).zip(out.chunks_exact_mut(per)) {
-        for (i, &j) in order.iter().enumerate() {
-            if to_hwc {
-                d[i] = s[j];
-            } else {
-                d[j] = s[i];
+    out.par_chunks_mut(per)
+        .zip(src.par_chunks(per))
+        .for_each(|(d, s)| {
+            for (i, row) in s.chunks_exact(b.max(1)).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    d[j * a + i] = v;
+                }
             }
-        }
-    }
+        });
     out
 }
 
 /// The custom op of both layout changes: forward reorders, backward reorders the gradient the
 /// other way and adds it to the input's.
+/// Each row of `x` is an `a x b` matrix, transposed.
 fn relayout<Si: Shape, So: Shape, T: Tape<f32, Cpu>>(
     x: Tensor<Si, f32, Cpu, T>,
     out_shape: So,
-    order: Vec<usize>,
-    to_hwc: bool,
+    (a, b): (usize, usize),
 ) -> Result<Tensor<So, f32, Cpu, T>, CpuError> {
     let (xv, x, mut tape) = ops::take_input(x)?;
     let out = x
         .device()
-        .try_tensor_from_vec(reorder(&xv, &order, to_hwc), out_shape)?;
+        .try_tensor_from_vec(transpose_rows(&xv, a, b), out_shape)?;
     if T::OWNS_TAPE {
         let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
             let dy: Vec<f32> = take_grad!(grads, out_ghost);
-            let dx = reorder(&dy, &order, !to_hwc);
+            let dx = transpose_rows(&dy, b, a);
             for (g, d) in grads.get_or_alloc_mut(&x_ghost)?.iter_mut().zip(&dx) {
                 *g += d;
             }
@@ -90,7 +82,7 @@ impl<B: Dim, const N: usize, const C: usize, const H: usize, T: Tape<f32, Cpu>>
     fn try_forward(&self, x: Flat<B, N, T>) -> Result<Self::Output, CpuError> {
         const { assert!(N == C * H * H, "Unflatten: N must be C * H * H") };
         let shape = (x.shape().0, Const, Const, Const);
-        relayout(x, shape, channels_first_index(H, C), true)
+        relayout(x, shape, (C, H * H))
     }
 }
 
@@ -103,7 +95,7 @@ impl<B: Dim, const N: usize, const C: usize, const H: usize, T: Tape<f32, Cpu>>
     fn try_forward(&self, x: Image<B, H, C, T>) -> Result<Self::Output, CpuError> {
         const { assert!(N == C * H * H, "Flatten: N must be C * H * H") };
         let shape = (x.shape().0, Const);
-        relayout(x, shape, channels_first_index(H, C), false)
+        relayout(x, shape, (H * H, C))
     }
 }
 
