@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 use std::thread::sleep;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use gan_tui::train::checkpoint::Checkpoint;
@@ -61,9 +61,16 @@ fn kill_9_at_random_moments_never_leaves_a_torn_checkpoint_or_metrics_line() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Wait for training to be under way, then a random moment more.
+        // Wait for training to be under way and for observed progress (a checkpoint on disk,
+        // however loaded the machine), then a random moment more: with two steps an epoch,
+        // another checkpoint is being written most of that time.
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let started = lines.next().is_some();
+        let latest = run.join("checkpoints/latest.safetensors");
+        let waiting = Instant::now();
+        while started && !latest.exists() && waiting.elapsed() < Duration::from_secs(120) {
+            sleep(Duration::from_millis(5));
+        }
         sleep(Duration::from_millis(20 + rng.next_below(400)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
