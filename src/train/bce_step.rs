@@ -2,7 +2,10 @@
 //! D on the real and the (detached) fake batch as one batch of 2B rows; D's update; then G's
 //! step through the updated D, frozen, on the non-saturating loss BCE(D(G(z)), 1).
 //!
-//! What differs between recipes comes in through the types and two small closures: G's input
+//! G and D run in training mode (`ModuleMut`: a batch norm may update its running statistics;
+//! a layer that has none, as `Dense`, is its own `ModuleMut`), D in G's step frozen
+//! (`FrozenModule`). What differs between recipes comes in through the types and two small
+//! closures: G's input
 //! (noise, or noise joined with a one-hot label), how D's inputs are made from the images (with
 //! the labels for a conditional D, marking the two halves for a batch norm that takes each
 //! half's statistics apart), and the target D is taught for real images (1, or 0.9 with label
@@ -50,14 +53,14 @@ where
     Img: Shape,
     G: TensorCollection<f32, Cpu>
         + Clone
-        + Module<
+        + ModuleMut<
             Constant<Tensor<X, f32, Cpu, Taped>>,
             Output = Tensor<Img, f32, Cpu, Taped>,
             Error = CpuError,
         >,
     D: TensorCollection<f32, Cpu>
         + Clone
-        + Module<Both, Output = Logits, Error = CpuError>
+        + ModuleMut<Both, Output = Logits, Error = CpuError>
         + FrozenModule<Fake, Output = Logits>,
     MakeBoth: FnOnce(Tensor<Img, f32, Cpu>, Gradients<f32, Cpu>) -> Result<Both, CpuError>,
     MakeFake: FnOnce(Tensor<Img, f32, Cpu, Taped>) -> Result<Fake, CpuError>,
@@ -67,12 +70,14 @@ where
 
     // G(z), kept on G's tape for G's step; D's step sees it detached.
     let g_grads = std::mem::replace(&mut nets.g_grads, Gradients::leaky());
-    let fake = nets.g.try_forward(Constant(g_input.traced(g_grads)))?;
+    let fake = nets.g.try_forward_mut(Constant(g_input.traced(g_grads)))?;
     let (fake, g_tape) = fake.split_tape();
 
     // D's step on real and fake rows together.
     let d_grads = std::mem::replace(&mut nets.d_grads, Gradients::leaky());
-    let logits = nets.d.try_forward((inputs.both)(fake.clone(), d_grads)?)?;
+    let logits = nets
+        .d
+        .try_forward_mut((inputs.both)(fake.clone(), d_grads)?)?;
     let groups = [
         Target {
             rows: batch,
