@@ -123,13 +123,13 @@ impl Adam {
         Ok(())
     }
 
-    /// Updates `p` (saved as `name`) from `grad`: values read, updated by the kernel, written
-    /// back.
+    /// Updates `p` (saved as `name`) from `grad`, which is left zeroed: values read, updated by
+    /// the kernel, written back (dfdx lends no parameter buffer in place).
     fn apply<S: Shape>(
         &mut self,
         name: String,
         p: &mut Tensor<S, f32, Cpu>,
-        grad: &[f32],
+        grad: &mut [f32],
         step: AdamStep,
     ) -> Result<(), CpuError> {
         let len = grad.len();
@@ -141,7 +141,7 @@ impl Adam {
         if moments.m.len() != len || self.scratch.len() != len {
             return Err(CpuError::WrongNumElements);
         }
-        kernels::adam(
+        kernels::adam_zeroing(
             &mut self.scratch,
             grad,
             &mut moments.m,
@@ -316,13 +316,11 @@ impl TensorVisitor<f32, Cpu> for UpdateVisitor<'_> {
         match &mut self.grads {
             Grads::Owned(grads) => {
                 let grad = grads.get_or_alloc_mut(p)?;
-                let result = self.adam.apply(name, p, grad, self.step);
-                grad.iter_mut().for_each(|g| *g = 0.0);
-                result?;
+                self.adam.apply(name, p, grad, self.step)?;
             }
             Grads::Shared(grads) => {
-                let grad = ops::read(&grads.get(p))?;
-                self.adam.apply(name, p, &grad, self.step)?;
+                let mut grad = ops::read(&grads.get(p))?;
+                self.adam.apply(name, p, &mut grad, self.step)?;
             }
         }
         Ok(None)

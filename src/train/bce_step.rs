@@ -2,10 +2,10 @@
 //! D on the real and the (detached) fake batch as one batch of 2B rows; D's update; then G's
 //! step through the updated D, frozen, on the non-saturating loss BCE(D(G(z)), 1).
 //!
-//! G and D run their training passes (`forward_mut`: a batch norm normalises with the batch's
-//! statistics and moves its running ones); D in G's step is frozen.
-//!
-//! What differs between recipes comes in through the types and two small closures: G's input
+//! G and D run in training mode (`ModuleMut`: a batch norm may update its running statistics;
+//! a layer that has none, as `Dense`, is its own `ModuleMut`), D in G's step frozen
+//! (`FrozenModule`). What differs between recipes comes in through the types and two small
+//! closures: G's input
 //! (noise, or noise joined with a one-hot label), how D's inputs are made from the images (with
 //! the labels for a conditional D, marking the two halves for a batch norm that takes each
 //! half's statistics apart), and the target D is taught for real images (1, or 0.9 with label

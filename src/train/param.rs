@@ -299,11 +299,7 @@ pub struct Pair<G, D> {
     pub ema: Option<(G, f32)>,
 }
 
-/// The decay of the generators' weight averages: a horizon of about a thousand steps.
-pub const EMA_DECAY: f32 = 0.999;
-
-/// Where a generator's weight average is saved.
-pub const EMA_PREFIX: &str = "ema.model.";
+pub use super::nets::{EMA_DECAY, EMA_PREFIX};
 
 impl<G: Params + Clone, D: Params + Clone> Pair<G, D> {
     /// Tensors and step counters (`optimizer.generator.steps`, ...).

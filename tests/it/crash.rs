@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use gan_tui::train::checkpoint::Checkpoint;
@@ -61,21 +61,20 @@ fn kill_9_at_random_moments_never_leaves_a_torn_checkpoint_or_metrics_line() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Wait for training to be under way and for observed progress (a checkpoint on disk,
-        // however loaded the machine), then a random moment more: with two steps an epoch,
-        // another checkpoint is being written most of that time.
+        // Wait for training to be under way, then a random moment more. A fresh run is timed
+        // from its first checkpoint (observed progress, not a guess at how fast a loaded
+        // machine starts a run), so every kill has a checkpoint to check.
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let started = lines.next().is_some();
         let latest = run.join("checkpoints/latest.safetensors");
-        let waiting = Instant::now();
-        while started && !latest.exists() && waiting.elapsed() < Duration::from_secs(120) {
+        let waiting = std::time::Instant::now();
+        while started && !latest.exists() && waiting.elapsed() < Duration::from_secs(300) {
             sleep(Duration::from_millis(5));
         }
         sleep(Duration::from_millis(20 + rng.next_below(400)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         assert!(started, "kill {kill}: the run did not start (seed {seed})");
-        let latest = run.join("checkpoints/latest.safetensors");
         if latest.exists() {
             let ckpt = Checkpoint::load(&latest)
                 .unwrap_or_else(|e| panic!("kill {kill} (seed {seed}): latest does not load: {e}"));
@@ -90,8 +89,8 @@ fn kill_9_at_random_moments_never_leaves_a_torn_checkpoint_or_metrics_line() {
             assert!(ckpt.progress.step > 0);
         }
     }
-    assert!(
-        checked >= KILLS / 2,
+    assert_eq!(
+        checked, KILLS,
         "only {checked} of {KILLS} kills left a checkpoint to check"
     );
     // And the run still finishes from where it is.
