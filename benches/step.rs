@@ -1,10 +1,9 @@
-//! `cargo bench`: one training step of the reference recipe with each engine, timed by the same
+//! `cargo bench`: one training step of the reference recipe, timed by the same
 //! code as `gan-tui bench` (median of five windows). Run it under `perf record` or callgrind to
 //! see where a step's time goes.
 
 use gan_tui::bench;
 use gan_tui::config::Preset;
-use gan_tui::train::gan::Engine;
 
 fn main() {
     // `cargo bench` passes `--bench`; a number argument sets the steps.
@@ -12,13 +11,11 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(400);
-    for engine in [Engine::Fast, Engine::Dfdx] {
-        match bench::run(Preset::Reference, engine, steps, 64) {
-            Ok(report) => println!("{}\n{}\n", report.text(), report.json()),
-            Err(e) => {
-                eprintln!("bench failed: {e}");
-                std::process::exit(1);
-            }
+    match bench::run(Preset::Reference, steps, 64) {
+        Ok(report) => println!("{}\n{}\n", report.text(), report.json()),
+        Err(e) => {
+            eprintln!("bench failed: {e}");
+            std::process::exit(1);
         }
     }
 }

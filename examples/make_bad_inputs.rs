@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 
 use gan_tui::config::Config;
 use gan_tui::data::{self, Split, idx};
+use gan_tui::nn::params::NamedTensor;
 use gan_tui::train::checkpoint::{
     Checkpoint, EpochTally, Progress, RngPositions, sample_noise_tensor,
 };
-use gan_tui::train::gan::{self, GanState};
-use gan_tui::train::params::NamedTensor;
-use gan_tui::train::reference;
+use gan_tui::train::gan::{GanState, Preset};
+use gan_tui::train::{nets, presets};
 use safetensors::tensor::{Dtype, TensorView};
 
 /// Real digits in each bad data file: enough to be real, few enough to keep files small.
@@ -178,12 +178,12 @@ fn data_sets(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
 /// plus `tensors`: small, and it gets as far as restoring the state.
 fn small_checkpoint(tensors: Vec<NamedTensor>) -> Checkpoint {
     let counters = BTreeMap::from([
-        (reference::G_STEPS.to_string(), 0),
-        (reference::D_STEPS.to_string(), 0),
+        (nets::G_STEPS.to_string(), 0),
+        (nets::D_STEPS.to_string(), 0),
     ]);
     Checkpoint {
         preset: "reference".to_string(),
-        architecture: reference::ARCHITECTURE.to_string(),
+        architecture: Preset::Reference.architecture().to_string(),
         seed: 0,
         progress: Progress::default(),
         rng: RngPositions::default(),
@@ -207,7 +207,7 @@ fn checkpoints(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     write(dir.join("garbage_header.safetensors"), garbage)?;
 
     // A real checkpoint of a fresh reference GAN, cut just after its header.
-    let gan = gan::build(&Config::default());
+    let gan = presets::build(&Config::default());
     let full = Checkpoint {
         state: gan.state(),
         ..small_checkpoint(Vec::new())

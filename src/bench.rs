@@ -5,14 +5,13 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, Preset};
 use crate::data::{self, DigitSet};
-use crate::train::gan::{self, Engine};
+use crate::train::gan;
 use crate::train::noise::{NoiseKind, NoiseStream};
 
 /// What one benchmark measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchReport {
     pub preset: String,
-    pub engine: String,
     pub threads: usize,
     pub batch: usize,
     pub steps: usize,
@@ -38,8 +37,6 @@ pub enum BenchError {
     Data(#[from] data::DataError),
     #[error(transparent)]
     Train(#[from] gan::DeviceError),
-    #[error(transparent)]
-    Engine(#[from] gan::NoSuchEngine),
     #[error("--steps {0} is too few: give at least {1}")]
     TooFewSteps(usize, usize),
 }
@@ -52,13 +49,8 @@ fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Times `steps` steps (after a warm-up of a tenth as many) of `preset` with `engine`.
-pub fn run(
-    preset: Preset,
-    engine: Engine,
-    steps: usize,
-    batch: usize,
-) -> Result<BenchReport, BenchError> {
+/// Times `steps` steps (after a warm-up of a tenth as many) of `preset`.
+pub fn run(preset: Preset, steps: usize, batch: usize) -> Result<BenchReport, BenchError> {
     if steps < WINDOWS {
         return Err(BenchError::TooFewSteps(steps, WINDOWS));
     }
@@ -69,7 +61,7 @@ pub fn run(
         seed: 1,
         ..Config::default()
     };
-    let mut model = gan::build_with(&cfg, engine)?;
+    let mut model = preset.build(cfg.seed, cfg.lr);
     let latent = model.latent_dim();
     let order = data::epoch_order(set.len(), cfg.seed, 1);
     let per_epoch = data::batches_per_epoch(set.len(), batch);
@@ -111,7 +103,6 @@ pub fn run(
     let gflop = model.step_flops(batch) / 1e9;
     Ok(BenchReport {
         preset: preset.name().to_string(),
-        engine: engine.name().to_string(),
         threads: rayon::current_num_threads(),
         batch,
         steps: per_window * WINDOWS,
@@ -130,12 +121,11 @@ pub fn run(
 impl BenchReport {
     pub fn text(&self) -> String {
         format!(
-            "preset {} ({} engine), batch {}, {} threads, {} steps in {} windows\n\
+            "preset {}, batch {}, {} threads, {} steps in {} windows\n\
              {:.3} ms/step (median window; fastest {:.3}, slowest {:.3})\n\
              D step {:.3} ms + G step {:.3} ms (medians)\n\
              {:.3} GFLOP/step -> {:.1} GFLOP/s, {:.0} images/s",
             self.preset,
-            self.engine,
             self.batch,
             self.threads,
             self.steps,

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Overrides, Preset};
-use crate::train::gan::Engine;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -103,9 +102,6 @@ pub struct BenchArgs {
     /// Model recipe.
     #[arg(long, value_name = "NAME", value_parser = parse_preset, default_value = "reference")]
     pub preset: Preset,
-    /// `fast` (fused kernels, what training uses) or `dfdx` (plain dfdx autograd).
-    #[arg(long, value_name = "ENGINE", value_parser = parse_engine, default_value = "fast")]
-    pub engine: Engine,
     /// Images per step.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub batch_size: u32,
@@ -166,14 +162,6 @@ pub struct EvalArgs {
     /// Print one JSON line instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_engine(s: &str) -> Result<Engine, String> {
-    match s {
-        "fast" => Ok(Engine::Fast),
-        "dfdx" => Ok(Engine::Dfdx),
-        _ => Err(format!("unknown engine `{s}`; the engines are: fast, dfdx")),
-    }
 }
 
 fn parse_preset(s: &str) -> Result<Preset, String> {

@@ -186,12 +186,11 @@ pub fn shares_line(q: &QualityReport) -> String {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::train::gan;
     use crate::train::noise::NoiseKind;
 
     #[test]
     fn an_untrained_generator_scores_low_with_a_large_fcd() {
-        let model = gan::build(&Config {
+        let model = crate::train::presets::build(&Config {
             preset: crate::config::Preset::Reference,
             ..Config::default()
         });

@@ -59,12 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             return Ok(0);
         }
         Some(CliCommand::Bench(args)) => {
-            let report = bench::run(
-                args.preset,
-                args.engine,
-                args.steps as usize,
-                args.batch_size as usize,
-            )?;
+            let report = bench::run(args.preset, args.steps as usize, args.batch_size as usize)?;
             console::say(if args.json {
                 report.json()
             } else {

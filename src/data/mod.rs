@@ -23,6 +23,8 @@ pub use error::DataError;
 pub const DIGIT_ROWS: usize = 28;
 pub const DIGIT_COLS: usize = 28;
 pub const DIGIT_PIXELS: usize = DIGIT_ROWS * DIGIT_COLS;
+/// Digits 0 to 9.
+pub const CLASSES: usize = 10;
 
 /// Labels are digits.
 const MAX_LABEL: u8 = 9;

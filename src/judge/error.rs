@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::frechet::FrechetError;
 use crate::data::DataError;
-use crate::train::params::ParamError;
+use crate::nn::params::ParamError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JudgeError {

@@ -8,7 +8,6 @@ pub mod command;
 mod error;
 pub mod frechet;
 pub mod net;
-mod ops;
 mod train;
 mod weights;
 

@@ -1,17 +1,18 @@
 //! Training the judge on MNIST's 60,000 training digits, reproducibly for a seed.
 //!
-//! Cross-entropy, Adam (the project's savable one, on dfdx's kernel) with a learning rate cut by
+//! Cross-entropy, Adam (the engine's savable one, through dfdx's `Optimizer` trait) with a learning rate cut by
 //! 30% every epoch, batches in the seeded epoch order the GAN trainer uses.
 
 use std::time::Instant;
 
+use dfdx::optim::{Optimizer, OptimizerUpdateError};
 use dfdx::prelude::*;
 
 use super::Judge;
 use super::error::JudgeError;
 use super::net::{BODY_PREFIX, CLASSES, HEAD_PREFIX, Net};
 use crate::data::{self, DIGIT_PIXELS, DigitSet, Split};
-use crate::train::adam::{Adam, pytorch_defaults};
+use crate::nn::adam::{Adam, pytorch_defaults};
 
 /// The training recipe's fixed numbers; `epochs` and `seed` are the caller's.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,6 +76,11 @@ pub struct Trained {
     pub seconds: f64,
 }
 
+/// An optimiser's failure as the judge reports it.
+fn update_error(e: OptimizerUpdateError<CpuError>) -> JudgeError {
+    JudgeError::Device(e.to_string())
+}
+
 /// Each epoch's learning rate is the last one's times this.
 const LR_DECAY: f64 = 0.7;
 
@@ -120,6 +126,8 @@ pub(super) fn train_on(
     let mut opt_body = Adam::new(pytorch_defaults(settings.lr), BODY_PREFIX);
     let mut opt_head = Adam::new(pytorch_defaults(settings.lr), HEAD_PREFIX);
     let mut grads = net.body.alloc_grads();
+    // Both halves' gradients are kept through backward passes and zeroed after each update.
+    net.head.try_zero_grads(&mut grads)?;
     let total = data::batches_per_epoch(set.len(), settings.batch_size);
     let (mut pixels, mut labels, mut targets) = (Vec::new(), Vec::new(), Vec::new());
     for epoch in 1..=settings.epochs {
@@ -159,8 +167,10 @@ pub(super) fn train_on(
                 });
             }
             grads = loss.backward();
-            opt_body.update(&mut net.body, &mut grads)?;
-            opt_head.update(&mut net.head, &mut grads)?;
+            Optimizer::update(&mut opt_body, &mut net.body, &grads).map_err(update_error)?;
+            Optimizer::update(&mut opt_head, &mut net.head, &grads).map_err(update_error)?;
+            net.body.try_zero_grads(&mut grads)?;
+            net.head.try_zero_grads(&mut grads)?;
 
             loss_sum += f64::from(loss_value);
             batches += 1;
@@ -201,7 +211,7 @@ pub(super) fn train_on(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::params;
+    use crate::nn::params;
 
     fn small_run(seed: u64) -> (Net, Vec<TrainEvent>) {
         let set = data::load(None, Split::Train).unwrap().take(320);

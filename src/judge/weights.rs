@@ -10,7 +10,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use super::error::JudgeError;
 use super::frechet::GaussianStats;
 use super::net::{ARCHITECTURE, BODY_PREFIX, FEATURES, HEAD_PREFIX, Net};
-use crate::train::params::{self, NamedTensor};
+use crate::nn::params::{self, NamedTensor};
 
 const FORMAT: &str = "gan-tui judge";
 const VERSION: &str = "1";

@@ -179,6 +179,11 @@ pub fn input_grad(dy: &[f32], w: &[f32], dx: &mut [f32], b: usize, i: usize, o: 
     product(b, i, o, dx, (1, i), dy, (1, o), w, (1, i), false);
 }
 
+/// `dx (b x i) += dy (b x o) * w`.
+pub fn input_grad_add(dy: &[f32], w: &[f32], dx: &mut [f32], b: usize, i: usize, o: usize) {
+    product(b, i, o, dx, (1, i), dy, (1, o), w, (1, i), true);
+}
+
 /// `dw (o x i) = dy^T * x`, summed over the batch; `+=` when `accumulate`.
 pub fn weight_grad(
     dy: &[f32],
@@ -352,6 +357,45 @@ simd_fn! {
     }
 }
 
+simd_fn! {
+    /// `adam_chunk`, zeroing each gradient as it is read (dfdx's gradients accumulate, so the
+    /// next step needs them zero; this saves a separate pass over them).
+    pub fn adam_chunk_zeroing(p: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
+        for (((p, g), m), v) in p.iter_mut().zip(g.iter_mut()).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let grad = *g;
+            *g = 0.0;
+            *m = *m * s.beta1 + grad * (1.0 - s.beta1);
+            *v = *v * s.beta2 + grad * grad * (1.0 - s.beta2);
+            let m_hat = *m * s.bias1_recip;
+            let v_hat = *v * s.bias2_recip;
+            *p -= s.lr * m_hat / (v_hat.sqrt() + s.eps);
+        }
+    }
+}
+
+/// `adam`, leaving `grad` zeroed.
+pub fn adam_zeroing(
+    param: &mut [f32],
+    grad: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    s: AdamStep,
+) {
+    let update = |p: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+        adam_chunk_zeroing(p, g, m, v, s)
+    };
+    if param.len() < 2 * ADAM_CHUNK {
+        update(param, grad, m, v);
+    } else {
+        param
+            .par_chunks_mut(ADAM_CHUNK)
+            .zip(grad.par_chunks_mut(ADAM_CHUNK))
+            .zip(m.par_chunks_mut(ADAM_CHUNK))
+            .zip(v.par_chunks_mut(ADAM_CHUNK))
+            .for_each(|(((p, g), m), v)| update(p, g, m, v));
+    }
+}
+
 /// Values per task when Adam runs on several threads; small tensors stay on one.
 const ADAM_CHUNK: usize = 64 * 1024;
 
@@ -481,6 +525,20 @@ mod tests {
     }
 
     #[test]
+    fn adam_zeroing_is_adam_then_a_zeroed_gradient() {
+        let n = 2 * ADAM_CHUNK + 5;
+        let s = AdamStep::new(1e-3, [0.9, 0.999], 1e-8, 3);
+        let (mut p1, g, mut m1, mut v1) = (values(n, 1), values(n, 2), values(n, 3), values(n, 4));
+        let (mut p2, mut g2, mut m2) = (p1.clone(), g.clone(), m1.clone());
+        let mut v2: Vec<f32> = v1.iter().map(|v| v.abs()).collect();
+        v1.iter_mut().for_each(|v| *v = v.abs());
+        adam(&mut p1, &g, &mut m1, &mut v1, s);
+        adam_zeroing(&mut p2, &mut g2, &mut m2, &mut v2, s);
+        assert_eq!((p1, m1, v1), (p2, m2, v2));
+        assert!(g2.iter().all(|&g| g == 0.0));
+    }
+
+    #[test]
     fn adam_matches_dfdx_bit_for_bit() {
         use dfdx::prelude::*;
         let dev: Cpu = Default::default();
@@ -488,7 +546,7 @@ mod tests {
         let p0 = values(n, 4);
         let mut p = p0.clone();
         let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
-        let cfg = crate::train::adam::pytorch_defaults(2e-4);
+        let cfg = crate::nn::adam::pytorch_defaults(2e-4);
         let mut theirs: Tensor<(usize,), f32, Cpu> = dev.tensor_from_vec(p0, (n,));
         let mut tm = dev.try_alloc_len(n).unwrap();
         let mut tv = dev.try_alloc_len(n).unwrap();

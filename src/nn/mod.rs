@@ -3,4 +3,25 @@
 //!
 //! Nothing here knows a recipe, a front end or a file format.
 
+pub mod adam;
+pub mod average;
+pub mod batch_norm;
+pub mod conv;
+pub mod dense;
+pub mod frozen;
+pub mod image;
 pub mod kernels;
+pub mod loss;
+pub mod memory;
+pub mod ops;
+pub mod params;
+pub mod penalty;
+pub mod pool;
+pub mod projection;
+
+pub use batch_norm::{BatchNorm2d, Relu};
+pub use conv::{Conv2d, ConvTranspose2d};
+pub use dense::{Activation, Dense, Identity, LeakyRelu, Tanh};
+pub use frozen::{Constant, Freeze, Frozen, FrozenModule};
+pub use image::{Flatten, Unflatten};
+pub use projection::Projection;

@@ -9,22 +9,168 @@
 //! (`generate(z, None, n)`), digit `i` of the `n` asked for is `i mod 10`, so a sample grid or a
 //! scoring run sees every digit equally often.
 
-use super::dcgan::{ConvGan, LATENT};
-use super::gan::DeviceError;
-use crate::config::Preset;
+use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection, TensorOptions};
+use dfdx::prelude::*;
+
+use dfdx::tensor::Tape;
+
+use super::bce_step::Taped;
+use super::dcgan::{
+    ConvDiscriminator, ConvGan, D_DENSE, FeaturesOn, Images, real_then_fake_images,
+};
+use super::gan::{DeviceError, LATENT, Preset, check_len};
+use crate::nn::conv::dcgan_normal;
+use crate::nn::{Constant, Frozen, FrozenModule, Projection};
 
 /// Digit classes, one-hot.
-pub const CLASSES: usize = 10;
+pub use crate::data::CLASSES;
 
-pub const ARCHITECTURE: &str = "conditional dcgan G 100+10 one-hot-dense7x7x64-bn-convT32-bn-convT1 \
-     tanh; D conv32-conv64-bn-dense1 leaky0.2 with a 10x3136 label projection; k4 s2 p1";
+/// The conditional discriminator: DCGAN's features, then a logit with a label projection. Saved
+/// as PyTorch's `nn.Sequential` of the features and `Linear` (`0`, `2`, `3`, `6`) beside an
+/// `nn.Embedding(10, 3136)` named `label_embedding`.
+#[derive(Debug, Clone)]
+pub struct ProjectionDiscriminator<E: Dtype = f32, D: Storage<E> = Cpu> {
+    pub features: FeaturesOn<E, D>,
+    pub head: Projection<D_DENSE, CLASSES, E, D>,
+}
 
-/// The conditional model: the DCGAN with ten more generator inputs.
-pub type Cgan = ConvGan<{ LATENT + CLASSES }>;
+impl BuildOnDevice<Cpu, f32> for ProjectionDiscriminator {
+    type Built = Self;
+}
+
+impl TensorCollection<f32, Cpu> for ProjectionDiscriminator {
+    type To<E2: Dtype, D2: Device<E2>> = ProjectionDiscriminator<E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, f32, Cpu>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::module("0", |s| &s.features.0, |s| &mut s.features.0),
+                Self::module("2", |s| &s.features.1, |s| &mut s.features.1),
+                Self::module("3", |s| &s.features.2, |s| &mut s.features.2),
+                Self::tensor(
+                    "6.weight",
+                    |s| &s.head.weight,
+                    |s| &mut s.head.weight,
+                    TensorOptions::reset_with(dcgan_normal::<Rank2<1, D_DENSE>>),
+                ),
+                Self::tensor(
+                    "6.bias",
+                    |s| &s.head.bias,
+                    |s| &mut s.head.bias,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::tensor(
+                    "label_embedding.weight",
+                    |s| &s.head.embedding,
+                    |s| &mut s.head.embedding,
+                    TensorOptions::reset_with(dcgan_normal::<Rank2<CLASSES, D_DENSE>>),
+                ),
+            ),
+            |(c14, c7, bn7, weight, bias, embedding)| ProjectionDiscriminator {
+                features: (c14, c7, bn7, Default::default()),
+                head: Projection {
+                    weight,
+                    bias,
+                    embedding,
+                },
+            },
+        )
+    }
+}
+
+/// Each image's digit, as the projection reads it.
+pub type Labels = Tensor<(usize,), usize, Cpu>;
+
+/// Labels as the tensor the projection reads.
+fn label_tensor(dev: &Cpu, labels: &[u8]) -> Result<Labels, CpuError> {
+    let labels: Vec<usize> = labels.iter().map(|&l| usize::from(l)).collect();
+    let n = labels.len();
+    dev.try_tensor_from_vec(labels, (n,))
+}
+
+type Batch<T> = Tensor<(usize, Const<28>, Const<28>, Const<1>), f32, Cpu, T>;
+
+/// The training pass: the features in training mode (real and fake halves apart), then the
+/// projection.
+impl<T: Tape<f32, Cpu>> ModuleMut<(Constant<Batch<T>>, Labels)> for ProjectionDiscriminator {
+    type Output = Tensor<(usize, Const<1>), f32, Cpu, T>;
+    type Error = CpuError;
+
+    fn try_forward_mut(
+        &mut self,
+        (x, y): (Constant<Batch<T>>, Labels),
+    ) -> Result<Self::Output, CpuError> {
+        let h = self.features.try_forward_mut(x)?;
+        self.head.try_forward((h, y))
+    }
+}
+
+/// The pass of G's step: gradients for the images only.
+impl<T: Tape<f32, Cpu>> FrozenModule<(Batch<T>, Labels)> for ProjectionDiscriminator {
+    type Output = Tensor<(usize, Const<1>), f32, Cpu, T>;
+
+    fn try_forward_frozen(&self, (x, y): (Batch<T>, Labels)) -> Result<Self::Output, CpuError> {
+        let h = Frozen(&self.features).try_forward(x)?;
+        Frozen(&self.head).try_forward((h, y))
+    }
+}
+
+impl ConvDiscriminator for ProjectionDiscriminator {
+    type Both = (Constant<Images<Taped>>, Labels);
+    type Fake = (Images<Taped>, Labels);
+    const PRESET: Preset = Preset::Cgan;
+    const CONDITIONAL: bool = true;
+    /// Its tensors already carry PyTorch's names (`0`, `2`, `3`, `6`, `label_embedding`).
+    const LAYOUT: &'static [&'static str] = &["0", "1", "2", "3", "4", "5", "6"];
+
+    fn build(dev: &Cpu) -> Self {
+        dev.build_module::<ProjectionDiscriminator, f32>()
+    }
+
+    fn generator_input(
+        z: &[f32],
+        labels: Option<&[u8]>,
+        count: usize,
+    ) -> Result<Vec<f32>, DeviceError> {
+        check_len(z, count, LATENT)?;
+        let cycled: Vec<u8>;
+        let labels = match labels {
+            Some(l) => l,
+            None => {
+                cycled = (0..count).map(requested_label).collect();
+                &cycled
+            }
+        };
+        check_labels(labels, count)?;
+        let mut out = Vec::with_capacity(count * (LATENT + CLASSES));
+        join_one_hot(z, LATENT, labels, &mut out);
+        Ok(out)
+    }
+
+    fn both(
+        real: &[f32],
+        labels: &[u8],
+        fake: &Images<NoneTape>,
+        grads: Gradients<f32, Cpu>,
+    ) -> Result<Self::Both, CpuError> {
+        let y = label_tensor(fake.device(), labels)?;
+        Ok((real_then_fake_images(real, fake, grads)?, y))
+    }
+
+    fn fake(fake: Images<Taped>, labels: &[u8]) -> Result<Self::Fake, CpuError> {
+        let y = label_tensor(fake.device(), labels)?;
+        Ok((fake, y))
+    }
+}
+
+/// The conditional model: the DCGAN with ten more generator inputs and the projection.
+pub type Cgan = ConvGan<{ LATENT + CLASSES }, ProjectionDiscriminator>;
 
 /// A conditional DCGAN with weights drawn from dfdx's stream seeded with `seed`.
 pub fn new(seed: u64, lr: f64) -> Cgan {
-    ConvGan::build(Preset::Cgan, seed, lr)
+    ConvGan::build(seed, lr)
 }
 
 /// The digit asked of a conditional generator for sample `i` when none is named: 0-9 in turn,
@@ -62,8 +208,8 @@ pub fn check_labels(labels: &[u8], count: usize) -> Result<(), DeviceError> {
 mod tests {
     use super::*;
     use crate::train::gan::Gan;
+    use crate::train::gan::IMAGE;
     use crate::train::noise::{NoiseKind, NoiseStream};
-    use crate::train::reference::IMAGE;
     use crate::train::testing::{self, share_told_apart};
 
     #[test]
@@ -111,6 +257,31 @@ mod tests {
     #[test]
     fn a_damaged_state_changes_nothing() {
         testing::assert_damaged_states_change_nothing(Box::new(new(2, 2e-4)));
+    }
+
+    #[test]
+    fn a_state_from_before_the_dfdx_port_loads() {
+        // Every tensor name and shape the hand-written engine saved, from its test of them.
+        let state = new(1, 2e-4).state();
+        let names: Vec<&str> = state.tensors.iter().map(|t| t.name.as_str()).collect();
+        for name in [
+            "model.0.bias",
+            "model.2.running_mean",
+            "model.5.bias",
+            "model.7.weight",
+            "discriminator.model.0.bias",
+            "discriminator.model.3.running_var",
+            "discriminator.model.6.bias",
+            "discriminator.model.label_embedding.weight",
+            "ema.model.4.weight",
+            "optimizer.discriminator.exp_avg_sq.discriminator.model.label_embedding.weight",
+            "optimizer.generator.exp_avg.model.0.weight",
+        ] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+        // G: 14 tensors (10 trainable), D: 11 (9 trainable), G's average: 14, and two moments
+        // per trainable tensor: as many as the hand-written engine saved.
+        assert_eq!(state.tensors.len(), 14 + 11 + 14 + 2 * (10 + 9));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use safetensors::SafeTensorError;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::gan::{Gan, GanState, StateError};
-use super::params::NamedTensor;
+use crate::nn::params::NamedTensor;
 
 const FORMAT: &str = "gan-tui checkpoint";
 const VERSION: &str = "1";
@@ -127,7 +127,7 @@ pub fn load_model(path: &Path) -> Result<(Box<dyn Gan>, Checkpoint), CheckpointE
         preset,
         ..crate::config::Config::default()
     };
-    let mut model = super::gan::build(&cfg);
+    let mut model = cfg.preset.build(cfg.seed, cfg.lr);
     ckpt.restore_into(model.as_mut(), path)?;
     Ok((model, ckpt))
 }
@@ -392,13 +392,13 @@ impl Checkpoint {
     /// Puts this checkpoint's state into `gan`, refusing one of another preset or architecture.
     /// `path` only names the source in errors.
     pub fn restore_into(&self, gan: &mut dyn Gan, path: &Path) -> Result<(), CheckpointError> {
-        if self.preset != gan.preset().name() || self.architecture != gan.architecture() {
+        if self.preset != gan.preset().name() || self.architecture != gan.preset().architecture() {
             return Err(CheckpointError::WrongModel {
                 path: path.to_path_buf(),
                 found: self.preset.clone(),
                 found_arch: self.architecture.clone(),
                 expected: gan.preset().name().to_string(),
-                expected_arch: gan.architecture(),
+                expected_arch: gan.preset().architecture().to_string(),
             });
         }
         let map: BTreeMap<String, NamedTensor> = self
@@ -462,12 +462,11 @@ pub fn sample_noise_tensor(count: usize, latent: usize, data: Vec<f32>) -> Named
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::train::gan;
 
     fn checkpoint_of(gan: &dyn Gan) -> Checkpoint {
         Checkpoint {
             preset: gan.preset().name().to_string(),
-            architecture: gan.architecture(),
+            architecture: gan.preset().architecture().to_string(),
             seed: 9,
             progress: Progress {
                 step: 12,
@@ -496,7 +495,7 @@ mod tests {
     fn save_then_load_round_trips_and_restores_the_same_samples() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.safetensors");
-        let a = gan::build(&Config {
+        let a = crate::train::presets::build(&Config {
             seed: 1,
             ..Config::default()
         });
@@ -507,7 +506,7 @@ mod tests {
         let mut expected = ckpt.clone();
         expected.state.tensors.sort_by(|x, y| x.name.cmp(&y.name));
         assert_eq!(back, expected);
-        let mut b = gan::build(&Config {
+        let mut b = crate::train::presets::build(&Config {
             seed: 2,
             ..Config::default()
         });
@@ -525,10 +524,10 @@ mod tests {
             preset: crate::config::Preset::Reference,
             ..Config::default()
         };
-        let a = gan::build(&reference);
+        let a = crate::train::presets::build(&reference);
         let mut ckpt = checkpoint_of(a.as_ref());
         ckpt.preset = "dcgan".into();
-        let mut b = gan::build(&reference);
+        let mut b = crate::train::presets::build(&reference);
         let err = ckpt
             .restore_into(b.as_mut(), Path::new("x.safetensors"))
             .unwrap_err();
@@ -542,7 +541,7 @@ mod tests {
     #[test]
     fn bad_files_get_clear_errors() {
         let p = Path::new("bad.safetensors");
-        let good = checkpoint_of(gan::build(&Config::default()).as_ref())
+        let good = checkpoint_of(crate::train::presets::build(&Config::default()).as_ref())
             .encode()
             .unwrap();
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -595,10 +594,10 @@ mod tests {
 
     #[test]
     fn a_missing_tensor_is_named() {
-        let a = gan::build(&Config::default());
+        let a = crate::train::presets::build(&Config::default());
         let mut ckpt = checkpoint_of(a.as_ref());
         ckpt.state.tensors.retain(|t| t.name != "model.2.bias");
-        let mut b = gan::build(&Config::default());
+        let mut b = crate::train::presets::build(&Config::default());
         let err = ckpt
             .restore_into(b.as_mut(), Path::new("c.st"))
             .unwrap_err()

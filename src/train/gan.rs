@@ -3,9 +3,29 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{Config, Preset};
+use crate::nn::params::NamedTensor;
 
-use super::params::NamedTensor;
+/// Length of the noise vector every recipe's generator starts from.
+pub const LATENT: usize = 100;
+/// Pixels of one image.
+pub const IMAGE: usize = crate::data::DIGIT_PIXELS;
+
+/// A model recipe. What each one is (name, default rate, architecture, how it is built) is
+/// declared once, in the registry `train::presets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// The reference MLP GAN, exactly as the PyTorch program has it.
+    Reference,
+    /// The reference's MLPs trained as the literature recommends for this size: Adam beta1 0.5,
+    /// one-sided label smoothing, dropout in D.
+    Tuned,
+    /// A DCGAN: transposed convolutions with batch norm in G, strided convolutions in D.
+    Dcgan,
+    /// A Wasserstein GAN with an MLP critic and an exact gradient penalty.
+    WganGp,
+    /// A conditional GAN: G draws the digit it is given, D judges image and digit together.
+    Cgan,
+}
 
 /// One training batch.
 #[derive(Debug, Clone, Copy)]
@@ -60,9 +80,9 @@ pub struct GanState {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StateError {
     #[error(transparent)]
-    Params(#[from] super::params::ParamError),
+    Params(#[from] crate::nn::params::ParamError),
     #[error(transparent)]
-    Optimiser(#[from] super::adam::AdamStateError),
+    Optimiser(#[from] crate::nn::adam::AdamStateError),
     #[error("counter `{0}` is missing")]
     MissingCounter(String),
 }
@@ -73,6 +93,18 @@ pub fn counter(counters: &BTreeMap<String, u64>, name: &str) -> Result<u64, Stat
         .get(name)
         .copied()
         .ok_or_else(|| StateError::MissingCounter(name.to_string()))
+}
+
+/// `Ok` when `data` holds `batch` rows of `per` values.
+pub fn check_len(data: &[f32], batch: usize, per: usize) -> Result<(), DeviceError> {
+    if data.len() == batch * per {
+        Ok(())
+    } else {
+        Err(DeviceError(format!(
+            "expected {batch} x {per} values, got {}",
+            data.len()
+        )))
+    }
 }
 
 /// A failure inside the numeric library.
@@ -89,8 +121,6 @@ impl From<dfdx::tensor::CpuError> for DeviceError {
 /// A trainable GAN recipe.
 pub trait Gan {
     fn preset(&self) -> Preset;
-    /// A one-line description of the networks' shapes, stored in checkpoints and compared on load.
-    fn architecture(&self) -> String;
     /// Length of one noise vector.
     fn latent_dim(&self) -> usize;
     /// Pixels per image the discriminator takes.
@@ -126,58 +156,4 @@ pub trait Gan {
         state: &BTreeMap<String, NamedTensor>,
         counters: &BTreeMap<String, u64>,
     ) -> Result<(), StateError>;
-}
-
-/// How a recipe's step is computed: both give the same numbers within rounding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Engine {
-    /// Fused kernels over flat buffers (`train::fast`).
-    #[default]
-    Fast,
-    /// Plain dfdx autograd: the formulation the fast engine is tested against.
-    Dfdx,
-}
-
-impl Engine {
-    pub fn name(self) -> &'static str {
-        match self {
-            Engine::Fast => "fast",
-            Engine::Dfdx => "dfdx",
-        }
-    }
-}
-
-/// A recipe asked for with an engine it does not have.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("preset `{preset}` has no {engine} engine; it runs on the fast engine only")]
-pub struct NoSuchEngine {
-    pub preset: &'static str,
-    pub engine: &'static str,
-}
-
-/// Builds the recipe `cfg.preset` names on the fast engine (which every recipe has), its
-/// weights initialised from `cfg.seed`.
-pub fn build(cfg: &Config) -> Box<dyn Gan> {
-    match cfg.preset {
-        Preset::Reference => Box::new(super::fast::reference::FastReference::new(cfg.seed, cfg.lr)),
-        Preset::Tuned => Box::new(super::tuned::Tuned::new(cfg.seed, cfg.lr)),
-        Preset::Dcgan => Box::new(super::dcgan::Dcgan::new(cfg.seed, cfg.lr)),
-        Preset::WganGp => Box::new(super::wgan_gp::WganGp::new(cfg.seed, cfg.lr)),
-        Preset::Cgan => Box::new(super::cgan::new(cfg.seed, cfg.lr)),
-    }
-}
-
-/// `build`, choosing the engine. Only the reference recipe has a plain dfdx engine: the others'
-/// fused steps are pinned by their own tests (finite differences, dfdx graphs of their parts).
-pub fn build_with(cfg: &Config, engine: Engine) -> Result<Box<dyn Gan>, NoSuchEngine> {
-    match (cfg.preset, engine) {
-        (_, Engine::Fast) => Ok(build(cfg)),
-        (Preset::Reference, Engine::Dfdx) => Ok(Box::new(super::reference::ReferenceGan::new(
-            cfg.seed, cfg.lr,
-        ))),
-        (preset, Engine::Dfdx) => Err(NoSuchEngine {
-            preset: preset.name(),
-            engine: engine.name(),
-        }),
-    }
 }

@@ -4,13 +4,13 @@
 //! savable stream.
 
 use super::dense::Linear;
-use super::layers::LeakyRelu02;
 use super::noise::NoiseStream;
 use super::norm::{Act, BatchNorm};
 use super::param::{Layer, Param, Params, sequential, sequential_mut};
+use crate::nn::LeakyRelu;
 use crate::nn::kernels;
 
-pub const SLOPE: f32 = LeakyRelu02::SLOPE;
+pub const SLOPE: f32 = LeakyRelu::SLOPE;
 
 /// What follows the last layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

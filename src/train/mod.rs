@@ -2,20 +2,19 @@
 //!
 //! Nothing here knows a front end: the loop talks through `protocol` messages only.
 
-pub mod adam;
+pub mod bce_step;
 pub mod cgan;
 pub mod checkpoint;
-pub mod conv;
 pub mod dcgan;
 pub mod dense;
-pub mod fast;
 pub mod gan;
-pub mod layers;
+
 pub mod mlp;
+pub mod nets;
 pub mod noise;
 pub mod norm;
 pub mod param;
-pub mod params;
+pub mod presets;
 pub mod reference;
 pub mod schedule;
 #[cfg(test)]

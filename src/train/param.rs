@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::gan::{GanState, StateError, counter};
-use super::params::{NamedTensor, ParamError};
+use crate::nn::average::ema_decay;
 use crate::nn::kernels::{self, AdamStep};
+use crate::nn::params::{NamedTensor, ParamError};
 
 /// One tensor of a model. Non-trainable ones (batch norm's running statistics) have no gradient
 /// or moments and are skipped by the optimiser.
@@ -274,14 +275,6 @@ pub fn import<N: Params + Clone>(
     Ok(staged)
 }
 
-/// The decay of a weight average after `updates` updates: `target` once it is well under way,
-/// less at first (`(1 + t) / (10 + t)`, as TensorFlow's `ExponentialMovingAverage` warms up), so
-/// the average forgets the random initial weights within the first hundred steps.
-pub fn ema_decay(target: f32, updates: u64) -> f32 {
-    let t = updates as f64;
-    target.min(((1.0 + t) / (10.0 + t)) as f32)
-}
-
 /// Moves every tensor of `avg` (weights and running statistics alike) towards `net`'s:
 /// `avg = decay avg + (1 - decay) net`. Both must be the same network type.
 pub fn ema_update<N: Params>(avg: &mut N, net: &N, decay: f32) {
@@ -306,16 +299,12 @@ pub struct Pair<G, D> {
     pub ema: Option<(G, f32)>,
 }
 
-/// The decay of the generators' weight averages: a horizon of about a thousand steps.
-pub const EMA_DECAY: f32 = 0.999;
-
-/// Where a generator's weight average is saved.
-pub const EMA_PREFIX: &str = "ema.model.";
+pub use super::nets::{EMA_DECAY, EMA_PREFIX};
 
 impl<G: Params + Clone, D: Params + Clone> Pair<G, D> {
     /// Tensors and step counters (`optimizer.generator.steps`, ...).
     pub fn state(&self) -> GanState {
-        use super::reference::{D_OPT_PREFIX, D_PREFIX, D_STEPS, G_OPT_PREFIX, G_PREFIX, G_STEPS};
+        use super::nets::{D_OPT_PREFIX, D_PREFIX, D_STEPS, G_OPT_PREFIX, G_PREFIX, G_STEPS};
         let (mut tensors, mut moments) = (Vec::new(), Vec::new());
         export(&self.g, G_PREFIX, G_OPT_PREFIX, &mut tensors, &mut moments);
         export(&self.d, D_PREFIX, D_OPT_PREFIX, &mut tensors, &mut moments);
@@ -342,7 +331,7 @@ impl<G: Params + Clone, D: Params + Clone> Pair<G, D> {
         state: &BTreeMap<String, NamedTensor>,
         counters: &BTreeMap<String, u64>,
     ) -> Result<Self, StateError> {
-        use super::reference::{D_OPT_PREFIX, D_PREFIX, D_STEPS, G_OPT_PREFIX, G_PREFIX, G_STEPS};
+        use super::nets::{D_OPT_PREFIX, D_PREFIX, D_STEPS, G_OPT_PREFIX, G_PREFIX, G_STEPS};
         let (g_steps, d_steps) = (counter(counters, G_STEPS)?, counter(counters, D_STEPS)?);
         let ema = match &self.ema {
             None => None,
@@ -456,9 +445,6 @@ mod tests {
 
     #[test]
     fn the_average_warms_up_then_follows_slowly() {
-        assert_eq!(ema_decay(0.999, 0), 0.1);
-        assert!((ema_decay(0.999, 90) - 0.91).abs() < 1e-6);
-        assert_eq!(ema_decay(0.999, 1_000_000), 0.999);
         let mut avg = two();
         let mut net = two();
         net.a.value = vec![10.0; 6];

@@ -7,10 +7,10 @@ use std::sync::OnceLock;
 
 use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
 use super::noise::{NoiseKind, NoiseStream};
-use super::params::NamedTensor;
 use super::trainer::{GanBuilder, TrainJob};
 use crate::config::{Config, Preset};
 use crate::data::{self, DigitSet, Split};
+use crate::nn::params::NamedTensor;
 use crate::run_dir::RunDir;
 
 /// `n` spread-out test values in [-1, 1), the same for the same `seed`.
@@ -146,9 +146,6 @@ impl Gan for Diverging {
     fn preset(&self) -> Preset {
         self.inner.preset()
     }
-    fn architecture(&self) -> String {
-        self.inner.architecture()
-    }
     fn latent_dim(&self) -> usize {
         self.inner.latent_dim()
     }
@@ -213,6 +210,6 @@ pub fn diverging_job(dir: &Path, nan_at: u64) -> TrainJob {
         ..Config::default()
     };
     let builder: GanBuilder =
-        Box::new(move |cfg: &Config| Box::new(Diverging::new(super::gan::build(cfg), nan_at)));
+        Box::new(move |cfg: &Config| Box::new(Diverging::new(super::presets::build(cfg), nan_at)));
     small_job(dir, config, Some(builder))
 }

@@ -204,7 +204,7 @@ impl Trainer {
         } = job;
         let mut gan = match builder {
             Some(build) => build(&cfg),
-            None => gan::build(&cfg),
+            None => cfg.preset.build(cfg.seed, cfg.lr),
         };
         let latent = gan.latent_dim();
         let batches_per_epoch = data::batches_per_epoch(data.len(), cfg.batch_size);
@@ -642,7 +642,7 @@ impl Trainer {
         let latent = self.gan.latent_dim();
         Checkpoint {
             preset: self.gan.preset().name().to_string(),
-            architecture: self.gan.architecture(),
+            architecture: self.gan.preset().architecture().to_string(),
             seed: self.cfg.seed,
             progress: self.progress,
             rng: RngPositions {

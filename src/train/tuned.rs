@@ -15,15 +15,17 @@ use std::time::Instant;
 use dfdx::prelude::*;
 
 use super::dense::Linear;
-use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
+use super::gan::{
+    Batch, DeviceError, Gan, GanState, IMAGE, LATENT, PhaseTimes, Preset, StateError, StepLosses,
+    check_len,
+};
 use super::mlp::{self, Dropout, Mlp, Norms, Output};
 use super::noise::{NoiseKind, NoiseStream};
 use super::norm::BatchNorm;
 use super::param::{EMA_DECAY, Optim, Pair};
-use super::params::NamedTensor;
-use super::reference::{IMAGE, LATENT};
-use crate::config::Preset;
 use crate::nn::kernels;
+use crate::nn::loss::mean_sigmoid;
+use crate::nn::params::NamedTensor;
 
 /// The target D is taught for real digits (one-sided label smoothing).
 pub const REAL_TARGET: f32 = 0.9;
@@ -32,9 +34,6 @@ pub const DROPOUT: f32 = 0.3;
 pub const BETAS: [f64; 2] = [0.5, 0.999];
 /// The checkpoint counter prefix of the dropout stream's position.
 const DROPOUT_STREAM: &str = "rng.dropout";
-
-pub const ARCHITECTURE: &str =
-    "mlp G 100-256-bn-512-bn-784 leaky0.2 tanh; D 784-512-256-1 leaky0.2 dropout0.3";
 
 pub type Generator = Mlp<LATENT, 256, 512, IMAGE>;
 pub type Discriminator = Mlp<IMAGE, 512, 256, 1>;
@@ -55,22 +54,6 @@ pub struct Tuned {
     dropout: NoiseStream,
     buf: Buffers,
     times: PhaseTimes,
-}
-
-pub(crate) fn check_len(data: &[f32], batch: usize, per: usize) -> Result<(), DeviceError> {
-    if data.len() == batch * per {
-        Ok(())
-    } else {
-        Err(DeviceError(format!(
-            "expected {batch} x {per} values, got {}",
-            data.len()
-        )))
-    }
-}
-
-pub(crate) fn mean_sigmoid(logits: &[f32]) -> f32 {
-    let sum: f64 = logits.iter().map(|&l| kernels::sigmoid(l) as f64).sum();
-    (sum / logits.len().max(1) as f64) as f32
 }
 
 /// The reference's generator and discriminator layer types, initialised as dfdx initialises
@@ -212,10 +195,6 @@ impl Tuned {
 impl Gan for Tuned {
     fn preset(&self) -> Preset {
         Preset::Tuned
-    }
-
-    fn architecture(&self) -> String {
-        ARCHITECTURE.to_string()
     }
 
     fn latent_dim(&self) -> usize {

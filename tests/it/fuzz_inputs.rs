@@ -15,12 +15,13 @@ use std::sync::Mutex;
 
 use gan_tui::config::{self, Config, Overrides};
 use gan_tui::data::idx;
+use gan_tui::nn::params::NamedTensor;
 use gan_tui::train::checkpoint::{
     Checkpoint, EpochTally, Progress, RngPositions, sample_noise_tensor,
 };
-use gan_tui::train::gan::{self, GanState};
-use gan_tui::train::params::NamedTensor;
-use gan_tui::train::reference;
+use gan_tui::train::gan::GanState;
+use gan_tui::train::gan::Preset;
+use gan_tui::train::{nets, presets};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
@@ -528,7 +529,7 @@ fn the_config_loader_never_panics_names_the_file_and_round_trips_what_it_accepts
 fn small_checkpoint(tensors: Vec<NamedTensor>) -> Vec<u8> {
     Checkpoint {
         preset: "reference".to_string(),
-        architecture: reference::ARCHITECTURE.to_string(),
+        architecture: Preset::Reference.architecture().to_string(),
         seed: 3,
         progress: Progress {
             step: 7,
@@ -546,8 +547,8 @@ fn small_checkpoint(tensors: Vec<NamedTensor>) -> Vec<u8> {
         state: GanState {
             tensors,
             counters: BTreeMap::from([
-                (reference::G_STEPS.to_string(), 7),
-                (reference::D_STEPS.to_string(), 7),
+                (nets::G_STEPS.to_string(), 7),
+                (nets::D_STEPS.to_string(), 7),
             ]),
         },
     }
@@ -705,7 +706,7 @@ fn the_checkpoint_loader_never_panics_and_names_the_file() {
     let path = PathBuf::from("fuzz/checkpoints/latest.safetensors");
     let shown = path.display().to_string();
     // One model for every input, as `gan-tui sample` has one; a failed restore leaves it unchanged.
-    let model = RefCell::new(gan::build(&Config::default()));
+    let model = RefCell::new(presets::build(&Config::default()));
     fuzz("checkpoint loader", 1000, checkpoint_input(), |bytes| {
         let named = |e: gan_tui::train::checkpoint::CheckpointError, stage: &str| {
             let msg = e.to_string();

@@ -1,8 +1,11 @@
-//! Reading and writing a dfdx model's parameters by name, as plain `f32` vectors.
+//! A dfdx model's parameters by name, as plain `f32` vectors: the checkpoint form of every
+//! model, and the keys of the optimiser's moments.
 //!
-//! Names are dfdx's field paths (`0.weight`, `2.bias`, ...); callers add a prefix. For a flat
-//! `(Linear, act, Linear, act, Linear, ...)` tuple these are exactly the indices PyTorch's
-//! `nn.Sequential` gives the same layers.
+//! Names start from dfdx's field paths (`0.weight`, `2.bias`, ...) with a prefix in front. A
+//! tuple of fused layers has fewer elements than the PyTorch `nn.Sequential` it stands for (a
+//! `Dense` is PyTorch's `Linear` and its activation), so `Names` can also map each tuple index to
+//! its `nn.Sequential` index: a generator `(Dense, Dense, Dense)` saves `model.0`, `model.2` and
+//! `model.4`, as PyTorch's `Linear, LeakyReLU, Linear, LeakyReLU, Linear, Tanh` does.
 
 use std::collections::BTreeMap;
 
@@ -33,10 +36,63 @@ pub enum ParamError {
     },
 }
 
+/// How a model's tensors are named: a prefix, and optionally the `nn.Sequential` index of each
+/// element of the model's tuple.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    prefix: String,
+    indices: Option<&'static [&'static str]>,
+}
+
+impl Names {
+    /// dfdx's paths behind `prefix`.
+    pub fn prefixed(prefix: &str) -> Self {
+        Names {
+            prefix: prefix.to_string(),
+            indices: None,
+        }
+    }
+
+    /// Behind `prefix`, tuple element `i` named `indices[i]`.
+    pub fn sequential(prefix: &str, indices: &'static [&'static str]) -> Self {
+        Names {
+            prefix: prefix.to_string(),
+            indices: Some(indices),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The same layout behind another prefix (a weight average's, `ema.model.`).
+    pub fn with_prefix(&self, prefix: &str) -> Self {
+        Names {
+            prefix: prefix.to_string(),
+            indices: self.indices,
+        }
+    }
+
+    /// The saved name of dfdx path `path`.
+    pub fn of(&self, path: &str) -> String {
+        let mapped = self.indices.and_then(|indices| {
+            let (first, rest) = path.split_once('.')?;
+            let index = indices.get(first.parse::<usize>().ok()?)?;
+            Some(format!("{index}.{rest}"))
+        });
+        format!("{}{}", self.prefix, mapped.as_deref().unwrap_or(path))
+    }
+}
+
 /// Copies every parameter of `model` out, in visiting order, names prefixed with `prefix`.
 pub fn export<M: TensorCollection<f32, Cpu>>(model: &M, prefix: &str) -> Vec<NamedTensor> {
+    export_named(model, &Names::prefixed(prefix))
+}
+
+/// Copies every parameter of `model` out, in visiting order, named by `names`.
+pub fn export_named<M: TensorCollection<f32, Cpu>>(model: &M, names: &Names) -> Vec<NamedTensor> {
     let mut out = Exporter {
-        prefix,
+        names,
         tensors: Vec::new(),
     };
     let walked = M::iter_tensors(&mut RecursiveWalker {
@@ -56,7 +112,16 @@ pub fn import<M: TensorCollection<f32, Cpu>>(
     prefix: &str,
     source: &BTreeMap<String, NamedTensor>,
 ) -> Result<(), ParamError> {
-    for wanted in export(model, prefix) {
+    import_named(model, &Names::prefixed(prefix), source)
+}
+
+/// `import` with the names of `names`.
+pub fn import_named<M: TensorCollection<f32, Cpu>>(
+    model: &mut M,
+    names: &Names,
+    source: &BTreeMap<String, NamedTensor>,
+) -> Result<(), ParamError> {
+    for wanted in export_named(model, names) {
         match source.get(&wanted.name) {
             None => return Err(ParamError::Missing { name: wanted.name }),
             Some(t) if t.shape != wanted.shape || t.data.len() != wanted.data.len() => {
@@ -69,7 +134,7 @@ pub fn import<M: TensorCollection<f32, Cpu>>(
             Some(_) => {}
         }
     }
-    let mut imp = Importer { prefix, source };
+    let mut imp = Importer { names, source };
     let walked = M::iter_tensors(&mut RecursiveWalker {
         m: (model, String::new()),
         f: &mut imp,
@@ -80,12 +145,8 @@ pub fn import<M: TensorCollection<f32, Cpu>>(
     }
 }
 
-fn full_name(prefix: &str, path: &str) -> String {
-    format!("{prefix}{path}")
-}
-
 struct Exporter<'a> {
-    prefix: &'a str,
+    names: &'a Names,
     tensors: Vec<NamedTensor>,
 }
 
@@ -101,7 +162,7 @@ impl TensorVisitor<f32, Cpu> for Exporter<'_> {
         (t, path): (&Tensor<S, f32, Cpu>, String),
     ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
         self.tensors.push(NamedTensor {
-            name: full_name(self.prefix, &path),
+            name: self.names.of(&path),
             shape: t.shape().concrete().into_iter().collect(),
             data: t.as_vec(),
         });
@@ -110,7 +171,7 @@ impl TensorVisitor<f32, Cpu> for Exporter<'_> {
 }
 
 struct Importer<'a> {
-    prefix: &'a str,
+    names: &'a Names,
     source: &'a BTreeMap<String, NamedTensor>,
 }
 
@@ -126,7 +187,7 @@ impl TensorVisitor<f32, Cpu> for Importer<'_> {
         (t, path): (&mut Tensor<S, f32, Cpu>, String),
     ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
         // `import` checked every name and length before walking.
-        if let Some(src) = self.source.get(&full_name(self.prefix, &path)) {
+        if let Some(src) = self.source.get(&self.names.of(&path)) {
             t.copy_from(&src.data);
         }
         Ok(None)
@@ -137,11 +198,7 @@ impl TensorVisitor<f32, Cpu> for Importer<'_> {
 mod tests {
     use super::*;
 
-    type Mlp = (
-        Linear<3, 4>,
-        crate::train::layers::LeakyRelu02,
-        Linear<4, 2>,
-    );
+    type Mlp = (Linear<3, 4>, dfdx::nn::builders::ReLU, Linear<4, 2>);
 
     #[test]
     fn names_follow_the_tuple_indices() {
@@ -156,6 +213,41 @@ mod tests {
                 "model.2.weight",
                 "model.2.bias"
             ]
+        );
+    }
+
+    #[test]
+    fn sequential_names_map_tuple_indices_to_pytorch_ones() {
+        let dev: Cpu = Cpu::seed_from_u64(1);
+        type Fused = (
+            crate::nn::Dense<3, 4, crate::nn::LeakyRelu>,
+            crate::nn::Dense<4, 2, crate::nn::Tanh>,
+        );
+        let m = dev.build_module::<Fused, f32>();
+        let names = Names::sequential("model.", &["0", "2"]);
+        let saved: Vec<String> = export_named(&m, &names)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(
+            saved,
+            [
+                "model.0.weight",
+                "model.0.bias",
+                "model.2.weight",
+                "model.2.bias"
+            ]
+        );
+        let map = export_named(&m, &names)
+            .into_iter()
+            .map(|t| (t.name.clone(), t))
+            .collect();
+        let mut other = Cpu::seed_from_u64(2).build_module::<Fused, f32>();
+        import_named(&mut other, &names, &map).unwrap();
+        assert_eq!(other.1.weight.as_vec(), m.1.weight.as_vec());
+        assert_eq!(
+            names.with_prefix("ema.model.").of("1.bias"),
+            "ema.model.2.bias"
         );
     }
 

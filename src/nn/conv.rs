@@ -1,0 +1,896 @@
+//! Strided convolutions and transposed convolutions as dfdx modules on stable Rust: the patch
+//! layout (im2col) and its adjoint (col2im) in plain loops, one `gemm` product per pass, the bias
+//! and an activation fused into the output pass; forward and backward are a dfdx custom op.
+//!
+//! dfdx 0.13 builds its `conv2d` and `convtrans2d` only on nightly. These layers take square
+//! channels-last images (batch, side, side, channels), carry every size as a const generic and
+//! check at compile time that the sides follow from kernel, stride and padding. Weights live in
+//! PyTorch's layout (`Conv2d`: out, in, kh, kw; `ConvTranspose2d`: in, out, kh, kw), so saving,
+//! the optimiser and weight averages see PyTorch's tensors; each pass reorders the (small)
+//! filters into the order the product wants.
+
+use std::marker::PhantomData;
+
+use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection, TensorOptions};
+use dfdx::prelude::*;
+use dfdx::tensor::Tape;
+use rand_distr::Normal;
+use rayon::prelude::*;
+
+use super::dense::Activation;
+use super::frozen::{Constant, FrozenModule};
+use super::kernels;
+use super::ops::{self, put_grad, take_grad};
+
+/// DCGAN's initialisation (Radford et al. 2016): weights normal with this deviation, biases 0.
+pub const INIT_STD: f32 = 0.02;
+
+/// Which gradients a layer's backward pass computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wants {
+    /// Of the parameters (not when the layer is frozen).
+    pub params: bool,
+    /// Of the input (not when it is a `Constant`).
+    pub input: bool,
+}
+
+impl Wants {
+    pub const ALL: Wants = Wants {
+        params: true,
+        input: true,
+    };
+    /// A frozen layer's.
+    pub const INPUT: Wants = Wants {
+        params: false,
+        input: true,
+    };
+    /// A layer whose input is a `Constant`'s.
+    pub const PARAMS: Wants = Wants {
+        params: true,
+        input: false,
+    };
+}
+
+/// How a small grid of `small x small` positions maps onto a big one of `big x big` through a
+/// `k x k` kernel with stride `s` and padding `p`: position `(y, x)` of the small grid and tap
+/// `(ky, kx)` meet pixel `(y*s + ky - p, x*s + kx - p)` of the big one, which has `ch` channels.
+/// A convolution reads the big grid (its input) at the taps of each small one (its output); a
+/// transposed convolution writes the big grid (its output) from each small one (its input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub big: usize,
+    pub small: usize,
+    pub ch: usize,
+    pub k: usize,
+    pub s: usize,
+    pub p: usize,
+}
+
+impl Geometry {
+    /// Values per image in the big grid.
+    pub fn big_len(&self) -> usize {
+        self.big * self.big * self.ch
+    }
+
+    /// Patch length: values per small-grid position, ordered (ky, kx, channel).
+    pub fn taps(&self) -> usize {
+        self.k * self.k * self.ch
+    }
+
+    /// Patch values per image.
+    pub fn cols_len(&self) -> usize {
+        self.small * self.small * self.taps()
+    }
+
+    /// The big-grid coordinate tap `t` of small coordinate `y` meets, if inside the grid.
+    fn at(&self, y: usize, t: usize) -> Option<usize> {
+        (y * self.s + t)
+            .checked_sub(self.p)
+            .filter(|&v| v < self.big)
+    }
+
+    /// `cols` (one row of `taps` per small-grid position) from the big grid `big`, one image.
+    fn gather_one(&self, big: &[f32], cols: &mut [f32]) {
+        let (k, c) = (self.k, self.ch);
+        let mut rows = cols.chunks_exact_mut(self.taps());
+        for y in 0..self.small {
+            for x in 0..self.small {
+                let Some(row) = rows.next() else { return };
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let dst = &mut row[(ky * k + kx) * c..][..c];
+                        match (self.at(y, ky), self.at(x, kx)) {
+                            (Some(by), Some(bx)) => {
+                                dst.copy_from_slice(&big[(by * self.big + bx) * c..][..c])
+                            }
+                            _ => dst.fill(0.0),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of `gather_one`: adds every patch value into the pixel it came from.
+    fn scatter_add_one(&self, cols: &[f32], big: &mut [f32]) {
+        let (k, c) = (self.k, self.ch);
+        let mut rows = cols.chunks_exact(self.taps());
+        for y in 0..self.small {
+            for x in 0..self.small {
+                let Some(row) = rows.next() else { return };
+                for ky in 0..k {
+                    let Some(by) = self.at(y, ky) else { continue };
+                    for kx in 0..k {
+                        let Some(bx) = self.at(x, kx) else { continue };
+                        let src = &row[(ky * k + kx) * c..][..c];
+                        let dst = &mut big[(by * self.big + bx) * c..][..c];
+                        for (d, &s) in dst.iter_mut().zip(src) {
+                            *d += s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// im2col over a batch of images, one image per task.
+    pub fn gather(&self, big: &[f32], batch: usize) -> Vec<f32> {
+        let mut cols = vec![0.0; batch * self.cols_len()];
+        cols.par_chunks_mut(self.cols_len().max(1))
+            .zip(big[..batch * self.big_len()].par_chunks(self.big_len().max(1)))
+            .for_each(|(c, b)| self.gather_one(b, c));
+        cols
+    }
+
+    /// col2im over a batch of images, added into `big`, one image per task.
+    pub fn scatter_add(&self, cols: &[f32], big: &mut [f32], batch: usize) {
+        big[..batch * self.big_len()]
+            .par_chunks_mut(self.big_len().max(1))
+            .zip(cols[..batch * self.cols_len()].par_chunks(self.cols_len().max(1)))
+            .for_each(|(b, c)| self.scatter_add_one(c, b));
+    }
+}
+
+/// The axes of a 4-d tensor of `dims` taken in the order `order`, as a new row-major buffer:
+/// output axis `i` is input axis `order[i]`.
+fn permute4(src: &[f32], dims: [usize; 4], order: [usize; 4]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(src.len());
+    for_each_permuted(dims, order, |from| out.push(src[from]));
+    out
+}
+
+/// The adjoint of `permute4`: adds `permuted` (in the permuted order) into `dst` (in `dims`).
+fn add_unpermuted4(dst: &mut [f32], permuted: &[f32], dims: [usize; 4], order: [usize; 4]) {
+    let mut next = permuted.iter();
+    for_each_permuted(dims, order, |to| {
+        if let Some(v) = next.next() {
+            dst[to] += v;
+        }
+    });
+}
+
+/// Calls `each` with the source index of every element of the permuted tensor, in its order.
+fn for_each_permuted(dims: [usize; 4], order: [usize; 4], mut each: impl FnMut(usize)) {
+    let strides = [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1];
+    let (n, s) = (order.map(|a| dims[a]), order.map(|a| strides[a]));
+    for a in 0..n[0] {
+        for b in 0..n[1] {
+            for c in 0..n[2] {
+                for d in 0..n[3] {
+                    each(a * s[0] + b * s[1] + c * s[2] + d * s[3]);
+                }
+            }
+        }
+    }
+}
+
+/// Fills a tensor with DCGAN's normal(0, 0.02) draw.
+pub(crate) fn dcgan_normal<S: Shape>(t: &mut Tensor<S, f32, Cpu>) -> Result<(), CpuError> {
+    match Normal::new(0.0, INIT_STD) {
+        Ok(normal) => t.try_fill_with_distr(normal),
+        Err(_) => Err(CpuError::WrongNumElements),
+    }
+}
+
+/// A convolution from `C` to `O` channels with a `K x K` kernel, stride `S` and padding `P`,
+/// images `H x H x C` to `OH x OH x O`, then its bias and the activation `A`.
+#[derive(Debug, Clone)]
+pub struct Conv2d<
+    const C: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const H: usize,
+    const OH: usize,
+    A,
+    E: Dtype = f32,
+    D: Storage<E> = Cpu,
+> {
+    /// PyTorch's `Conv2d.weight`: (out, in, kh, kw).
+    pub weight: Tensor<Rank4<O, C, K, K>, E, D>,
+    pub bias: Tensor<Rank1<O>, E, D>,
+    pub act: PhantomData<A>,
+}
+
+/// A transposed convolution (PyTorch's `ConvTranspose2d`, output padding 0) from `C` to `O`
+/// channels with a `K x K` kernel, stride `S` and padding `P`, images `H x H x C` to
+/// `OH x OH x O`, then its bias and the activation `A`.
+#[derive(Debug, Clone)]
+pub struct ConvTranspose2d<
+    const C: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const H: usize,
+    const OH: usize,
+    A,
+    E: Dtype = f32,
+    D: Storage<E> = Cpu,
+> {
+    /// PyTorch's `ConvTranspose2d.weight`: (in, out, kh, kw).
+    pub weight: Tensor<Rank4<C, O, K, K>, E, D>,
+    pub bias: Tensor<Rank1<O>, E, D>,
+    pub act: PhantomData<A>,
+}
+
+macro_rules! conv_common {
+    ($layer:ident, $wshape:ty) => {
+        impl<
+            const C: usize,
+            const O: usize,
+            const K: usize,
+            const S: usize,
+            const P: usize,
+            const H: usize,
+            const OH: usize,
+            A: Activation,
+        > BuildOnDevice<Cpu, f32> for $layer<C, O, K, S, P, H, OH, A, f32, Cpu>
+        {
+            type Built = Self;
+        }
+
+        impl<
+            const C: usize,
+            const O: usize,
+            const K: usize,
+            const S: usize,
+            const P: usize,
+            const H: usize,
+            const OH: usize,
+            A: Activation,
+        > TensorCollection<f32, Cpu> for $layer<C, O, K, S, P, H, OH, A, f32, Cpu>
+        {
+            type To<E2: Dtype, D2: Device<E2>> = $layer<C, O, K, S, P, H, OH, A, E2, D2>;
+
+            fn iter_tensors<V: ModuleVisitor<Self, f32, Cpu>>(
+                visitor: &mut V,
+            ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+                visitor.visit_fields(
+                    (
+                        Self::tensor(
+                            "weight",
+                            |s| &s.weight,
+                            |s| &mut s.weight,
+                            TensorOptions::reset_with(dcgan_normal::<$wshape>),
+                        ),
+                        Self::tensor(
+                            "bias",
+                            |s| &s.bias,
+                            |s| &mut s.bias,
+                            TensorOptions::reset_to_zeros(),
+                        ),
+                    ),
+                    |(weight, bias)| $layer {
+                        weight,
+                        bias,
+                        act: PhantomData,
+                    },
+                )
+            }
+        }
+
+        impl<
+            const C: usize,
+            const O: usize,
+            const K: usize,
+            const S: usize,
+            const P: usize,
+            const H: usize,
+            const OH: usize,
+            A: Activation,
+        > NonMutableModule for $layer<C, O, K, S, P, H, OH, A, f32, Cpu>
+        {
+        }
+
+        impl<
+            B: Dim,
+            const C: usize,
+            const O: usize,
+            const K: usize,
+            const S: usize,
+            const P: usize,
+            const H: usize,
+            const OH: usize,
+            A: Activation,
+            T: Tape<f32, Cpu>,
+        > Module<Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>>
+            for $layer<C, O, K, S, P, H, OH, A, f32, Cpu>
+        {
+            type Output = Tensor<(B, Const<OH>, Const<OH>, Const<O>), f32, Cpu, T>;
+            type Error = CpuError;
+
+            fn try_forward(
+                &self,
+                x: Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>,
+            ) -> Result<Self::Output, CpuError> {
+                self.forward_op(x, Wants::ALL)
+            }
+        }
+
+        impl<
+            B: Dim,
+            const C: usize,
+            const O: usize,
+            const K: usize,
+            const S: usize,
+            const P: usize,
+            const H: usize,
+            const OH: usize,
+            A: Activation,
+            T: Tape<f32, Cpu>,
+        > Module<Constant<Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>>>
+            for $layer<C, O, K, S, P, H, OH, A, f32, Cpu>
+        {
+            type Output = Tensor<(B, Const<OH>, Const<OH>, Const<O>), f32, Cpu, T>;
+            type Error = CpuError;
+
+            fn try_forward(
+                &self,
+                x: Constant<Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>>,
+            ) -> Result<Self::Output, CpuError> {
+                self.forward_op(x.0, Wants::PARAMS)
+            }
+        }
+
+        impl<
+            B: Dim,
+            const C: usize,
+            const O: usize,
+            const K: usize,
+            const S: usize,
+            const P: usize,
+            const H: usize,
+            const OH: usize,
+            A: Activation,
+            T: Tape<f32, Cpu>,
+        > FrozenModule<Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>>
+            for $layer<C, O, K, S, P, H, OH, A, f32, Cpu>
+        {
+            type Output = Tensor<(B, Const<OH>, Const<OH>, Const<O>), f32, Cpu, T>;
+
+            fn try_forward_frozen(
+                &self,
+                x: Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>,
+            ) -> Result<Self::Output, CpuError> {
+                self.forward_op(x, Wants::INPUT)
+            }
+        }
+    };
+}
+
+conv_common!(Conv2d, Rank4<O, C, K, K>);
+conv_common!(ConvTranspose2d, Rank4<C, O, K, K>);
+
+/// The output of a layer on `(B, H, H, C)` images, with the tape.
+type Images<B, const H: usize, const C: usize, T> =
+    Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>;
+
+impl<
+    const C: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const H: usize,
+    const OH: usize,
+    A: Activation,
+> Conv2d<C, O, K, S, P, H, OH, A, f32, Cpu>
+{
+    /// Fails the build when `OH` is not what `H`, `K`, `S` and `P` give.
+    const SHAPES_AGREE: () = assert!(
+        S > 0 && K > 0 && H + 2 * P >= K && OH == (H + 2 * P - K) / S + 1,
+        "Conv2d: the output side OH must be (H + 2P - K) / S + 1"
+    );
+
+    pub const GEOMETRY: Geometry = Geometry {
+        big: H,
+        small: OH,
+        ch: C,
+        k: K,
+        s: S,
+        p: P,
+    };
+
+    /// Multiply-adds per image of the forward product, times 2 (the same again per gradient).
+    pub const FLOPS_PER_IMAGE: f64 = 2.0 * (OH * OH * K * K * C * O) as f64;
+
+    /// The forward pass; the backward pass adds the gradients `wants` asks for.
+    pub fn forward_op<B: Dim, T: Tape<f32, Cpu>>(
+        &self,
+        x: Images<B, H, C, T>,
+        wants: Wants,
+    ) -> Result<Images<B, OH, O, T>, CpuError> {
+        let () = Self::SHAPES_AGREE;
+        let out_shape = (x.shape().0, Const, Const, Const);
+        conv2d_op::<_, _, A, _>(
+            x,
+            &self.weight,
+            &self.bias,
+            Self::GEOMETRY,
+            O,
+            out_shape,
+            wants,
+        )
+    }
+}
+
+/// The convolution op for any layer: the input images (`geometry.big` square, `geometry.ch`
+/// channels) to `out_shape` (`geometry.small` square, `out` channels), with PyTorch-layout
+/// filters `weight` (out, in, k, k), `bias` and activation `A`; the backward pass adds the
+/// gradients `wants` asks for.
+pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
+    x: Tensor<Si, f32, Cpu, T>,
+    weight: &Tensor<impl Shape, f32, Cpu>,
+    bias: &Tensor<impl Shape, f32, Cpu>,
+    geometry: Geometry,
+    out: usize,
+    out_shape: So,
+    wants: Wants,
+) -> Result<Tensor<So, f32, Cpu, T>, CpuError> {
+    let (k, c) = (geometry.k, geometry.ch);
+    let dims = [out, c, k, k];
+    let (xv, x, mut tape) = ops::take_input(x)?;
+    let batch = xv.len() / geometry.big_len().max(1);
+    let (rows, taps) = (batch * geometry.small * geometry.small, geometry.taps());
+    let w = ops::read(weight)?;
+    if xv.len() != batch * geometry.big_len()
+        || w.len() != out * taps
+        || out_shape.num_elements() != rows * out
+    {
+        return Err(CpuError::WrongNumElements);
+    }
+    let w = permute4(&w, dims, CONV_TO_PRODUCT);
+    let cols = geometry.gather(&xv, batch);
+    drop(xv);
+    let mut y = vec![0.0; rows * out];
+    kernels::forward(&cols, &w, &mut y, rows, taps, out);
+    A::bias_act(&mut y, &ops::read(bias)?);
+    let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
+    let out_t = x.device().try_tensor_from_vec(y, out_shape)?;
+    if T::OWNS_TAPE {
+        let (x_ghost, out_ghost) = (x.ghost(), out_t.ghost());
+        let (w_ghost, b_ghost) = (weight.ghost(), bias.ghost());
+        tape.add_backward_op(move |grads| {
+            let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
+            if let Some(out) = &kept_out {
+                A::grad(&mut dy, out);
+            }
+            if wants.params {
+                let mut dw = vec![0.0; out * taps];
+                kernels::weight_grad(&dy, &cols, &mut dw, rows, taps, out, false);
+                let gw = grads.get_or_alloc_mut(&w_ghost)?;
+                add_unpermuted4(gw, &dw, dims, CONV_TO_PRODUCT);
+                kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
+            }
+            if wants.input {
+                let mut dcols = cols;
+                kernels::input_grad(&dy, &w, &mut dcols, rows, taps, out);
+                geometry.scatter_add(&dcols, grads.get_or_alloc_mut(&x_ghost)?, batch);
+            }
+            put_grad!(grads, out_ghost, dy);
+            Ok(())
+        });
+    }
+    Ok(out_t.put_tape(tape))
+}
+
+/// PyTorch's `Conv2d` filters (out, in, kh, kw) as the product's (out, kh, kw, in).
+const CONV_TO_PRODUCT: [usize; 4] = [0, 2, 3, 1];
+
+impl<
+    const C: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const H: usize,
+    const OH: usize,
+    A: Activation,
+> ConvTranspose2d<C, O, K, S, P, H, OH, A, f32, Cpu>
+{
+    /// Fails the build when `OH` is not what `H`, `K`, `S` and `P` give.
+    const SHAPES_AGREE: () = assert!(
+        S > 0 && K > 0 && H > 0 && (H - 1) * S + K >= 2 * P && OH == (H - 1) * S + K - 2 * P,
+        "ConvTranspose2d: the output side OH must be (H - 1) S + K - 2P"
+    );
+
+    pub const GEOMETRY: Geometry = Geometry {
+        big: OH,
+        small: H,
+        ch: O,
+        k: K,
+        s: S,
+        p: P,
+    };
+
+    /// PyTorch's (in, out, kh, kw) as the product's (kh, kw, out, in).
+    const TO_PRODUCT: [usize; 4] = [2, 3, 1, 0];
+
+    /// Multiply-adds per image of the forward product, times 2 (the same again per gradient).
+    pub const FLOPS_PER_IMAGE: f64 = 2.0 * (H * H * K * K * C * O) as f64;
+
+    /// The forward pass; the backward pass adds the gradients `wants` asks for.
+    pub fn forward_op<B: Dim, T: Tape<f32, Cpu>>(
+        &self,
+        x: Images<B, H, C, T>,
+        wants: Wants,
+    ) -> Result<Images<B, OH, O, T>, CpuError> {
+        let () = Self::SHAPES_AGREE;
+        let geometry = Self::GEOMETRY;
+        let (xv, x, mut tape) = ops::take_input(x)?;
+        let batch_dim = x.shape().0;
+        let batch = batch_dim.size();
+        let (rows, taps) = (batch * H * H, geometry.taps());
+        let w = permute4(&ops::read(&self.weight)?, [C, O, K, K], Self::TO_PRODUCT);
+        let mut cols = vec![0.0; rows * taps];
+        kernels::forward(&xv, &w, &mut cols, rows, C, taps);
+        let mut y = vec![0.0; batch * OH * OH * O];
+        geometry.scatter_add(&cols, &mut y, batch);
+        drop(cols);
+        A::bias_act(&mut y, &ops::read(&self.bias)?);
+        let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
+        let out = x
+            .device()
+            .try_tensor_from_vec(y, (batch_dim, Const, Const, Const))?;
+        if T::OWNS_TAPE {
+            let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
+            let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
+            tape.add_backward_op(move |grads| {
+                let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
+                if let Some(out) = &kept_out {
+                    A::grad(&mut dy, out);
+                }
+                let dcols = geometry.gather(&dy, batch);
+                if wants.params {
+                    let mut dw = vec![0.0; taps * C];
+                    kernels::weight_grad(&dcols, &xv, &mut dw, rows, C, taps, false);
+                    let gw = grads.get_or_alloc_mut(&w_ghost)?;
+                    add_unpermuted4(gw, &dw, [C, O, K, K], Self::TO_PRODUCT);
+                    kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
+                }
+                if wants.input {
+                    let mut dx: Vec<f32> = take_grad!(grads, x_ghost);
+                    kernels::input_grad_add(&dcols, &w, &mut dx, rows, C, taps);
+                    put_grad!(grads, x_ghost, dx);
+                }
+                put_grad!(grads, out_ghost, dy);
+                Ok(())
+            });
+        }
+        Ok(out.put_tape(tape))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::dense::{Identity, LeakyRelu, Tanh};
+    use crate::train::testing::values as test_values;
+
+    fn assert_close(a: &[f32], b: &[f64], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (*x as f64 - y).abs() < 1e-4 * (1.0 + y.abs()),
+                "{what} at {i}: {x} vs {y}"
+            );
+        }
+    }
+
+    // Small odd shapes: 2 -> 3 channels, kernel 4, stride 2, padding 1, 7 -> 3.
+    type SmallConv = Conv2d<2, 3, 4, 2, 1, 7, 3, Identity, f32, Cpu>;
+    // 3 -> 2 channels, kernel 4, stride 2, padding 1, 3 -> 6.
+    type SmallConvT = ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Identity, f32, Cpu>;
+
+    /// PyTorch's Conv2d, directly, on channels-last images with PyTorch-ordered weights.
+    fn naive_conv(x: &[f32], w: &[f32], b: &[f32], batch: usize) -> Vec<f64> {
+        let (c, o, k, s, p, h, oh) = (2, 3, 4, 2, 1, 7, 3);
+        let mut y = vec![0.0f64; batch * oh * oh * o];
+        for n in 0..batch {
+            for oy in 0..oh {
+                for ox in 0..oh {
+                    for oc in 0..o {
+                        let mut acc = b[oc] as f64;
+                        for ic in 0..c {
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let (iy, ix) = (oy * s + ky, ox * s + kx);
+                                    if iy < p || ix < p || iy - p >= h || ix - p >= h {
+                                        continue;
+                                    }
+                                    let xv = x[((n * h + iy - p) * h + ix - p) * c + ic];
+                                    let wv = w[((oc * c + ic) * k + ky) * k + kx];
+                                    acc += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        y[((n * oh + oy) * oh + ox) * o + oc] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// PyTorch's ConvTranspose2d, directly: every input pixel adds its weighted kernel.
+    fn naive_conv_t(x: &[f32], w: &[f32], b: &[f32], batch: usize) -> Vec<f64> {
+        let (c, o, k, s, p, h, oh) = (3, 2, 4, 2, 1, 3, 6);
+        let mut y = vec![0.0f64; batch * oh * oh * o];
+        for n in 0..batch {
+            for (i, v) in y[n * oh * oh * o..][..oh * oh * o].iter_mut().enumerate() {
+                *v = b[i % o] as f64;
+            }
+            for iy in 0..h {
+                for ix in 0..h {
+                    for ic in 0..c {
+                        let xv = x[((n * h + iy) * h + ix) * c + ic] as f64;
+                        for oc in 0..o {
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let (oy, ox) = (iy * s + ky, ix * s + kx);
+                                    if oy < p || ox < p || oy - p >= oh || ox - p >= oh {
+                                        continue;
+                                    }
+                                    let wv = w[((ic * o + oc) * k + ky) * k + kx] as f64;
+                                    y[((n * oh + oy - p) * oh + ox - p) * o + oc] += xv * wv;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// `sum(y * r)` as f64, the loss every gradient check here uses.
+    fn dot(y: &[f32], r: &[f32]) -> f64 {
+        y.iter().zip(r).map(|(a, b)| *a as f64 * *b as f64).sum()
+    }
+
+    /// Tape gradients: the input's, and the weight's and the bias's when asked for.
+    type TapeGrads = (Vec<f32>, Option<(Vec<f32>, Vec<f32>)>);
+
+    /// What the gradient checks need of a layer, on flat buffers.
+    trait Probe: Clone {
+        const IN: usize;
+        fn run(&self, x: &[f32], batch: usize) -> Vec<f32>;
+        /// Tape gradients of `sum(layer(x) * r)`: input, weight, bias (`None` when skipped).
+        fn tape_grads(&self, x: &[f32], r: &[f32], batch: usize, wants: Wants) -> TapeGrads;
+        fn weight(&self) -> Vec<f32>;
+        fn set_weight(&mut self, w: &[f32]);
+        fn bias(&self) -> Vec<f32>;
+        fn set_bias(&mut self, b: &[f32]);
+    }
+
+    macro_rules! probe {
+        ($layer:ident) => {
+            impl<
+                const C: usize,
+                const O: usize,
+                const K: usize,
+                const S: usize,
+                const P: usize,
+                const H: usize,
+                const OH: usize,
+                A: Activation,
+            > Probe for $layer<C, O, K, S, P, H, OH, A, f32, Cpu>
+            {
+                const IN: usize = H * H * C;
+                fn run(&self, x: &[f32], batch: usize) -> Vec<f32> {
+                    let dev = self.weight.device().clone();
+                    let x = dev.tensor_from_vec(x.to_vec(), (batch, Const, Const, Const));
+                    self.try_forward(x).unwrap().as_vec()
+                }
+                fn tape_grads(
+                    &self,
+                    x: &[f32],
+                    r: &[f32],
+                    batch: usize,
+                    wants: Wants,
+                ) -> TapeGrads {
+                    let dev = self.weight.device().clone();
+                    let x = dev.tensor_from_vec(x.to_vec(), (batch, Const, Const, Const));
+                    let r = dev.tensor_from_vec(r.to_vec(), (batch, Const, Const, Const));
+                    let y = self.forward_op(x.leaky_trace(), wants).unwrap();
+                    let g = (y * r).sum().backward();
+                    let params = wants
+                        .params
+                        .then(|| (g.get(&self.weight).as_vec(), g.get(&self.bias).as_vec()));
+                    let dx = if wants.input {
+                        g.get(&x).as_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    (dx, params)
+                }
+                fn weight(&self) -> Vec<f32> {
+                    self.weight.as_vec()
+                }
+                fn set_weight(&mut self, w: &[f32]) {
+                    self.weight.copy_from(w);
+                }
+                fn bias(&self) -> Vec<f32> {
+                    self.bias.as_vec()
+                }
+                fn set_bias(&mut self, b: &[f32]) {
+                    self.bias.copy_from(b);
+                }
+            }
+        };
+    }
+    probe!(Conv2d);
+    probe!(ConvTranspose2d);
+
+    /// Every gradient of `sum(layer(x) * r)` against central differences with step `h`, and
+    /// the frozen pass: the same input gradient, no parameter gradients.
+    fn check_gradients<L: Probe>(layer: &L, batch: usize, h: f32, tol: f64) {
+        let x = test_values(batch * L::IN, 11);
+        let out_len = layer.run(&x, batch).len();
+        let r = test_values(out_len, 12);
+        let (dx, params) = layer.tape_grads(&x, &r, batch, Wants::ALL);
+        let Some((dw, db)) = params else {
+            panic!("parameter gradients were asked for")
+        };
+        let numeric = |f: &dyn Fn(f32) -> f64| (f(h) - f(-h)) / (2.0 * h as f64);
+        let close = |a: f32, b: f64, what: &str| {
+            assert!(
+                (a as f64 - b).abs() < tol * (1.0 + b.abs()),
+                "{what}: tape {a}, numeric {b}"
+            )
+        };
+        for i in 0..x.len() {
+            let n = numeric(&|d| {
+                let mut x2 = x.clone();
+                x2[i] += d;
+                dot(&layer.run(&x2, batch), &r)
+            });
+            close(dx[i], n, &format!("input {i}"));
+        }
+        let w = layer.weight();
+        for i in 0..w.len() {
+            let n = numeric(&|d| {
+                let mut l = layer.clone();
+                let mut w2 = w.clone();
+                w2[i] += d;
+                l.set_weight(&w2);
+                dot(&l.run(&x, batch), &r)
+            });
+            close(dw[i], n, &format!("weight {i}"));
+        }
+        let b = layer.bias();
+        for i in 0..b.len() {
+            let n = numeric(&|d| {
+                let mut l = layer.clone();
+                let mut b2 = b.clone();
+                b2[i] += d;
+                l.set_bias(&b2);
+                dot(&l.run(&x, batch), &r)
+            });
+            close(db[i], n, &format!("bias {i}"));
+        }
+        let (frozen_dx, none) = layer.tape_grads(&x, &r, batch, Wants::INPUT);
+        assert!(none.is_none());
+        assert_eq!(
+            frozen_dx, dx,
+            "the frozen pass gives the same input gradient"
+        );
+        let (none, params) = layer.tape_grads(&x, &r, batch, Wants::PARAMS);
+        assert!(none.is_empty());
+        assert_eq!(
+            params,
+            Some((dw, db)),
+            "a constant input leaves the parameter gradients"
+        );
+    }
+
+    /// A layer with weights and biases big enough to matter, from `seed`.
+    fn sized<L: Probe>(mut layer: L, seed: u32) -> L {
+        let w: Vec<f32> = test_values(layer.weight().len(), seed);
+        layer.set_weight(&w);
+        let b: Vec<f32> = test_values(layer.bias().len(), seed + 1);
+        layer.set_bias(&b);
+        layer
+    }
+
+    #[test]
+    fn conv_matches_pytorchs_definition() {
+        let dev = Cpu::seed_from_u64(3);
+        let conv: SmallConv = sized(
+            dev.build_module::<Conv2d<2, 3, 4, 2, 1, 7, 3, Identity>, f32>(),
+            1,
+        );
+        let batch = 2;
+        let x = test_values(batch * 7 * 7 * 2, 1);
+        let want = naive_conv(&x, &conv.weight(), &conv.bias(), batch);
+        assert_close(&conv.run(&x, batch), &want, "forward");
+    }
+
+    #[test]
+    fn transposed_conv_matches_pytorchs_definition() {
+        let dev = Cpu::seed_from_u64(5);
+        let conv: SmallConvT = sized(
+            dev.build_module::<ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Identity>, f32>(),
+            3,
+        );
+        let batch = 3;
+        let x = test_values(batch * 3 * 3 * 3, 7);
+        let want = naive_conv_t(&x, &conv.weight(), &conv.bias(), batch);
+        assert_close(&conv.run(&x, batch), &want, "forward");
+    }
+
+    #[test]
+    fn conv_gradients_match_finite_differences() {
+        let dev = Cpu::seed_from_u64(3);
+        let plain: SmallConv = sized(
+            dev.build_module::<Conv2d<2, 3, 4, 2, 1, 7, 3, Identity>, f32>(),
+            1,
+        );
+        // Linear in everything: a step of 1 is exact up to rounding.
+        check_gradients(&plain, 2, 1.0, 1e-4);
+        let leaky = sized(
+            dev.build_module::<Conv2d<2, 3, 4, 2, 1, 7, 3, LeakyRelu>, f32>(),
+            4,
+        );
+        check_gradients(&leaky, 2, 1e-3, 2e-2);
+    }
+
+    #[test]
+    fn transposed_conv_gradients_match_finite_differences() {
+        let dev = Cpu::seed_from_u64(5);
+        let plain: SmallConvT = sized(
+            dev.build_module::<ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Identity>, f32>(),
+            3,
+        );
+        check_gradients(&plain, 3, 1.0, 1e-4);
+        let tanh = sized(
+            dev.build_module::<ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Tanh>, f32>(),
+            6,
+        );
+        check_gradients(&tanh, 2, 1e-3, 2e-2);
+    }
+
+    #[test]
+    fn initialisation_is_dcgans() {
+        let dev = Cpu::seed_from_u64(9);
+        let conv = dev.build_module::<ConvTranspose2d<64, 32, 4, 2, 1, 7, 14, Identity>, f32>();
+        let w = conv.weight.as_vec();
+        let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
+        assert!((std - INIT_STD).abs() < 0.001, "{std}");
+        assert!(conv.bias.as_vec().iter().all(|&b| b == 0.0));
+    }
+
+    #[test]
+    fn permutations_round_trip() {
+        let src: Vec<f32> = (0..2 * 3 * 4 * 5).map(|v| v as f32).collect();
+        let dims = [2, 3, 4, 5];
+        let p = permute4(&src, dims, [2, 3, 1, 0]);
+        // Element (a, b, c, d) of the source sits at (c, d, b, a).
+        assert_eq!(p[((5 + 4) * 3 + 2) * 2 + 1], src[((3 + 2) * 4 + 1) * 5 + 4]);
+        let mut back = vec![0.0; src.len()];
+        add_unpermuted4(&mut back, &p, dims, [2, 3, 1, 0]);
+        assert_eq!(back, src);
+    }
+}

@@ -1,0 +1,189 @@
+//! Between flat vectors and channels-last images: PyTorch's `Unflatten` and `Flatten` around a
+//! convolutional network, whose flat side is in PyTorch's channels-first order (so a dense
+//! layer's weights mean the same here as in PyTorch), and the plain reshapes of the judge.
+
+use dfdx::prelude::*;
+use dfdx::tensor::Tape;
+use rayon::prelude::*;
+
+use super::frozen::FrozenModule;
+use super::ops::{self, put_grad, take_grad};
+
+/// Every `a * b` block of `src` (one row of the batch), read as an `a x b` matrix, transposed
+/// into a `b x a` one, one row per task: channels-first (c, pixel) to channels-last
+/// (pixel, c) with `a` the channels, and back with `a` the pixels.
+fn transpose_rows(src: &[f32], a: usize, b: usize) -> Vec<f32> {
+    let per = (a * b).max(1);
+    let mut out = vec![0.0; src.len()];
+    out.par_chunks_mut(per)
+        .zip(src.par_chunks(per))
+        .for_each(|(d, s)| {
+            for (i, row) in s.chunks_exact(b.max(1)).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    d[j * a + i] = v;
+                }
+            }
+        });
+    out
+}
+
+/// The custom op of both layout changes: forward reorders, backward reorders the gradient the
+/// other way and adds it to the input's.
+/// Each row of `x` is an `a x b` matrix, transposed.
+fn relayout<Si: Shape, So: Shape, T: Tape<f32, Cpu>>(
+    x: Tensor<Si, f32, Cpu, T>,
+    out_shape: So,
+    (a, b): (usize, usize),
+) -> Result<Tensor<So, f32, Cpu, T>, CpuError> {
+    let (xv, x, mut tape) = ops::take_input(x)?;
+    let out = x
+        .device()
+        .try_tensor_from_vec(transpose_rows(&xv, a, b), out_shape)?;
+    if T::OWNS_TAPE {
+        let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
+        tape.add_backward_op(move |grads| {
+            let dy: Vec<f32> = take_grad!(grads, out_ghost);
+            let dx = transpose_rows(&dy, b, a);
+            for (g, d) in grads.get_or_alloc_mut(&x_ghost)?.iter_mut().zip(&dx) {
+                *g += d;
+            }
+            put_grad!(grads, out_ghost, dy);
+            Ok(())
+        });
+    }
+    Ok(out.put_tape(tape))
+}
+
+/// PyTorch's `nn.Unflatten(1, (C, H, H))` into a channels-last image: `N = C * H * H` values per
+/// row in (channel, y, x) order become an `H x H x C` image.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unflatten<const N: usize, const C: usize, const H: usize>;
+
+/// PyTorch's `nn.Flatten()` of a channels-last `H x H x C` image: `N = C * H * H` values per row
+/// in (channel, y, x) order.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Flatten<const N: usize, const C: usize, const H: usize>;
+
+impl<const N: usize, const C: usize, const H: usize> ZeroSizedModule for Unflatten<N, C, H> {}
+impl<const N: usize, const C: usize, const H: usize> NonMutableModule for Unflatten<N, C, H> {}
+impl<const N: usize, const C: usize, const H: usize> ZeroSizedModule for Flatten<N, C, H> {}
+impl<const N: usize, const C: usize, const H: usize> NonMutableModule for Flatten<N, C, H> {}
+
+type Flat<B, const N: usize, T> = Tensor<(B, Const<N>), f32, Cpu, T>;
+type Image<B, const H: usize, const C: usize, T> =
+    Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>;
+
+impl<B: Dim, const N: usize, const C: usize, const H: usize, T: Tape<f32, Cpu>>
+    Module<Flat<B, N, T>> for Unflatten<N, C, H>
+{
+    type Output = Image<B, H, C, T>;
+    type Error = CpuError;
+
+    fn try_forward(&self, x: Flat<B, N, T>) -> Result<Self::Output, CpuError> {
+        const { assert!(N == C * H * H, "Unflatten: N must be C * H * H") };
+        let shape = (x.shape().0, Const, Const, Const);
+        relayout(x, shape, (C, H * H))
+    }
+}
+
+impl<B: Dim, const N: usize, const C: usize, const H: usize, T: Tape<f32, Cpu>>
+    Module<Image<B, H, C, T>> for Flatten<N, C, H>
+{
+    type Output = Flat<B, N, T>;
+    type Error = CpuError;
+
+    fn try_forward(&self, x: Image<B, H, C, T>) -> Result<Self::Output, CpuError> {
+        const { assert!(N == C * H * H, "Flatten: N must be C * H * H") };
+        let shape = (x.shape().0, Const);
+        relayout(x, shape, (H * H, C))
+    }
+}
+
+impl<B: Dim, const N: usize, const C: usize, const H: usize, T: Tape<f32, Cpu>>
+    FrozenModule<Flat<B, N, T>> for Unflatten<N, C, H>
+{
+    type Output = Image<B, H, C, T>;
+    fn try_forward_frozen(&self, x: Flat<B, N, T>) -> Result<Self::Output, CpuError> {
+        self.try_forward(x)
+    }
+}
+
+impl<B: Dim, const N: usize, const C: usize, const H: usize, T: Tape<f32, Cpu>>
+    FrozenModule<Image<B, H, C, T>> for Flatten<N, C, H>
+{
+    type Output = Flat<B, N, T>;
+    fn try_forward_frozen(&self, x: Image<B, H, C, T>) -> Result<Self::Output, CpuError> {
+        self.try_forward(x)
+    }
+}
+
+/// One-channel images from flat rows: `N = H * W` pixels per row, row-major (a reshape, no copy).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ToImage<const N: usize, const H: usize, const W: usize>;
+
+impl<const N: usize, const H: usize, const W: usize> ZeroSizedModule for ToImage<N, H, W> {}
+impl<const N: usize, const H: usize, const W: usize> NonMutableModule for ToImage<N, H, W> {}
+
+impl<B: Dim, const N: usize, const H: usize, const W: usize, T: Tape<f32, Cpu>>
+    Module<Tensor<(B, Const<N>), f32, Cpu, T>> for ToImage<N, H, W>
+{
+    type Output = Tensor<(B, Const<H>, Const<W>, Const<1>), f32, Cpu, T>;
+    type Error = CpuError;
+
+    fn try_forward(&self, x: Tensor<(B, Const<N>), f32, Cpu, T>) -> Result<Self::Output, CpuError> {
+        const { assert!(N == H * W, "ToImage: N must be H * W") };
+        let b = x.shape().0;
+        x.try_reshape_like(&(b, Const, Const, Const))
+    }
+}
+
+/// Flattens channels-last feature maps into `N` values per image in their own (y, x, channel)
+/// order (a reshape, no copy); `h * w * c` must be `N`. (`Flatten` gives PyTorch's order.)
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FlattenChannelsLast<const N: usize>;
+
+impl<const N: usize> ZeroSizedModule for FlattenChannelsLast<N> {}
+impl<const N: usize> NonMutableModule for FlattenChannelsLast<N> {}
+
+impl<B: Dim, const H: usize, const W: usize, const C: usize, const N: usize, T: Tape<f32, Cpu>>
+    Module<Tensor<(B, Const<H>, Const<W>, Const<C>), f32, Cpu, T>> for FlattenChannelsLast<N>
+{
+    type Output = Tensor<(B, Const<N>), f32, Cpu, T>;
+    type Error = CpuError;
+
+    fn try_forward(
+        &self,
+        x: Tensor<(B, Const<H>, Const<W>, Const<C>), f32, Cpu, T>,
+    ) -> Result<Self::Output, CpuError> {
+        const { assert!(H * W * C == N, "flattening must keep every value") };
+        let b = x.shape().0;
+        x.try_reshape_like(&(b, Const::<N>))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unflatten_reads_channels_first_and_flatten_undoes_it() {
+        let dev: Cpu = Default::default();
+        // Two rows of a 2x2 image with 3 channels, value = 100 row + 10 c + pixel.
+        let flat: Vec<f32> = (0..2)
+            .flat_map(|r| {
+                (0..3).flat_map(move |c| (0..4).map(move |p| (100 * r + 10 * c + p) as f32))
+            })
+            .collect();
+        let x = dev.tensor_from_vec(flat.clone(), (2usize, Const::<12>));
+        let img = Unflatten::<12, 3, 2>.forward(x.leaky_trace());
+        let v = img.as_vec();
+        // Row 1, pixel (1, 0) = 2, channel 2: 100 + 20 + 2.
+        assert_eq!(v[12 + 2 * 3 + 2], 122.0);
+        let back = Flatten::<12, 3, 2>.forward(img);
+        assert_eq!(back.as_vec(), flat);
+        // The gradient of sum(w * back) reaches x unchanged in layout.
+        let w = dev.tensor_from_vec((0..24).map(|i| i as f32).collect(), (2usize, Const::<12>));
+        let g = (back * w.clone()).sum().backward();
+        assert_eq!(g.get(&x).as_vec(), w.as_vec());
+    }
+}

@@ -1,0 +1,96 @@
+//! The plumbing of the engine's custom ops on dfdx's Cpu tensors: reading a tensor's values,
+//! moving a computed buffer in as a tensor, and borrowing gradients on the tape.
+//!
+//! dfdx 0.13 gives no public view of a Cpu tensor's buffer (`Tensorlike::data` is
+//! crate-private), so reading one is a `memcpy` through `copy_into`; an op reads each input
+//! once and keeps that copy for its backward pass. Outputs are moved in without a copy
+//! (`try_tensor_from_vec`), and gradients are borrowed in place (`Gradients::get_or_alloc_mut`).
+
+use dfdx::prelude::*;
+use dfdx::tensor::Tape;
+
+/// A tape-free Cpu tensor of `f32`.
+pub type Plain<S> = Tensor<S, f32, Cpu>;
+
+/// The values of `t` in row-major order, written over `buf` (resized to fit).
+///
+/// `t` is made contiguous first, which for a contiguous tensor (a parameter, anything an op of
+/// this engine made) keeps its buffer and id; only a broadcast or permuted view is laid out anew.
+pub fn read_into<S: Shape>(t: &Plain<S>, buf: &mut Vec<f32>) -> Result<(), CpuError> {
+    let t = t.clone().try_contiguous()?;
+    buf.resize(t.shape().num_elements(), 0.0);
+    t.copy_into(buf);
+    Ok(())
+}
+
+/// The values of `t` as a new vector.
+pub fn read<S: Shape>(t: &Plain<S>) -> Result<Vec<f32>, CpuError> {
+    let mut buf = Vec::new();
+    read_into(t, &mut buf)?;
+    Ok(buf)
+}
+
+/// Splits `x` into its values (a copy), the tensor itself without its tape, and the tape. A
+/// non-contiguous `x` is laid out contiguously on the tape first, so gradients written to the
+/// returned tensor reach the original.
+pub fn take_input<S: Shape, T: Tape<f32, Cpu>>(
+    x: Tensor<S, f32, Cpu, T>,
+) -> Result<(Vec<f32>, Plain<S>, T), CpuError> {
+    let x = x.try_contiguous()?;
+    let (x, tape) = x.split_tape();
+    let values = read(&x)?;
+    Ok((values, x, tape))
+}
+
+/// Takes the gradient buffer of a tensor (given by its `ghost()`) out of a `Gradients`,
+/// allocating a zeroed one if there is none and leaving an empty one in its place, so a backward
+/// pass can hold several gradients mutably at once without copying them; `put_grad!` gives it
+/// back. (A macro because dfdx's ghost type cannot be named outside dfdx.) Used inside a
+/// backward op, whose error type is `CpuError`.
+macro_rules! take_grad {
+    ($grads:expr, $ghost:expr) => {
+        std::mem::take(&mut **$grads.get_or_alloc_mut(&$ghost)?)
+    };
+}
+
+/// Puts back a gradient buffer taken with `take_grad!`.
+macro_rules! put_grad {
+    ($grads:expr, $ghost:expr, $values:expr) => {
+        **$grads.get_or_alloc_mut(&$ghost)? = $values
+    };
+}
+
+pub(crate) use {put_grad, take_grad};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_permuted_views_in_their_own_order() {
+        let dev: Cpu = Default::default();
+        let t = dev.tensor([[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+        assert_eq!(read(&t).unwrap(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let p: Plain<Rank2<3, 2>> = t.clone().permute();
+        assert_eq!(read(&p).unwrap(), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        let b: Plain<Rank2<2, 3>> = dev.tensor([7.0f32, 8.0, 9.0]).broadcast();
+        assert_eq!(read(&b).unwrap(), [7.0, 8.0, 9.0, 7.0, 8.0, 9.0]);
+    }
+
+    #[test]
+    fn gradients_taken_and_put_back_stay_in_place() {
+        let dev: Cpu = Default::default();
+        let t = dev.tensor([1.0f32, 2.0]);
+        let mut grads = Gradients::leaky();
+        let ghost = t.ghost();
+        let run = |grads: &mut Gradients<f32, Cpu>| -> Result<(), CpuError> {
+            let mut g: Vec<f32> = take_grad!(grads, ghost);
+            assert_eq!(g, [0.0, 0.0]);
+            g[1] = 5.0;
+            put_grad!(grads, ghost, g);
+            Ok(())
+        };
+        run(&mut grads).unwrap();
+        assert_eq!(grads.get(&t).array(), [0.0, 5.0]);
+    }
+}

@@ -1,0 +1,232 @@
+//! A conditional discriminator's head with a label projection (Miyato and Koyama 2018): the
+//! logit for features `h` shown with label `y` is `w . h + b + e_y . h`, `e_y` a learned vector
+//! per class, as one dfdx custom op over the features and the labels.
+
+use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection, TensorOptions};
+use dfdx::prelude::*;
+use dfdx::tensor::Tape;
+use rayon::prelude::*;
+
+use super::conv::{Wants, dcgan_normal};
+use super::frozen::FrozenModule;
+use super::ops::{self, put_grad, take_grad};
+
+/// `N` features and `CLASSES` labels to one logit per row.
+#[derive(Debug, Clone)]
+pub struct Projection<const N: usize, const CLASSES: usize, E: Dtype = f32, D: Storage<E> = Cpu> {
+    /// `w`, as PyTorch's `Linear(N, 1).weight`.
+    pub weight: Tensor<Rank2<1, N>, E, D>,
+    pub bias: Tensor<Rank1<1>, E, D>,
+    /// `e_y` for each class, as PyTorch's `Embedding(CLASSES, N).weight`.
+    pub embedding: Tensor<Rank2<CLASSES, N>, E, D>,
+}
+
+impl<const N: usize, const CLASSES: usize> BuildOnDevice<Cpu, f32> for Projection<N, CLASSES> {
+    type Built = Self;
+}
+
+impl<const N: usize, const CLASSES: usize> TensorCollection<f32, Cpu> for Projection<N, CLASSES> {
+    type To<E2: Dtype, D2: Device<E2>> = Projection<N, CLASSES, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, f32, Cpu>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "weight",
+                    |s| &s.weight,
+                    |s| &mut s.weight,
+                    TensorOptions::reset_with(dcgan_normal::<Rank2<1, N>>),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::tensor(
+                    "embedding",
+                    |s| &s.embedding,
+                    |s| &mut s.embedding,
+                    TensorOptions::reset_with(dcgan_normal::<Rank2<CLASSES, N>>),
+                ),
+            ),
+            |(weight, bias, embedding)| Projection {
+                weight,
+                bias,
+                embedding,
+            },
+        )
+    }
+}
+
+/// Features with the tape, and the label of each row.
+pub type Labelled<B, const N: usize, T> =
+    (Tensor<(B, Const<N>), f32, Cpu, T>, Tensor<(B,), usize, Cpu>);
+
+impl<const N: usize, const CLASSES: usize> Projection<N, CLASSES> {
+    /// The forward pass; the backward pass adds the gradients `wants` asks for.
+    pub fn forward_op<B: Dim, T: Tape<f32, Cpu>>(
+        &self,
+        (h, labels): Labelled<B, N, T>,
+        wants: Wants,
+    ) -> Result<Tensor<(B, Const<1>), f32, Cpu, T>, CpuError> {
+        let labels = labels.as_vec();
+        if labels.iter().any(|&y| y >= CLASSES) {
+            return Err(CpuError::WrongNumElements);
+        }
+        let (hv, h, mut tape) = ops::take_input(h)?;
+        let rows = h.shape().0;
+        let (w, b, e) = (
+            ops::read(&self.weight)?,
+            ops::read(&self.bias)?,
+            ops::read(&self.embedding)?,
+        );
+        let logits: Vec<f32> = hv
+            .par_chunks_exact(N)
+            .zip(labels.par_iter())
+            .map(|(h, &y)| {
+                let ey = &e[y * N..][..N];
+                let s: f32 = h
+                    .iter()
+                    .zip(&w)
+                    .zip(ey)
+                    .map(|((h, w), e)| h * (w + e))
+                    .sum();
+                s + b[0]
+            })
+            .collect();
+        let out = h.device().try_tensor_from_vec(logits, (rows, Const::<1>))?;
+        if T::OWNS_TAPE {
+            let (h_ghost, out_ghost) = (h.ghost(), out.ghost());
+            let (w_ghost, b_ghost, e_ghost) = (
+                self.weight.ghost(),
+                self.bias.ghost(),
+                self.embedding.ghost(),
+            );
+            tape.add_backward_op(move |grads| {
+                let dl: Vec<f32> = take_grad!(grads, out_ghost);
+                if wants.input {
+                    let dh = grads.get_or_alloc_mut(&h_ghost)?;
+                    dh.par_chunks_exact_mut(N)
+                        .zip(labels.par_iter().zip(&dl))
+                        .for_each(|(dh, (&y, &d))| {
+                            let ey = &e[y * N..][..N];
+                            for ((g, w), e) in dh.iter_mut().zip(&w).zip(ey) {
+                                *g += d * (w + e);
+                            }
+                        });
+                }
+                if wants.params {
+                    let mut dw: Vec<f32> = take_grad!(grads, w_ghost);
+                    let mut de: Vec<f32> = take_grad!(grads, e_ghost);
+                    for ((h, &y), &d) in hv.chunks_exact(N).zip(&labels).zip(&dl) {
+                        let dey = &mut de[y * N..][..N];
+                        for ((gw, ge), h) in dw.iter_mut().zip(dey).zip(h) {
+                            *gw += d * h;
+                            *ge += d * h;
+                        }
+                    }
+                    put_grad!(grads, w_ghost, dw);
+                    put_grad!(grads, e_ghost, de);
+                    grads.get_or_alloc_mut(&b_ghost)?[0] += dl.iter().sum::<f32>();
+                }
+                put_grad!(grads, out_ghost, dl);
+                Ok(())
+            });
+        }
+        Ok(out.put_tape(tape))
+    }
+}
+
+impl<const N: usize, const CLASSES: usize, B: Dim, T: Tape<f32, Cpu>> Module<Labelled<B, N, T>>
+    for Projection<N, CLASSES>
+{
+    type Output = Tensor<(B, Const<1>), f32, Cpu, T>;
+    type Error = CpuError;
+
+    fn try_forward(&self, x: Labelled<B, N, T>) -> Result<Self::Output, CpuError> {
+        self.forward_op(x, Wants::ALL)
+    }
+}
+
+impl<const N: usize, const CLASSES: usize> NonMutableModule for Projection<N, CLASSES> {}
+
+impl<const N: usize, const CLASSES: usize, B: Dim, T: Tape<f32, Cpu>>
+    FrozenModule<Labelled<B, N, T>> for Projection<N, CLASSES>
+{
+    type Output = Tensor<(B, Const<1>), f32, Cpu, T>;
+
+    fn try_forward_frozen(&self, x: Labelled<B, N, T>) -> Result<Self::Output, CpuError> {
+        self.forward_op(x, Wants::INPUT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against dfdx's own ops: `sum(h * (w + one_hot(y) E), axis 1) + b`, values and gradients.
+    #[test]
+    fn matches_dfdx_ops_and_their_gradients() {
+        let dev = Cpu::seed_from_u64(4);
+        let mut p = dev.build_module::<Projection<5, 3>, f32>();
+        // Sizes that matter beside each other.
+        p.embedding = dev.sample_normal();
+        p.bias = dev.tensor([0.3]);
+        let h: Tensor<Rank2<4, 5>, f32, Cpu> = dev.sample_normal();
+        let labels = [2usize, 0, 2, 1];
+        let y = dev.tensor_from_vec(labels.to_vec(), (Const::<4>,));
+        let r: Tensor<Rank2<4, 1>, f32, Cpu> = dev.sample_normal();
+        let ours = p.try_forward((h.leaky_trace(), y.clone())).unwrap();
+        let ours_v = ours.as_vec();
+        let g = (ours * r.clone()).sum().backward();
+
+        let mut one_hot = vec![0.0f32; 12];
+        for (i, &l) in labels.iter().enumerate() {
+            one_hot[i * 3 + l] = 1.0;
+        }
+        let one_hot = dev.tensor_from_vec(one_hot, (Const::<4>, Const::<3>));
+        let hd = h.leaky_trace();
+        let w = p.weight.leaky_trace().reshape::<Rank1<5>>();
+        let we = one_hot.leaky_trace().matmul(p.embedding.leaky_trace())
+            + w.broadcast::<Rank2<4, 5>, _>();
+        let b = p
+            .bias
+            .leaky_trace()
+            .reshape::<Rank0>()
+            .broadcast::<Rank1<4>, _>();
+        let theirs = (hd * we).sum::<Rank1<4>, _>() + b;
+        let theirs_v = theirs.as_vec();
+        let gt = (theirs.reshape::<Rank2<4, 1>>() * r).sum().backward();
+        let close = |a: Vec<f32>, b: Vec<f32>, what: &str| {
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-5, "{what}: {a:?} vs {b:?}");
+            }
+        };
+        close(ours_v, theirs_v, "logits");
+        close(g.get(&h).as_vec(), gt.get(&h).as_vec(), "features");
+        close(
+            g.get(&p.weight).as_vec(),
+            gt.get(&p.weight).as_vec(),
+            "weight",
+        );
+        close(g.get(&p.bias).as_vec(), gt.get(&p.bias).as_vec(), "bias");
+        let ge = g.get(&p.embedding).as_vec();
+        close(ge.clone(), gt.get(&p.embedding).as_vec(), "embedding");
+
+        // Frozen: the same feature gradient, nothing for the parameters.
+        let frozen = p.try_forward_frozen((h.leaky_trace(), y.clone())).unwrap();
+        let rr: Tensor<Rank2<4, 1>, f32, Cpu> = dev.sample_normal();
+        let gf = (frozen * rr.clone()).sum().backward();
+        let gu = (p.try_forward((h.leaky_trace(), y.clone())).unwrap() * rr)
+            .sum()
+            .backward();
+        assert_eq!(gf.get(&h).as_vec(), gu.get(&h).as_vec());
+
+        // A label out of range is an error, not a panic.
+        let bad = dev.tensor_from_vec(vec![0usize, 1, 3, 0], (Const::<4>,));
+        assert!(p.try_forward((h, bad)).is_err());
+    }
+}
