@@ -14,7 +14,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::*;
-use gan_tui::theme::{Theme, ThemeSet};
+use gan_tui::dashboard::theme::{Theme, ThemeSet};
 use gan_tui::train::checkpoint::Checkpoint;
 use sha2::{Digest, Sha256};
 

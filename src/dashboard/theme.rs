@@ -14,14 +14,14 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Span;
 use toml::Spanned;
 
-use crate::text_file::{self, TextFileError};
+use crate::files::text_file::{self, TextFileError};
 
 /// The themes compiled into the binary, in cycling order; the first is the default.
 const BUILTIN: &[(&str, &str)] = &[
-    ("default", include_str!("../themes/default.toml")),
-    ("light", include_str!("../themes/light.toml")),
-    ("mono", include_str!("../themes/mono.toml")),
-    ("amber", include_str!("../themes/amber.toml")),
+    ("default", include_str!("../../themes/default.toml")),
+    ("light", include_str!("../../themes/light.toml")),
+    ("mono", include_str!("../../themes/mono.toml")),
+    ("amber", include_str!("../../themes/amber.toml")),
 ];
 
 /// Keys whose value is a style.
@@ -598,6 +598,26 @@ impl ThemeSet {
     /// Why the current theme is the default instead of what was asked, if it is.
     pub fn warning(&self) -> Option<&str> {
         self.active.warning.as_deref()
+    }
+
+    /// The cycle as plain data, for the dashboard's state: each name with its warning, and
+    /// which is current.
+    pub fn choice(&self) -> crate::dashboard::app::ThemeChoice {
+        crate::dashboard::app::ThemeChoice {
+            entries: self
+                .entries
+                .iter()
+                .map(|e| (e.name.clone(), e.warning.clone()))
+                .collect(),
+            current: self.index,
+        }
+    }
+
+    /// The theme at `index` in the cycle (the default past its end).
+    pub fn get(&self, index: usize) -> &Theme {
+        self.entries
+            .get(index)
+            .map_or(&self.active.theme, |entry| &entry.theme)
     }
 
     pub fn names(&self) -> Vec<&str> {
