@@ -111,10 +111,14 @@ impl Progress {
         ));
     }
 
-    /// Takes the bar off the screen until the next step, so a line can be printed.
-    fn clear(&self) {
+    /// Runs `print` with the bar off the screen; the bar comes back under the printed lines.
+    fn above(&self, print: impl FnOnce()) {
+        self.bar.suspend(print);
+    }
+
+    /// Takes the bar off the screen for good: the run is over.
+    fn close(&self) {
         self.bar.finish_and_clear();
-        self.bar.reset();
     }
 }
 
@@ -144,10 +148,11 @@ pub fn run(
             && let Some(sig) = signals.take()
         {
             signal = Some(sig);
-            progress.clear();
-            say(format!(
-                "signal {sig} received: finishing the current step and saving a checkpoint"
-            ));
+            progress.above(|| {
+                say(format!(
+                    "signal {sig} received: finishing the current step and saving a checkpoint"
+                ))
+            });
             // A gone trainer is noticed below, when the channel disconnects.
             let _ = cmds.send(Command::Stop);
         }
@@ -155,7 +160,7 @@ pub fn run(
             Ok(m) => m,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => {
-                progress.clear();
+                progress.close();
                 return Err(HeadlessError::TrainerGone);
             }
         };
@@ -183,41 +188,36 @@ pub fn run(
                 }
             }
             TrainMsg::EpochDone(e) => {
-                progress.clear();
                 let total = state.run_info().map_or(e.step, |i| i.total_steps);
-                say(epoch_line(&e, total));
+                progress.above(|| say(epoch_line(&e, total)));
             }
             TrainMsg::CheckpointSaved { path, reason, .. } => {
                 if reason != SaveReason::EpochEnd {
-                    progress.clear();
-                    say(format!("checkpoint saved: {}", path.display()));
+                    progress.above(|| say(format!("checkpoint saved: {}", path.display())));
                 }
             }
             TrainMsg::CheckpointFailed { path, error } => {
-                progress.clear();
                 let text = format!("could not save the checkpoint {}: {error}", path.display());
-                stop_for_write_error(text, &mut write_error);
+                progress.above(|| stop_for_write_error(text, &mut write_error));
             }
             TrainMsg::WriteFailed { what, path, error } => {
-                progress.clear();
                 let text = format!("could not write the {what} {}: {error}", path.display());
-                stop_for_write_error(text, &mut write_error);
+                progress.above(|| stop_for_write_error(text, &mut write_error));
             }
             TrainMsg::ScoringFailed(error) => {
-                progress.clear();
-                warn(format!("warning: {error}"));
+                progress.above(|| warn(format!("warning: {error}")));
             }
             TrainMsg::Diverged {
                 step,
                 d_loss,
                 g_loss,
             } => {
-                progress.clear();
+                progress.close();
                 diverged = Some((step, d_loss, g_loss));
                 let _ = cmds.send(Command::Stop);
             }
             TrainMsg::Finished { reason, step, .. } => {
-                progress.clear();
+                progress.close();
                 let why = match reason {
                     FinishReason::Completed => "all epochs done",
                     FinishReason::StepLimit => "step limit reached",
@@ -248,7 +248,7 @@ pub fn run(
                 });
             }
             TrainMsg::Error(e) => {
-                progress.clear();
+                progress.close();
                 return Err(HeadlessError::Trainer(e));
             }
             // The epoch line carries the epoch's scores.
