@@ -25,6 +25,8 @@ pub(super) const PRESET: Key<PresetName> = Key {
     flag: "--preset",
     accepts: PresetName,
     doc: "model recipe",
+    help: "model recipe (see Recipes); `reference` is the reference program's MLP GAN",
+    default_shown: None,
     write: |c| toml_string(c.preset.name()),
 };
 pub(super) const EPOCHS: Key<Int> = Key {
@@ -36,6 +38,8 @@ pub(super) const EPOCHS: Key<Int> = Key {
         max: 10_000,
     },
     doc: "passes over the training images",
+    help: "passes over the training images",
+    default_shown: None,
     write: |c| c.epochs.to_string(),
 };
 pub(super) const BATCH_SIZE: Key<Int> = Key {
@@ -44,6 +48,8 @@ pub(super) const BATCH_SIZE: Key<Int> = Key {
     flag: "--batch-size",
     accepts: Int { min: 1, max: 4096 },
     doc: "images per training step",
+    help: "images per training step",
+    default_shown: None,
     write: |c| c.batch_size.to_string(),
 };
 pub(super) const SEED: Key<Int> = Key {
@@ -55,6 +61,8 @@ pub(super) const SEED: Key<Int> = Key {
         max: TOML_INT_MAX,
     },
     doc: "random seed; the same seed repeats a run",
+    help: "seed for weights, noise and shuffling; the same seed repeats a run",
+    default_shown: None,
     write: |c| c.seed.to_string(),
 };
 pub(super) const MAX_STEPS: Key<Int> = Key {
@@ -66,6 +74,8 @@ pub(super) const MAX_STEPS: Key<Int> = Key {
         max: TOML_INT_MAX,
     },
     doc: "stop after this many steps in all; 0 = no limit",
+    help: "stop after this many steps in all; 0 = no limit",
+    default_shown: None,
     write: |c| c.max_steps.unwrap_or(0).to_string(),
 };
 pub(super) const LR: Key<Positive> = Key {
@@ -74,6 +84,8 @@ pub(super) const LR: Key<Positive> = Key {
     flag: "--lr",
     accepts: Positive { max: 1.0 },
     doc: "learning rate; leave it out for the preset's own",
+    help: "learning rate of both optimisers; absent: the preset's own, 0.0004 for `cgan`, 0.0001 for `wgan-gp`, 0.0002 for the others",
+    default_shown: Some("the preset's"),
     write: |c| toml::Value::Float(c.lr).to_string(),
 };
 pub(super) const LR_SCHEDULE: Key<ScheduleName> = Key {
@@ -82,6 +94,8 @@ pub(super) const LR_SCHEDULE: Key<ScheduleName> = Key {
     flag: "lr_schedule",
     accepts: ScheduleName,
     doc: "learning-rate schedule: constant, step, cosine or linear",
+    help: "how the rate changes: `step` multiplies it by `lr_gamma` every `lr_step_every` steps, `cosine` and `linear` take it to `lr_final` x `lr` at the last step (see Recipes)",
+    default_shown: None,
     write: |c| toml_string(c.lr_schedule.kind.name()),
 };
 pub(super) const LR_STEP_EVERY: Key<Int> = Key {
@@ -93,6 +107,8 @@ pub(super) const LR_STEP_EVERY: Key<Int> = Key {
         max: TOML_INT_MAX,
     },
     doc: "step schedule: steps between drops",
+    help: "step schedule: steps between drops (4690 = 5 epochs of 64)",
+    default_shown: None,
     write: |c| c.lr_schedule.every.to_string(),
 };
 pub(super) const LR_GAMMA: Key<Positive> = Key {
@@ -101,6 +117,8 @@ pub(super) const LR_GAMMA: Key<Positive> = Key {
     flag: "lr_gamma",
     accepts: Positive { max: 1.0 },
     doc: "step schedule: factor of each drop",
+    help: "step schedule: factor of each drop",
+    default_shown: None,
     write: |c| toml::Value::Float(c.lr_schedule.gamma).to_string(),
 };
 pub(super) const LR_FINAL: Key<Fraction> = Key {
@@ -109,6 +127,8 @@ pub(super) const LR_FINAL: Key<Fraction> = Key {
     flag: "lr_final",
     accepts: Fraction,
     doc: "cosine and linear: final rate as a fraction of lr",
+    help: "cosine and linear: the last step's rate as a fraction of `lr`",
+    default_shown: None,
     write: |c| toml::Value::Float(c.lr_schedule.final_factor).to_string(),
 };
 pub(super) const DATA_DIR: Key<Dir> = Key {
@@ -117,6 +137,8 @@ pub(super) const DATA_DIR: Key<Dir> = Key {
     flag: "--data-dir",
     accepts: Dir,
     doc: "\"\" = built-in MNIST, else a folder with the four MNIST IDX files",
+    help: "`\"\"` = the built-in MNIST; else a folder with the four MNIST-named IDX files",
+    default_shown: None,
     write: |c| toml_path(c.data_dir.as_deref()),
 };
 pub(super) const RUN_DIR: Key<Dir> = Key {
@@ -125,6 +147,8 @@ pub(super) const RUN_DIR: Key<Dir> = Key {
     flag: "--run-dir",
     accepts: Dir,
     doc: "\"\" = a new folder under the runs directory, else this folder",
+    help: "`\"\"` = a new folder under the runs directory; else this folder",
+    default_shown: None,
     write: |c| toml_path(c.run_dir.as_deref()),
 };
 pub(super) const LOG_EVERY: Key<Int> = Key {
@@ -136,6 +160,8 @@ pub(super) const LOG_EVERY: Key<Int> = Key {
         max: TOML_INT_MAX,
     },
     doc: "steps between logged steps",
+    help: "steps between logged steps (metrics.jsonl lines, dashboard points)",
+    default_shown: None,
     write: |c| c.log_every.to_string(),
 };
 pub(super) const SAMPLE_EVERY: Key<Int> = Key {
@@ -147,6 +173,8 @@ pub(super) const SAMPLE_EVERY: Key<Int> = Key {
         max: TOML_INT_MAX,
     },
     doc: "steps between sample grids",
+    help: "steps between sample grids",
+    default_shown: None,
     write: |c| c.sample_every.to_string(),
 };
 pub(super) const SAMPLE_COUNT: Key<Int> = Key {
@@ -155,6 +183,8 @@ pub(super) const SAMPLE_COUNT: Key<Int> = Key {
     flag: "sample_count",
     accepts: Int { min: 1, max: 256 },
     doc: "digits in the sample grid",
+    help: "digits in the sample grid",
+    default_shown: None,
     write: |c| c.sample_count.to_string(),
 };
 pub(super) const THEME: Key<Name> = Key {
@@ -163,6 +193,8 @@ pub(super) const THEME: Key<Name> = Key {
     flag: "--theme",
     accepts: Name,
     doc: "colour theme: built-in \"default\" or a file in the themes folder",
+    help: "colour theme: a built-in one (`default`, `light`, `mono`, `amber`) or `<name>.toml` in the themes folder",
+    default_shown: None,
     write: |c| toml_string(&c.theme),
 };
 pub(super) const FPS: Key<Int> = Key {
@@ -171,6 +203,8 @@ pub(super) const FPS: Key<Int> = Key {
     flag: "fps",
     accepts: Int { min: 1, max: 60 },
     doc: "dashboard frames per second",
+    help: "dashboard frames per second",
+    default_shown: None,
     write: |c| c.fps.to_string(),
 };
 
@@ -183,6 +217,8 @@ pub(super) const KEEP_CHECKPOINTS: Key<Int> = Key {
         max: 1_000_000,
     },
     doc: "numbered checkpoints to keep (latest always kept); 0 = all",
+    help: "numbered checkpoints to keep (`latest.safetensors` always kept); 0 = all",
+    default_shown: None,
     write: |c| c.keep_checkpoints.to_string(),
 };
 pub(super) const EVAL_COUNT: Key<Int> = Key {
@@ -194,6 +230,8 @@ pub(super) const EVAL_COUNT: Key<Int> = Key {
         max: 50_000,
     },
     doc: "digits the judge scores after each epoch; 0 = no scoring",
+    help: "digits the judge scores after each epoch (and on the `e` key); 0 = off",
+    default_shown: None,
     write: |c| c.eval_count.to_string(),
 };
 pub(super) const ON_WRITE_ERROR: Key<WriteErrorChoice> = Key {
@@ -202,6 +240,8 @@ pub(super) const ON_WRITE_ERROR: Key<WriteErrorChoice> = Key {
     flag: "on_write_error",
     accepts: WriteErrorChoice,
     doc: "headless, when a file cannot be written: \"continue\" or \"stop\"",
+    help: "headless, when a file cannot be written: train on, or stop cleanly and exit non-zero",
+    default_shown: None,
     write: |c| toml_string(c.on_write_error.name()),
 };
 
@@ -244,7 +284,12 @@ pub(super) struct Key<A> {
     pub(super) name: &'static str,
     pub(super) flag: &'static str,
     pub(super) accepts: A,
+    /// The short help `to_toml` writes beside the value.
     pub(super) doc: &'static str,
+    /// The help in the README's table and `config.example.toml` (markdown-ish: `code`).
+    pub(super) help: &'static str,
+    /// The default as the documentation says it, when the value itself would mislead.
+    pub(super) default_shown: Option<&'static str>,
     pub(super) write: fn(&Config) -> String,
 }
 
@@ -261,6 +306,12 @@ pub(super) trait Setting {
     /// integer too big for TOML's i64 is reported as out of range.
     fn is_integer(&self) -> bool;
     fn write(&self, config: &Config) -> String;
+    fn help(&self) -> &'static str;
+    fn default_shown(&self) -> Option<&'static str>;
+    /// The values the key takes, briefly, for the documentation.
+    fn values(&self) -> String;
+    /// The command-line flag that overrides the key, if one does.
+    fn cli_flag(&self) -> Option<&'static str>;
 }
 
 impl<A: Accepts> Setting for Key<A> {
@@ -285,6 +336,18 @@ impl<A: Accepts> Setting for Key<A> {
     fn write(&self, config: &Config) -> String {
         (self.write)(config)
     }
+    fn help(&self) -> &'static str {
+        self.help
+    }
+    fn default_shown(&self) -> Option<&'static str> {
+        self.default_shown
+    }
+    fn values(&self) -> String {
+        self.accepts.values()
+    }
+    fn cli_flag(&self) -> Option<&'static str> {
+        self.flag.starts_with("--").then_some(self.flag)
+    }
 }
 
 impl<A> Key<A> {
@@ -303,6 +366,8 @@ pub(super) trait Accepts {
     fn allowed(&self) -> String {
         self.expected()
     }
+    /// The values, briefly, for the documentation.
+    fn values(&self) -> String;
 }
 
 /// A whole number in `min..=max`.
@@ -354,17 +419,29 @@ impl Accepts for Int {
     fn allowed(&self) -> String {
         self.to_string()
     }
+    fn values(&self) -> String {
+        match (self.min, self.max) {
+            (min, TOML_INT_MAX) => format!("{min} or more"),
+            (min, max) => format!("{min}..={max}"),
+        }
+    }
 }
 
 impl Accepts for Positive {
     fn expected(&self) -> String {
         self.to_string()
     }
+    fn values(&self) -> String {
+        format!("> 0 and <= {}", self.max)
+    }
 }
 
 impl Accepts for Fraction {
     fn expected(&self) -> String {
         "a finite number >= 0 and <= 1".to_string()
+    }
+    fn values(&self) -> String {
+        "0..=1".to_string()
     }
 }
 
@@ -373,11 +450,18 @@ impl Accepts for ScheduleName {
         let names: Vec<&str> = ScheduleKind::ALL.iter().map(|k| k.name()).collect();
         format!("a string naming a schedule ({})", names.join(", "))
     }
+    fn values(&self) -> String {
+        let names: Vec<&str> = ScheduleKind::ALL.iter().map(|k| k.name()).collect();
+        names.join(", ")
+    }
 }
 
 impl Accepts for PresetName {
     fn expected(&self) -> String {
         format!("a string naming a preset ({})", Preset::known_names())
+    }
+    fn values(&self) -> String {
+        Preset::known_names()
     }
 }
 
@@ -385,12 +469,19 @@ impl Accepts for Name {
     fn expected(&self) -> String {
         "a string of ASCII letters, digits, `_` and `-`".to_string()
     }
+    fn values(&self) -> String {
+        "a name".to_string()
+    }
 }
 
 impl Accepts for WriteErrorChoice {
     fn expected(&self) -> String {
         let names: Vec<&str> = OnWriteError::ALL.iter().map(|c| c.name()).collect();
         format!("one of the strings {}", names.join(", "))
+    }
+    fn values(&self) -> String {
+        let names: Vec<&str> = OnWriteError::ALL.iter().map(|c| c.name()).collect();
+        names.join(", ")
     }
 }
 
@@ -414,6 +505,9 @@ impl Key<WriteErrorChoice> {
 impl Accepts for Dir {
     fn expected(&self) -> String {
         "a string holding a folder path (\"\" for the default)".to_string()
+    }
+    fn values(&self) -> String {
+        "a folder, or \"\"".to_string()
     }
 }
 
@@ -561,4 +655,52 @@ impl Key<Dir> {
     ) -> Result<Option<Option<PathBuf>>, ConfigError> {
         value.map(|v| Self::resolve(v, Path::new(""))).transpose()
     }
+}
+
+/// The header of `config.example.toml`.
+const EXAMPLE_HEADER: &str = "\
+# gan-tui settings. Every key is optional; the values below are the built-in defaults.
+# Copy this file to the path `gan-tui --print-paths` shows as \"config file\", or pass it with
+# `--config <file>`. Command-line flags beat this file. Relative folders start at this file's folder.
+";
+
+/// `config.example.toml` as the key rows make it: every key at its default, with its help.
+pub fn example_file() -> String {
+    let defaults = Config::default();
+    let mut out = EXAMPLE_HEADER.to_string();
+    for table in TABLES {
+        out.push_str(&format!("\n[{table}]\n"));
+        for key in KEYS.iter().filter(|k| k.table() == *table) {
+            let line = format!("{} = {}", key.name(), key.write(&defaults));
+            let flag = key.cli_flag().map_or(String::new(), |f| format!(" ({f})"));
+            out.push_str(&format!(
+                "{line:<24} # {}; {}{flag}\n",
+                key.help().replace('`', ""),
+                key.values()
+            ));
+        }
+    }
+    out
+}
+
+/// The README's settings table as the key rows make it.
+pub fn settings_table() -> String {
+    let defaults = Config::default();
+    let mut out = String::from("| key | default | values | flag | what |\n|---|---|---|---|---|\n");
+    for table in TABLES {
+        for key in KEYS.iter().filter(|k| k.table() == *table) {
+            let default = match key.default_shown() {
+                Some(text) => text.to_string(),
+                None => format!("`{}`", key.write(&defaults)),
+            };
+            let flag = key.cli_flag().map_or(String::new(), |f| format!("`{f}`"));
+            out.push_str(&format!(
+                "| `{table}.{}` | {default} | {} | {flag} | {} |\n",
+                key.name(),
+                key.values(),
+                key.help()
+            ));
+        }
+    }
+    out
 }

@@ -23,6 +23,7 @@ pub use preset::Preset;
 
 use file::FileLayer;
 use keys::{BATCH_SIZE, DATA_DIR, EPOCHS, KEYS, LR, MAX_STEPS, RUN_DIR, SEED, TABLES, THEME};
+pub use keys::{example_file, settings_table};
 
 /// The resolved, validated settings of one run.
 #[derive(Debug, Clone, PartialEq)]

@@ -672,3 +672,63 @@ fn source_display_names_the_file() {
     );
     assert!(ConfigSource::Defaults.to_string().contains("defaults"));
 }
+
+/// The README's settings table: the lines from its header row to the first line after it that
+/// is not a table row.
+fn readme_settings_table() -> String {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let lines: Vec<&str> = readme.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("| key | default |"))
+        .expect("the README has a settings table");
+    let rows: Vec<&str> = lines[start..]
+        .iter()
+        .take_while(|l| l.starts_with('|'))
+        .copied()
+        .collect();
+    rows.join("\n") + "\n"
+}
+
+#[test]
+fn the_example_file_is_what_the_key_rows_make() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let text = fs::read_to_string(path).unwrap();
+    assert_eq!(
+        text,
+        example_file(),
+        "config.example.toml disagrees with the key rows in src/config/keys.rs; \
+         write config::example_file() into it"
+    );
+}
+
+#[test]
+fn the_readme_settings_table_is_what_the_key_rows_make() {
+    assert_eq!(
+        readme_settings_table(),
+        settings_table(),
+        "the README's settings table disagrees with the key rows in src/config/keys.rs; \
+         paste config::settings_table() over it"
+    );
+}
+
+#[test]
+fn every_key_with_a_flag_has_it_on_the_command_line() {
+    use clap::CommandFactory;
+    let command = crate::cli::Cli::command();
+    let longs: Vec<String> = command
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    for key in KEYS {
+        if let Some(flag) = key.cli_flag() {
+            assert!(
+                longs.iter().any(|l| l == flag),
+                "{}.{} names {flag}, which the command line lacks",
+                key.table(),
+                key.name()
+            );
+        }
+    }
+}
