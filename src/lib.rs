@@ -19,7 +19,6 @@ pub mod run;
 pub mod train;
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::mpsc;
 
 use anyhow::{Context, bail};
@@ -28,7 +27,6 @@ use cli::{Cli, CliCommand};
 use commands::{bench, judge as judge_command, sample};
 use config::Config;
 use dashboard::theme::Theme;
-use files::atomic;
 use files::paths::{self, Paths};
 use files::run_dir::RunDir;
 use run::signals;
@@ -107,7 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 None => new_run_dir(&cfg),
             };
             cfg.run_dir = Some(run_root.clone());
-            let run = prepare_run_dir(&run_root, &cfg)?;
+            let run = RunDir::start_new(&run_root, &cfg.to_toml())?;
             (cfg, (run, data), None)
         }
     };
@@ -137,25 +135,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         run_dashboard(&cfg, &paths, msg_rx, cmd_tx, trainer)?
     };
     Ok(code)
-}
-
-/// Creates the run folder and writes its `config.toml`, refusing a folder that already holds a
-/// run so nothing of it is overwritten.
-fn prepare_run_dir(root: &Path, cfg: &Config) -> anyhow::Result<RunDir> {
-    let taken = ["metrics.jsonl", "config.toml"]
-        .iter()
-        .any(|name| root.join(name).exists());
-    if taken {
-        bail!(
-            "{} already holds a run (config.toml or metrics.jsonl); choose a new --run-dir",
-            root.display()
-        );
-    }
-    let run = RunDir::create(root)
-        .with_context(|| format!("cannot create the run folder {}", root.display()))?;
-    atomic::write(&run.config_file(), cfg.to_toml().as_bytes())
-        .with_context(|| format!("cannot write {}", run.config_file().display()))?;
-    Ok(run)
 }
 
 /// Runs the dashboard until the user quits (or the run fails), then prints the summary.

@@ -30,6 +30,26 @@ impl RunDir {
         Ok(dir)
     }
 
+    /// Creates the folder of a new run and writes its `config.toml`, refusing a folder that
+    /// already holds a run so nothing of it is overwritten.
+    pub fn start_new(root: &Path, config_toml: &str) -> anyhow::Result<RunDir> {
+        use anyhow::{Context, bail};
+        let taken = ["metrics.jsonl", "config.toml"]
+            .iter()
+            .any(|name| root.join(name).exists());
+        if taken {
+            bail!(
+                "{} already holds a run (config.toml or metrics.jsonl); choose a new --run-dir",
+                root.display()
+            );
+        }
+        let run = RunDir::create(root)
+            .with_context(|| format!("cannot create the run folder {}", root.display()))?;
+        crate::files::atomic::write(&run.config_file(), config_toml.as_bytes())
+            .with_context(|| format!("cannot write {}", run.config_file().display()))?;
+        Ok(run)
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
