@@ -4,65 +4,13 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::files::text_file::{self, TextFileError, line_at};
 
 use super::keys::*;
-use super::{Config, ConfigError, Origin, steps_limit};
-
-/// The config file as written: every key optional, every value with its place in the file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct FileConfig {
-    train: TrainTable,
-    data: DataTable,
-    run: RunTable,
-    ui: UiTable,
-}
-
-/// TOML integers are i64, so integer keys are read as i64 and range-checked into their type.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct TrainTable {
-    preset: Option<Spanned<String>>,
-    epochs: Option<Spanned<i64>>,
-    batch_size: Option<Spanned<i64>>,
-    seed: Option<Spanned<i64>>,
-    max_steps: Option<Spanned<i64>>,
-    lr: Option<Spanned<f64>>,
-    lr_schedule: Option<Spanned<String>>,
-    lr_step_every: Option<Spanned<i64>>,
-    lr_gamma: Option<Spanned<f64>>,
-    lr_final: Option<Spanned<f64>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct DataTable {
-    dir: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RunTable {
-    dir: Option<Spanned<String>>,
-    log_every: Option<Spanned<i64>>,
-    sample_every: Option<Spanned<i64>>,
-    sample_count: Option<Spanned<i64>>,
-    keep_checkpoints: Option<Spanned<i64>>,
-    on_write_error: Option<Spanned<String>>,
-    eval_count: Option<Spanned<i64>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct UiTable {
-    theme: Option<Spanned<String>>,
-    fps: Option<Spanned<i64>>,
-}
+use super::{Config, ConfigError, Origin};
 
 /// A parsed config file with what its messages need: its path, its text (to quote values and
 /// count lines) and the folder its relative paths start from.
@@ -70,7 +18,6 @@ pub(super) struct FileLayer {
     path: PathBuf,
     text: String,
     base: PathBuf,
-    values: FileConfig,
 }
 
 impl FileLayer {
@@ -99,21 +46,16 @@ impl FileLayer {
     }
 
     pub(super) fn parse(path: &Path, text: String) -> Result<FileLayer, ConfigError> {
-        let mut layer = FileLayer {
+        let layer = FileLayer {
             path: path.to_path_buf(),
             base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
             text,
-            values: FileConfig::default(),
         };
-        layer.values = {
-            // The loose parse finds syntax errors and, for any later error, the key at its span.
-            let (tree, syntax_errors) = DeTable::parse_recoverable(&layer.text);
-            if let Some(e) = syntax_errors.first() {
-                return Err(layer.syntax_error(tree.get_ref(), e));
-            }
-            toml::from_str::<FileConfig>(&layer.text)
-                .map_err(|e| layer.serde_error(tree.get_ref(), &e))?
-        };
+        // The loose parse finds syntax errors and, for any of them, the key at its span.
+        let (tree, syntax_errors) = DeTable::parse_recoverable(&layer.text);
+        if let Some(e) = syntax_errors.first() {
+            return Err(layer.syntax_error(tree.get_ref(), e));
+        }
         Ok(layer)
     }
 
@@ -172,195 +114,126 @@ impl FileLayer {
         }
     }
 
-    /// Turns a serde error (unknown key or table, wrong type) into a message naming the key.
-    fn serde_error(&self, tree: &DeTable, e: &toml::de::Error) -> ConfigError {
-        let span = e.span().unwrap_or(0..0);
-        let line = self.line(span.start);
-        let path = self.path.clone();
-        let message = e.message();
-        let Some(found) = key_at(tree, span.start) else {
-            return ConfigError::Invalid {
-                path,
-                line,
-                place: self.line_text(span.start),
-                message: message.to_string(),
-            };
-        };
-        let (table, leaf) = match found.path.split_once('.') {
-            Some((table, leaf)) => (table, Some(leaf)),
-            None => (found.path.as_str(), None),
-        };
-        let key = KEYS
-            .iter()
-            .find(|k| k.table() == table && Some(k.name()) == leaf);
-        if message.starts_with("unknown field") {
-            return match leaf {
-                None if found.is_table => ConfigError::UnknownTable {
-                    path,
-                    line,
-                    name: table.to_string(),
-                    known: known_tables(),
-                },
-                None => ConfigError::TopLevelKey {
-                    path,
-                    line,
-                    key: table.to_string(),
-                    hint: match KEYS.iter().find(|k| k.name() == table) {
-                        Some(k) => format!("put it under [{}]", k.table()),
-                        None => format!("keys go in the tables {}", known_tables()),
-                    },
-                },
-                Some(_) => ConfigError::UnknownKey {
-                    path,
-                    line,
-                    key: found.path.clone(),
-                    table: table.to_string(),
-                    known: known_keys(table),
-                },
-            };
-        }
-        if message.starts_with("invalid type") || message.starts_with("invalid value") {
-            let value = self.quote(span.clone());
-            if let Some(key) = key {
-                let is_integer = !value.is_empty()
-                    && value
-                        .trim_start_matches(['-', '+'])
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || b == b'_');
-                if key.is_integer() && is_integer {
-                    // Too big for TOML's i64: a range problem, not a type one.
-                    return ConfigError::OutOfRange {
-                        origin: Origin::File {
-                            path,
-                            line,
-                            key: found.path,
-                            text: value,
-                        },
-                        allowed: key.allowed(),
-                    };
-                }
-                return ConfigError::WrongType {
-                    path,
-                    line,
-                    key: found.path,
-                    value,
-                    expected: key.expected(),
-                };
-            }
-            if leaf.is_none() && TABLES.contains(&table) {
-                return ConfigError::WrongType {
-                    path,
-                    line,
-                    expected: format!("a table ([{table}] with keys {})", known_keys(table)),
-                    key: found.path.clone(),
-                    value,
-                };
-            }
-        }
-        ConfigError::Invalid {
-            path,
-            line,
-            place: found.path,
-            message: message.to_string(),
-        }
-    }
-
     /// Copies every key the file sets into `config`; a set `lr` goes to `lr`, for `load` to
     /// weigh against the preset's own rate.
+    ///
+    /// The file is read in its own order, and a key, table or type that is wrong anywhere is
+    /// reported before any value out of its range, which is reported in the order of the key rows.
     pub(super) fn apply(
         &self,
         config: &mut Config,
         lr: &mut Option<f64>,
     ) -> Result<(), ConfigError> {
-        let FileConfig {
-            train,
-            data,
-            run,
-            ui,
-        } = &self.values;
-        if let Some(v) = &train.preset {
-            config.preset = PRESET.check(v.get_ref(), || self.origin(&PRESET, v))?;
+        let tree = match DeTable::parse(&self.text) {
+            Ok(tree) => tree,
+            Err(e) => return Err(self.syntax_error(&DeTable::default(), &e)),
+        };
+        let mut rejected: Vec<(usize, ConfigError)> = Vec::new();
+        for (name, value) in tree.get_ref().iter() {
+            let table = name.get_ref().as_ref();
+            let line = self.line(name.span().start);
+            let entries = match value.get_ref() {
+                DeValue::Table(entries) if TABLES.contains(&table) => entries,
+                DeValue::Table(_) => {
+                    return Err(ConfigError::UnknownTable {
+                        path: self.path.clone(),
+                        line,
+                        name: printable(table),
+                        known: known_tables(),
+                    });
+                }
+                _ if TABLES.contains(&table) => {
+                    return Err(ConfigError::WrongType {
+                        path: self.path.clone(),
+                        line: self.line(value.span().start),
+                        key: printable(table),
+                        value: self.quote(value.span()),
+                        expected: format!("a table ([{table}] with keys {})", known_keys(table)),
+                    });
+                }
+                _ => {
+                    return Err(ConfigError::TopLevelKey {
+                        path: self.path.clone(),
+                        line,
+                        key: printable(table),
+                        hint: match KEYS.iter().find(|k| k.name() == table) {
+                            Some(k) => format!("put it under [{}]", k.table()),
+                            None => format!("keys go in the tables {}", known_tables()),
+                        },
+                    });
+                }
+            };
+            for (key, value) in entries.iter() {
+                let name = key.get_ref().as_ref();
+                let Some((row, setting)) = KEYS
+                    .iter()
+                    .enumerate()
+                    .find(|(_, k)| k.table() == table && k.name() == name)
+                else {
+                    return Err(ConfigError::UnknownKey {
+                        path: self.path.clone(),
+                        line: self.line(key.span().start),
+                        key: format!("{table}.{}", printable(name)),
+                        table: table.to_string(),
+                        known: known_keys(table),
+                    });
+                };
+                let origin = || self.origin(*setting, value);
+                let raw = raw_value(value.get_ref());
+                match setting.read(&raw, &self.base, &origin, config, lr) {
+                    Ok(()) => {}
+                    Err(Refusal::Rejected(e)) => rejected.push((row, e)),
+                    Err(Refusal::WrongType) => {
+                        return Err(ConfigError::WrongType {
+                            path: self.path.clone(),
+                            line: self.line(value.span().start),
+                            key: format!("{table}.{name}"),
+                            value: self.quote(value.span()),
+                            expected: setting.expected(),
+                        });
+                    }
+                    Err(Refusal::Unreadable(message)) => {
+                        return Err(ConfigError::Invalid {
+                            path: self.path.clone(),
+                            line: self.line(value.span().start),
+                            place: format!("{table}.{name}"),
+                            message: message.to_string(),
+                        });
+                    }
+                }
+            }
         }
-        if let Some(v) = self.int(&EPOCHS, &train.epochs)? {
-            config.epochs = v;
+        match rejected.into_iter().min_by_key(|(row, _)| *row) {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
         }
-        if let Some(v) = self.int(&BATCH_SIZE, &train.batch_size)? {
-            config.batch_size = v;
-        }
-        if let Some(v) = self.int(&SEED, &train.seed)? {
-            config.seed = v;
-        }
-        if let Some(v) = self.int(&MAX_STEPS, &train.max_steps)? {
-            config.max_steps = steps_limit(v);
-        }
-        if let Some(v) = &train.lr {
-            *lr = Some(LR.check(*v.get_ref(), || self.origin(&LR, v))?);
-        }
-        if let Some(v) = &train.lr_schedule {
-            config.lr_schedule.kind =
-                LR_SCHEDULE.check(v.get_ref(), || self.origin(&LR_SCHEDULE, v))?;
-        }
-        if let Some(v) = self.int(&LR_STEP_EVERY, &train.lr_step_every)? {
-            config.lr_schedule.every = v;
-        }
-        if let Some(v) = &train.lr_gamma {
-            config.lr_schedule.gamma =
-                LR_GAMMA.check(*v.get_ref(), || self.origin(&LR_GAMMA, v))?;
-        }
-        if let Some(v) = &train.lr_final {
-            config.lr_schedule.final_factor =
-                LR_FINAL.check(*v.get_ref(), || self.origin(&LR_FINAL, v))?;
-        }
-        if let Some(v) = self.dir(&data.dir)? {
-            config.data_dir = v;
-        }
-        if let Some(v) = self.dir(&run.dir)? {
-            config.run_dir = v;
-        }
-        if let Some(v) = self.int(&LOG_EVERY, &run.log_every)? {
-            config.log_every = v;
-        }
-        if let Some(v) = self.int(&SAMPLE_EVERY, &run.sample_every)? {
-            config.sample_every = v;
-        }
-        if let Some(v) = self.int(&SAMPLE_COUNT, &run.sample_count)? {
-            config.sample_count = v;
-        }
-        if let Some(v) = self.int(&KEEP_CHECKPOINTS, &run.keep_checkpoints)? {
-            config.keep_checkpoints = v;
-        }
-        if let Some(v) = self.int(&EVAL_COUNT, &run.eval_count)? {
-            config.eval_count = v;
-        }
-        if let Some(v) = &run.on_write_error {
-            config.on_write_error =
-                ON_WRITE_ERROR.check(v.get_ref(), || self.origin(&ON_WRITE_ERROR, v))?;
-        }
-        if let Some(v) = &ui.theme {
-            config.theme = THEME.check(v.get_ref(), || self.origin(&THEME, v))?;
-        }
-        if let Some(v) = self.int(&FPS, &ui.fps)? {
-            config.fps = v;
-        }
-        Ok(())
     }
+}
 
-    fn int<T: TryFrom<u64>>(
-        &self,
-        key: &Key<Int>,
-        value: &Option<Spanned<i64>>,
-    ) -> Result<Option<T>, ConfigError> {
-        value
-            .as_ref()
-            .map(|v| key.check(i128::from(*v.get_ref()), || self.origin(key, v)))
-            .transpose()
-    }
-
-    fn dir(&self, value: &Option<Spanned<String>>) -> Result<Option<Option<PathBuf>>, ConfigError> {
-        value
-            .as_ref()
-            .map(|v| Key::<Dir>::resolve(Path::new(v.get_ref()), &self.base))
-            .transpose()
+/// What a key is shown of a file's value.
+fn raw_value<'a>(value: &'a DeValue<'_>) -> RawValue<'a> {
+    match value {
+        DeValue::Integer(i) => {
+            let (text, radix) = (i.as_str(), i.radix());
+            if let Ok(v) = i64::from_str_radix(text, radix) {
+                RawValue::Integer(v)
+            } else if i128::from_str_radix(text, radix).is_ok()
+                || u128::from_str_radix(text, radix).is_ok()
+            {
+                RawValue::HugeInteger {
+                    fits_u64: u64::from_str_radix(text, radix).is_ok(),
+                }
+            } else {
+                RawValue::IntegerOverflow
+            }
+        }
+        DeValue::Float(f) => match f.as_str().parse::<f64>() {
+            Ok(v) if v.is_infinite() && !f.as_str().contains("inf") => RawValue::FloatOverflow,
+            Ok(v) => RawValue::Float(v),
+            Err(_) => RawValue::FloatOverflow,
+        },
+        DeValue::String(text) => RawValue::Text(text.as_ref()),
+        _ => RawValue::Other,
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::train::schedule::ScheduleKind;
 
-use super::{Config, ConfigError, OnWriteError, Origin, Preset};
+use super::{Config, ConfigError, OnWriteError, Origin, Preset, steps_limit};
 
 /// The tables of the file, in the order `to_toml` writes them.
 pub(super) const TABLES: &[&str] = &["train", "data", "run", "ui"];
@@ -28,6 +28,7 @@ pub(super) const PRESET: Key<PresetName> = Key {
     help: "model recipe (see Recipes); `reference` is the reference program's MLP GAN",
     default_shown: None,
     write: |c| toml_string(c.preset.name()),
+    set: |c, _, v| c.preset = v,
 };
 pub(super) const EPOCHS: Key<Int> = Key {
     table: "train",
@@ -41,6 +42,7 @@ pub(super) const EPOCHS: Key<Int> = Key {
     help: "passes over the training images",
     default_shown: None,
     write: |c| c.epochs.to_string(),
+    set: |c, _, v| c.epochs = narrow(v),
 };
 pub(super) const BATCH_SIZE: Key<Int> = Key {
     table: "train",
@@ -51,6 +53,7 @@ pub(super) const BATCH_SIZE: Key<Int> = Key {
     help: "images per training step",
     default_shown: None,
     write: |c| c.batch_size.to_string(),
+    set: |c, _, v| c.batch_size = narrow(v),
 };
 pub(super) const SEED: Key<Int> = Key {
     table: "train",
@@ -64,6 +67,7 @@ pub(super) const SEED: Key<Int> = Key {
     help: "seed for weights, noise and shuffling; the same seed repeats a run",
     default_shown: None,
     write: |c| c.seed.to_string(),
+    set: |c, _, v| c.seed = v,
 };
 pub(super) const MAX_STEPS: Key<Int> = Key {
     table: "train",
@@ -77,6 +81,7 @@ pub(super) const MAX_STEPS: Key<Int> = Key {
     help: "stop after this many steps in all; 0 = no limit",
     default_shown: None,
     write: |c| c.max_steps.unwrap_or(0).to_string(),
+    set: |c, _, v| c.max_steps = steps_limit(v),
 };
 pub(super) const LR: Key<Positive> = Key {
     table: "train",
@@ -87,6 +92,7 @@ pub(super) const LR: Key<Positive> = Key {
     help: "learning rate of both optimisers; absent: the preset's own, 0.0004 for `cgan`, 0.0001 for `wgan-gp`, 0.0002 for the others",
     default_shown: Some("the preset's"),
     write: |c| toml::Value::Float(c.lr).to_string(),
+    set: |_, lr, v| *lr = Some(v),
 };
 pub(super) const LR_SCHEDULE: Key<ScheduleName> = Key {
     table: "train",
@@ -97,6 +103,7 @@ pub(super) const LR_SCHEDULE: Key<ScheduleName> = Key {
     help: "how the rate changes: `step` multiplies it by `lr_gamma` every `lr_step_every` steps, `cosine` and `linear` take it to `lr_final` x `lr` at the last step (see Recipes)",
     default_shown: None,
     write: |c| toml_string(c.lr_schedule.kind.name()),
+    set: |c, _, v| c.lr_schedule.kind = v,
 };
 pub(super) const LR_STEP_EVERY: Key<Int> = Key {
     table: "train",
@@ -110,6 +117,7 @@ pub(super) const LR_STEP_EVERY: Key<Int> = Key {
     help: "step schedule: steps between drops (4690 = 5 epochs of 64)",
     default_shown: None,
     write: |c| c.lr_schedule.every.to_string(),
+    set: |c, _, v| c.lr_schedule.every = v,
 };
 pub(super) const LR_GAMMA: Key<Positive> = Key {
     table: "train",
@@ -120,6 +128,7 @@ pub(super) const LR_GAMMA: Key<Positive> = Key {
     help: "step schedule: factor of each drop",
     default_shown: None,
     write: |c| toml::Value::Float(c.lr_schedule.gamma).to_string(),
+    set: |c, _, v| c.lr_schedule.gamma = v,
 };
 pub(super) const LR_FINAL: Key<Fraction> = Key {
     table: "train",
@@ -130,6 +139,7 @@ pub(super) const LR_FINAL: Key<Fraction> = Key {
     help: "cosine and linear: the last step's rate as a fraction of `lr`",
     default_shown: None,
     write: |c| toml::Value::Float(c.lr_schedule.final_factor).to_string(),
+    set: |c, _, v| c.lr_schedule.final_factor = v,
 };
 pub(super) const DATA_DIR: Key<Dir> = Key {
     table: "data",
@@ -140,6 +150,7 @@ pub(super) const DATA_DIR: Key<Dir> = Key {
     help: "`\"\"` = the built-in MNIST; else a folder with the four MNIST-named IDX files",
     default_shown: None,
     write: |c| toml_path(c.data_dir.as_deref()),
+    set: |c, _, v| c.data_dir = v,
 };
 pub(super) const RUN_DIR: Key<Dir> = Key {
     table: "run",
@@ -150,6 +161,7 @@ pub(super) const RUN_DIR: Key<Dir> = Key {
     help: "`\"\"` = a new folder under the runs directory; else this folder",
     default_shown: None,
     write: |c| toml_path(c.run_dir.as_deref()),
+    set: |c, _, v| c.run_dir = v,
 };
 pub(super) const LOG_EVERY: Key<Int> = Key {
     table: "run",
@@ -163,6 +175,7 @@ pub(super) const LOG_EVERY: Key<Int> = Key {
     help: "steps between logged steps (metrics.jsonl lines, dashboard points)",
     default_shown: None,
     write: |c| c.log_every.to_string(),
+    set: |c, _, v| c.log_every = v,
 };
 pub(super) const SAMPLE_EVERY: Key<Int> = Key {
     table: "run",
@@ -176,6 +189,7 @@ pub(super) const SAMPLE_EVERY: Key<Int> = Key {
     help: "steps between sample grids",
     default_shown: None,
     write: |c| c.sample_every.to_string(),
+    set: |c, _, v| c.sample_every = v,
 };
 pub(super) const SAMPLE_COUNT: Key<Int> = Key {
     table: "run",
@@ -186,6 +200,7 @@ pub(super) const SAMPLE_COUNT: Key<Int> = Key {
     help: "digits in the sample grid",
     default_shown: None,
     write: |c| c.sample_count.to_string(),
+    set: |c, _, v| c.sample_count = narrow(v),
 };
 pub(super) const THEME: Key<Name> = Key {
     table: "ui",
@@ -196,6 +211,7 @@ pub(super) const THEME: Key<Name> = Key {
     help: "colour theme: a built-in one (`default`, `light`, `mono`, `amber`) or `<name>.toml` in the themes folder",
     default_shown: None,
     write: |c| toml_string(&c.theme),
+    set: |c, _, v| c.theme = v,
 };
 pub(super) const FPS: Key<Int> = Key {
     table: "ui",
@@ -206,6 +222,7 @@ pub(super) const FPS: Key<Int> = Key {
     help: "dashboard frames per second",
     default_shown: None,
     write: |c| c.fps.to_string(),
+    set: |c, _, v| c.fps = narrow(v),
 };
 
 pub(super) const KEEP_CHECKPOINTS: Key<Int> = Key {
@@ -220,6 +237,7 @@ pub(super) const KEEP_CHECKPOINTS: Key<Int> = Key {
     help: "numbered checkpoints to keep (`latest.safetensors` always kept); 0 = all",
     default_shown: None,
     write: |c| c.keep_checkpoints.to_string(),
+    set: |c, _, v| c.keep_checkpoints = narrow(v),
 };
 pub(super) const EVAL_COUNT: Key<Int> = Key {
     table: "run",
@@ -233,6 +251,7 @@ pub(super) const EVAL_COUNT: Key<Int> = Key {
     help: "digits the judge scores after each epoch (and on the `e` key); 0 = off",
     default_shown: None,
     write: |c| c.eval_count.to_string(),
+    set: |c, _, v| c.eval_count = narrow(v),
 };
 pub(super) const ON_WRITE_ERROR: Key<WriteErrorChoice> = Key {
     table: "run",
@@ -243,6 +262,7 @@ pub(super) const ON_WRITE_ERROR: Key<WriteErrorChoice> = Key {
     help: "headless, when a file cannot be written: train on, or stop cleanly and exit non-zero",
     default_shown: None,
     write: |c| toml_string(c.on_write_error.name()),
+    set: |c, _, v| c.on_write_error = v,
 };
 
 /// Every key, in the order `to_toml` writes them.
@@ -279,7 +299,7 @@ pub(super) fn toml_path(path: Option<&Path>) -> String {
 
 /// One key: where it lives, the flag that overrides it (the bare key name when it has no flag),
 /// what it accepts and how a resolved `Config` writes it.
-pub(super) struct Key<A> {
+pub(super) struct Key<A: Accepts> {
     pub(super) table: &'static str,
     pub(super) name: &'static str,
     pub(super) flag: &'static str,
@@ -291,6 +311,9 @@ pub(super) struct Key<A> {
     /// The default as the documentation says it, when the value itself would mislead.
     pub(super) default_shown: Option<&'static str>,
     pub(super) write: fn(&Config) -> String,
+    /// Puts a checked value into the config being resolved (or, for `lr`, the rate a layer
+    /// chose, which `load` weighs against the preset's own).
+    pub(super) set: fn(&mut Config, &mut Option<f64>, A::Value),
 }
 
 /// What the file-facing code needs of a key, whatever its kind of value.
@@ -300,11 +323,6 @@ pub(super) trait Setting {
     fn doc(&self) -> &'static str;
     /// The type and the values the key takes, for a wrong-type message.
     fn expected(&self) -> String;
-    /// The values the key takes, for an out-of-range message.
-    fn allowed(&self) -> String;
-    /// True when a value of the wrong TOML type would still fit if it were in range: an
-    /// integer too big for TOML's i64 is reported as out of range.
-    fn is_integer(&self) -> bool;
     fn write(&self, config: &Config) -> String;
     fn help(&self) -> &'static str;
     fn default_shown(&self) -> Option<&'static str>;
@@ -312,6 +330,16 @@ pub(super) trait Setting {
     fn values(&self) -> String;
     /// The command-line flag that overrides the key, if one does.
     fn cli_flag(&self) -> Option<&'static str>;
+    /// Checks a value from a file and puts it into `config` (or `lr`). `origin` says where it
+    /// came from, `base` is the folder relative paths start at.
+    fn read(
+        &self,
+        raw: &RawValue,
+        base: &Path,
+        origin: &dyn Fn() -> Origin,
+        config: &mut Config,
+        lr: &mut Option<f64>,
+    ) -> Result<(), Refusal>;
 }
 
 impl<A: Accepts> Setting for Key<A> {
@@ -326,12 +354,6 @@ impl<A: Accepts> Setting for Key<A> {
     }
     fn expected(&self) -> String {
         self.accepts.expected()
-    }
-    fn allowed(&self) -> String {
-        self.accepts.allowed()
-    }
-    fn is_integer(&self) -> bool {
-        A::IS_INTEGER
     }
     fn write(&self, config: &Config) -> String {
         (self.write)(config)
@@ -348,9 +370,68 @@ impl<A: Accepts> Setting for Key<A> {
     fn cli_flag(&self) -> Option<&'static str> {
         self.flag.starts_with("--").then_some(self.flag)
     }
+    fn read(
+        &self,
+        raw: &RawValue,
+        base: &Path,
+        origin: &dyn Fn() -> Origin,
+        config: &mut Config,
+        lr: &mut Option<f64>,
+    ) -> Result<(), Refusal> {
+        let value = A::take(self, raw, base, origin)?;
+        (self.set)(config, lr, value);
+        Ok(())
+    }
 }
 
-impl<A> Key<A> {
+/// A value as a config file holds it, before any key looks at it.
+pub(super) enum RawValue<'a> {
+    /// Fits TOML's i64.
+    Integer(i64),
+    /// Fits a 128-bit integer but not TOML's i64: out of range for every key; a number key
+    /// takes it as a number only if it fits a u64.
+    HugeInteger {
+        fits_u64: bool,
+    },
+    /// Fits no machine integer at all.
+    IntegerOverflow,
+    Float(f64),
+    /// Too large for an f64.
+    FloatOverflow,
+    Text(&'a str),
+    /// A boolean, a date, an array or a table: no key takes one.
+    Other,
+}
+
+/// Why a key does not take a file's value.
+pub(super) enum Refusal {
+    /// The value's TOML type is not the key's.
+    WrongType,
+    /// The value cannot be read at all (a number too large); the message says why.
+    Unreadable(&'static str),
+    /// Of the right type, but not a value the key takes.
+    Rejected(ConfigError),
+}
+
+/// A range-checked whole number into its field's type; the key's range fits every field.
+fn narrow<T: TryFrom<u64> + Bounded>(value: u64) -> T {
+    T::try_from(value).unwrap_or(T::MAX)
+}
+
+/// The largest value of a field's type, for `narrow`.
+trait Bounded {
+    const MAX: Self;
+}
+
+impl Bounded for u32 {
+    const MAX: u32 = u32::MAX;
+}
+
+impl Bounded for usize {
+    const MAX: usize = usize::MAX;
+}
+
+impl<A: Accepts> Key<A> {
     pub(super) fn flag_origin(&self, text: impl fmt::Display) -> Origin {
         Origin::Flag {
             flag: self.flag,
@@ -360,14 +441,43 @@ impl<A> Key<A> {
 }
 
 /// A kind of value a key accepts.
-pub(super) trait Accepts {
-    const IS_INTEGER: bool = false;
+pub(super) trait Accepts: Sized {
+    /// The checked value a key of this kind puts into the config.
+    type Value;
     fn expected(&self) -> String;
-    fn allowed(&self) -> String {
-        self.expected()
-    }
     /// The values, briefly, for the documentation.
     fn values(&self) -> String;
+    /// Checks a file's value for `key`.
+    fn take(
+        key: &Key<Self>,
+        raw: &RawValue,
+        base: &Path,
+        origin: &dyn Fn() -> Origin,
+    ) -> Result<Self::Value, Refusal>;
+}
+
+/// The message for an integer no machine integer holds.
+const INTEGER_OVERFLOW: &str = "integer number overflowed";
+
+/// A number from a file: a float, or an integer taken as one.
+fn number(raw: &RawValue) -> Result<f64, Refusal> {
+    match *raw {
+        RawValue::Float(v) => Ok(v),
+        RawValue::Integer(v) => Ok(v as f64),
+        // Out of range for every key, as the number it is.
+        RawValue::HugeInteger { fits_u64: true } => Ok(f64::MAX),
+        RawValue::IntegerOverflow => Err(Refusal::Unreadable(INTEGER_OVERFLOW)),
+        RawValue::FloatOverflow => Err(Refusal::Unreadable("floating-point number overflowed")),
+        _ => Err(Refusal::WrongType),
+    }
+}
+
+/// A string from a file.
+fn text<'a>(raw: &RawValue<'a>) -> Result<&'a str, Refusal> {
+    match *raw {
+        RawValue::Text(text) => Ok(text),
+        _ => Err(Refusal::WrongType),
+    }
 }
 
 /// A whole number in `min..=max`.
@@ -412,12 +522,9 @@ impl fmt::Display for Positive {
 }
 
 impl Accepts for Int {
-    const IS_INTEGER: bool = true;
+    type Value = u64;
     fn expected(&self) -> String {
         format!("an integer in {self}")
-    }
-    fn allowed(&self) -> String {
-        self.to_string()
     }
     fn values(&self) -> String {
         match (self.min, self.max) {
@@ -425,27 +532,62 @@ impl Accepts for Int {
             (min, max) => format!("{min}..={max}"),
         }
     }
+    fn take(
+        key: &Key<Self>,
+        raw: &RawValue,
+        _base: &Path,
+        origin: &dyn Fn() -> Origin,
+    ) -> Result<Self::Value, Refusal> {
+        match *raw {
+            RawValue::Integer(v) => key.check(i128::from(v), origin).map_err(Refusal::Rejected),
+            RawValue::HugeInteger { .. } => Err(Refusal::Rejected(ConfigError::OutOfRange {
+                origin: origin(),
+                allowed: key.accepts.to_string(),
+            })),
+            RawValue::IntegerOverflow => Err(Refusal::Unreadable(INTEGER_OVERFLOW)),
+            _ => Err(Refusal::WrongType),
+        }
+    }
 }
 
 impl Accepts for Positive {
+    type Value = f64;
     fn expected(&self) -> String {
         self.to_string()
     }
     fn values(&self) -> String {
         format!("> 0 and <= {}", self.max)
     }
+    fn take(
+        key: &Key<Self>,
+        raw: &RawValue,
+        _base: &Path,
+        origin: &dyn Fn() -> Origin,
+    ) -> Result<Self::Value, Refusal> {
+        key.check(number(raw)?, origin).map_err(Refusal::Rejected)
+    }
 }
 
 impl Accepts for Fraction {
+    type Value = f64;
     fn expected(&self) -> String {
         "a finite number >= 0 and <= 1".to_string()
     }
     fn values(&self) -> String {
         "0..=1".to_string()
     }
+    fn take(
+        key: &Key<Self>,
+        raw: &RawValue,
+        _base: &Path,
+        origin: &dyn Fn() -> Origin,
+    ) -> Result<Self::Value, Refusal> {
+        key.check(number(raw)?, origin).map_err(Refusal::Rejected)
+    }
 }
 
 impl Accepts for ScheduleName {
+    type Value = ScheduleKind;
     fn expected(&self) -> String {
         let names: Vec<&str> = ScheduleKind::ALL.iter().map(|k| k.name()).collect();
         format!("a string naming a schedule ({})", names.join(", "))
@@ -454,27 +596,54 @@ impl Accepts for ScheduleName {
         let names: Vec<&str> = ScheduleKind::ALL.iter().map(|k| k.name()).collect();
         names.join(", ")
     }
+    fn take(
+        key: &Key<Self>,
+        raw: &RawValue,
+        _base: &Path,
+        origin: &dyn Fn() -> Origin,
+    ) -> Result<Self::Value, Refusal> {
+        key.check(text(raw)?, origin).map_err(Refusal::Rejected)
+    }
 }
 
 impl Accepts for PresetName {
+    type Value = Preset;
     fn expected(&self) -> String {
         format!("a string naming a preset ({})", Preset::known_names())
     }
     fn values(&self) -> String {
         Preset::known_names()
     }
+    fn take(
+        key: &Key<Self>,
+        raw: &RawValue,
+        _base: &Path,
+        origin: &dyn Fn() -> Origin,
+    ) -> Result<Self::Value, Refusal> {
+        key.check(text(raw)?, origin).map_err(Refusal::Rejected)
+    }
 }
 
 impl Accepts for Name {
+    type Value = String;
     fn expected(&self) -> String {
         "a string of ASCII letters, digits, `_` and `-`".to_string()
     }
     fn values(&self) -> String {
         "a name".to_string()
     }
+    fn take(
+        key: &Key<Self>,
+        raw: &RawValue,
+        _base: &Path,
+        origin: &dyn Fn() -> Origin,
+    ) -> Result<Self::Value, Refusal> {
+        key.check(text(raw)?, origin).map_err(Refusal::Rejected)
+    }
 }
 
 impl Accepts for WriteErrorChoice {
+    type Value = OnWriteError;
     fn expected(&self) -> String {
         let names: Vec<&str> = OnWriteError::ALL.iter().map(|c| c.name()).collect();
         format!("one of the strings {}", names.join(", "))
@@ -482,6 +651,14 @@ impl Accepts for WriteErrorChoice {
     fn values(&self) -> String {
         let names: Vec<&str> = OnWriteError::ALL.iter().map(|c| c.name()).collect();
         names.join(", ")
+    }
+    fn take(
+        key: &Key<Self>,
+        raw: &RawValue,
+        _base: &Path,
+        origin: &dyn Fn() -> Origin,
+    ) -> Result<Self::Value, Refusal> {
+        key.check(text(raw)?, origin).map_err(Refusal::Rejected)
     }
 }
 
@@ -503,11 +680,20 @@ impl Key<WriteErrorChoice> {
 }
 
 impl Accepts for Dir {
+    type Value = Option<PathBuf>;
     fn expected(&self) -> String {
         "a string holding a folder path (\"\" for the default)".to_string()
     }
     fn values(&self) -> String {
         "a folder, or \"\"".to_string()
+    }
+    fn take(
+        _key: &Key<Self>,
+        raw: &RawValue,
+        base: &Path,
+        _origin: &dyn Fn() -> Origin,
+    ) -> Result<Self::Value, Refusal> {
+        Key::<Dir>::resolve(Path::new(text(raw)?), base).map_err(Refusal::Rejected)
     }
 }
 

@@ -1,10 +1,12 @@
-//! Settings: the file layer (serde, every key optional) resolved with defaults and command-line
-//! overrides into one validated runtime `Config`.
+//! Settings: defaults, then a config file (every key optional), then command-line flags, resolved
+//! into one validated runtime `Config`.
 //!
-//! Each key is described once, in the table of `Key` constants below: where it lives in the file,
-//! the flag that overrides it, the values it accepts and how a resolved `Config` writes it back.
-//! Adding a key means a row there, a field in its file table and in `Config`, and one line in
-//! each of `apply_file` and `apply_overrides`.
+//! Each key is declared once, as a row in `keys.rs`: where it lives in the file, the flag that
+//! overrides it, the values it accepts, its help, how a resolved `Config` writes it back and how
+//! a checked value goes into one. The file layer (`file.rs`), `Config::to_toml`,
+//! `config.example.toml` and the README's table follow from the rows. Adding a key means a row
+//! there and a field with its default in `Config`; a key with a flag also needs its field in
+//! `Overrides`, a line in `apply_overrides` and the flag in `cli.rs`.
 
 use std::fmt::{self, Write as _};
 use std::fs;
