@@ -2,7 +2,7 @@
 //! code as `gan-tui bench` (median of five windows). Run it under `perf record` or callgrind to
 //! see where a step's time goes.
 
-use gan_tui::bench;
+use gan_tui::commands::bench;
 use gan_tui::config::Preset;
 
 fn main() {

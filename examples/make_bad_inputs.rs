@@ -1,4 +1,4 @@
-//! Writes `tests/bad_inputs/`: the small bad files the robustness suite (`tests/it/robustness.rs`)
+//! Writes `tests/bad_inputs/`: the small bad files the bad-input suite (`tests/it/bad_inputs/`)
 //! feeds the real binary, built from a few real MNIST digits and a real checkpoint's header.
 //!
 //! Run `cargo run --release --example make_bad_inputs` after changing a case; it rewrites every

@@ -1,6 +1,6 @@
 //! Scoring a generator with the digit judge: its digits' score, fcd (with the floor real digits
 //! set at the same count), class shares, recognised share and, for conditional recipes, how
-//! often the judge reads the digit that was asked for.
+//! often the judge reads the digit that was asked for. The trainer and `gan-tui eval` both use it.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -99,55 +99,6 @@ impl Evaluator {
     }
 }
 
-/// Scores the generator in the checkpoint at `path` on `count` digits drawn with `seed`.
-pub fn evaluate_checkpoint(
-    path: &std::path::Path,
-    count: usize,
-    seed: u64,
-) -> anyhow::Result<QualityReport> {
-    let (model, ckpt) = crate::train::checkpoint::load_model(path)?;
-    let mut evaluator = Evaluator::builtin()?;
-    let mut noise = NoiseStream::for_evaluation(seed, 0);
-    let mut q = evaluator.evaluate(model.as_ref(), count, &mut noise)?;
-    q.step = ckpt.progress.step;
-    // The checkpoint's epoch is the one in progress; the last finished one is one less.
-    q.epoch = ckpt
-        .progress
-        .epoch
-        .saturating_sub(u32::from(ckpt.progress.batch == 0));
-    Ok(q)
-}
-
-/// The text `gan-tui eval` prints.
-pub fn report_text(path: &std::path::Path, q: &QualityReport) -> String {
-    format!(
-        "{} (step {}): {} digits scored in {:.1}s\n{}\nclass shares: {}",
-        path.display(),
-        q.step,
-        q.count,
-        q.seconds,
-        summary_line(q),
-        shares_line(q)
-    )
-}
-
-/// The JSON line `gan-tui eval --json` prints.
-pub fn report_json(path: &std::path::Path, q: &QualityReport) -> String {
-    serde_json::json!({
-        "checkpoint": path.display().to_string(),
-        "step": q.step,
-        "count": q.count,
-        "score": q.score,
-        "fcd": q.fcd,
-        "fcd_floor": q.fcd_floor,
-        "recognised": q.recognised,
-        "class_shares": q.class_shares,
-        "agreement": q.agreement,
-        "seconds": q.seconds,
-    })
-    .to_string()
-}
-
 fn argmax(p: &[f32]) -> usize {
     p.iter()
         .enumerate()
@@ -155,31 +106,6 @@ fn argmax(p: &[f32]) -> usize {
             if v > best.1 { (i, v) } else { best }
         })
         .0
-}
-
-/// The report as one line: `score 8.91 | fcd 12.3 (floor 8.3) | recognised 93% | ...`.
-pub fn summary_line(q: &QualityReport) -> String {
-    let mut line = format!(
-        "score {:.2} | fcd {:.1} (floor {:.1}) | recognised {:.0}%",
-        q.score,
-        q.fcd,
-        q.fcd_floor,
-        q.recognised * 100.0
-    );
-    if let Some(a) = q.agreement {
-        line.push_str(&format!(" | asked-for digit {:.0}%", a * 100.0));
-    }
-    line
-}
-
-/// The class shares as text: `0:10% 1:11% ...`.
-pub fn shares_line(q: &QualityReport) -> String {
-    q.class_shares
-        .iter()
-        .enumerate()
-        .map(|(d, s)| format!("{d}:{:.0}%", s * 100.0))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]
@@ -202,7 +128,7 @@ mod tests {
         assert!(q.fcd > 10.0 * q.fcd_floor, "{q:?}");
         assert!((q.class_shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert_eq!(q.agreement, None);
-        let line = summary_line(&q);
+        let line = crate::run::format::quality_line(&q);
         assert!(
             line.starts_with("score ") && line.contains("(floor "),
             "{line}"

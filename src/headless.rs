@@ -1,16 +1,19 @@
 //! The `--no-tui` front end: prints a line per epoch (and, on a terminal, a progress bar within
 //! the epoch), reports checkpoints, and turns SIGINT/SIGTERM/SIGHUP into a clean stop.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
 use crate::config::OnWriteError;
 use crate::console::{say, warn};
-use crate::protocol::{Command, EpochSummary, FinishReason, RunInfo, SaveReason, TrainMsg};
+use crate::protocol::{Command, EpochSummary, FinishReason, SaveReason, StepStats, TrainMsg};
+use crate::run::format::{format_duration, format_learning_rate, quality_line};
+use crate::run::signals::StopSignals;
+use crate::run::state::RunState;
 
 /// How a headless run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,30 +48,13 @@ pub enum HeadlessError {
     WriteFailed(String),
 }
 
-/// Formats seconds as `1h 02m 03s`, `4m 05s` or `6.7s`.
-pub fn format_duration(seconds: f64) -> String {
-    if !seconds.is_finite() || seconds < 0.0 {
-        return "-".to_string();
-    }
-    if seconds < 60.0 {
-        return format!("{seconds:.1}s");
-    }
-    let s = seconds.round() as u64;
-    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
-    if h > 0 {
-        format!("{h}h {m:02}m {s:02}s")
-    } else {
-        format!("{m}m {s:02}s")
-    }
-}
-
 /// The epoch line, in the reference program's shape plus D(x), D(G(z)), speed, elapsed and ETA.
 pub fn epoch_line(e: &EpochSummary, total_steps: u64) -> String {
     let remaining = total_steps.saturating_sub(e.step) as f64;
     let eta = if e.steps_per_s > 0.0 {
-        format_duration(remaining / e.steps_per_s)
+        remaining / e.steps_per_s
     } else {
-        "-".to_string()
+        f64::NAN
     };
     let mut line = format!(
         "Epoch [{}/{}] | D Loss: {:.4} | G Loss: {:.4} | D(x): {:.3} | D(G(z)): {:.3} | {:.1} steps/s | elapsed {} | ETA {}",
@@ -80,29 +66,60 @@ pub fn epoch_line(e: &EpochSummary, total_steps: u64) -> String {
         e.d_fake,
         e.steps_per_s,
         format_duration(e.elapsed_s),
-        eta
+        format_duration(eta)
     );
     if let Some(q) = &e.quality {
         line.push_str(" | ");
-        line.push_str(&crate::eval::summary_line(q));
+        line.push_str(&quality_line(q));
     }
     line
 }
 
-/// A one-line bar for the epoch in progress: `[#####-----] 312/938`.
-pub fn progress_bar(done: u64, total: u64, width: usize) -> String {
-    let total = total.max(1);
-    let filled = ((done.min(total) as f64 / total as f64) * width as f64).round() as usize;
-    format!(
-        "[{}{}] {done}/{total}",
-        "#".repeat(filled),
-        "-".repeat(width - filled.min(width))
-    )
+/// The bar for the epoch in progress, drawn on stdout only when it is a terminal:
+/// `epoch 3 [#####-----] 312/938 | D 0.6931 | G 0.6931 | 35.2 steps/s | lr 2e-4`.
+struct Progress {
+    bar: ProgressBar,
 }
 
-/// Conventional exit code for a run stopped by `signal`: 128 + its number.
-pub fn signal_exit_code(signal: i32) -> i32 {
-    128 + signal
+impl Progress {
+    fn new() -> Progress {
+        let target = if io::stdout().is_terminal() {
+            ProgressDrawTarget::stdout()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(None, target);
+        // The template is fixed text; should it ever fail to parse, the default style is fine.
+        if let Ok(style) =
+            ProgressStyle::with_template("  epoch {prefix} [{bar:30}] {pos}/{len} | {msg}")
+        {
+            bar.set_style(style.progress_chars("#-"));
+        }
+        Progress { bar }
+    }
+
+    fn show(&self, s: &StepStats, steps_per_epoch: u64) {
+        self.bar.set_length(steps_per_epoch.max(1));
+        self.bar.set_position(s.batch);
+        self.bar.set_prefix(s.epoch.to_string());
+        self.bar.set_message(format!(
+            "D {:.4} | G {:.4} | {:.1} steps/s | lr {}",
+            s.d_loss,
+            s.g_loss,
+            s.steps_per_s,
+            format_learning_rate(s.lr)
+        ));
+    }
+
+    /// Runs `print` with the bar off the screen; the bar comes back under the printed lines.
+    fn above(&self, print: impl FnOnce()) {
+        self.bar.suspend(print);
+    }
+
+    /// Takes the bar off the screen for good: the run is over.
+    fn close(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// Drains trainer messages and prints progress until the run ends. Signals ask the trainer to
@@ -112,19 +129,9 @@ pub fn run(
     cmds: Sender<Command>,
     on_write_error: OnWriteError,
 ) -> Result<HeadlessOutcome, HeadlessError> {
-    let caught = Arc::new(AtomicUsize::new(0));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register_usize(sig, Arc::clone(&caught), sig as usize)
-            .map_err(HeadlessError::Signals)?;
-    }
-    let mut out = io::stdout();
-    let show_bar = out.is_terminal();
-    let mut bar_shown = false;
-    let mut info: Option<RunInfo> = None;
+    let signals = StopSignals::register().map_err(HeadlessError::Signals)?;
+    let progress = Progress::new();
+    let mut state = RunState::new();
     let mut signal = None;
     let mut diverged: Option<(u64, f32, f32)> = None;
     let mut write_error: Option<String> = None;
@@ -137,13 +144,15 @@ pub fn run(
         }
     };
     loop {
-        let sig = caught.load(Ordering::Relaxed);
-        if sig != 0 && signal.is_none() {
-            signal = Some(sig as i32);
-            clear_bar(&mut out, &mut bar_shown);
-            say(format!(
-                "signal {sig} received: finishing the current step and saving a checkpoint"
-            ));
+        if signal.is_none()
+            && let Some(sig) = signals.take()
+        {
+            signal = Some(sig);
+            progress.above(|| {
+                say(format!(
+                    "signal {sig} received: finishing the current step and saving a checkpoint"
+                ))
+            });
             // A gone trainer is noticed below, when the channel disconnects.
             let _ = cmds.send(Command::Stop);
         }
@@ -151,10 +160,11 @@ pub fn run(
             Ok(m) => m,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => {
-                clear_bar(&mut out, &mut bar_shown);
+                progress.close();
                 return Err(HeadlessError::TrainerGone);
             }
         };
+        state.on_msg(&msg);
         match msg {
             TrainMsg::Started(i) => {
                 say(format!(
@@ -171,60 +181,43 @@ pub fn run(
                     say(format!("resuming at step {}", i.start_step));
                 }
                 say(format!("run folder: {}", i.run_dir.display()));
-                info = Some(i);
             }
             TrainMsg::Step(s) => {
-                if show_bar && let Some(i) = &info {
-                    let line = progress_bar(s.batch, i.steps_per_epoch, 30);
-                    let _ = write!(
-                        out,
-                        "\r  epoch {} {line} | D {:.4} | G {:.4} | {:.1} steps/s ",
-                        s.epoch, s.d_loss, s.g_loss, s.steps_per_s
-                    );
-                    let _ = out.flush();
-                    bar_shown = true;
+                if let Some(i) = state.run_info() {
+                    progress.show(&s, i.steps_per_epoch);
                 }
             }
             TrainMsg::EpochDone(e) => {
-                clear_bar(&mut out, &mut bar_shown);
-                let total = info.as_ref().map_or(e.step, |i| i.total_steps);
-                say(epoch_line(&e, total));
+                let total = state.run_info().map_or(e.step, |i| i.total_steps);
+                progress.above(|| say(epoch_line(&e, total)));
             }
             TrainMsg::CheckpointSaved { path, reason, .. } => {
                 if reason != SaveReason::EpochEnd {
-                    clear_bar(&mut out, &mut bar_shown);
-                    say(format!("checkpoint saved: {}", path.display()));
+                    progress.above(|| say(format!("checkpoint saved: {}", path.display())));
                 }
             }
             TrainMsg::CheckpointFailed { path, error } => {
-                clear_bar(&mut out, &mut bar_shown);
                 let text = format!("could not save the checkpoint {}: {error}", path.display());
-                stop_for_write_error(text, &mut write_error);
+                progress.above(|| stop_for_write_error(text, &mut write_error));
             }
             TrainMsg::WriteFailed { what, path, error } => {
-                clear_bar(&mut out, &mut bar_shown);
                 let text = format!("could not write the {what} {}: {error}", path.display());
-                stop_for_write_error(text, &mut write_error);
+                progress.above(|| stop_for_write_error(text, &mut write_error));
             }
             TrainMsg::ScoringFailed(error) => {
-                clear_bar(&mut out, &mut bar_shown);
-                warn(format!("warning: {error}"));
+                progress.above(|| warn(format!("warning: {error}")));
             }
             TrainMsg::Diverged {
                 step,
                 d_loss,
                 g_loss,
             } => {
-                clear_bar(&mut out, &mut bar_shown);
+                progress.close();
                 diverged = Some((step, d_loss, g_loss));
                 let _ = cmds.send(Command::Stop);
             }
-            TrainMsg::Finished {
-                reason,
-                step,
-                last_checkpoint,
-            } => {
-                clear_bar(&mut out, &mut bar_shown);
+            TrainMsg::Finished { reason, step, .. } => {
+                progress.close();
                 let why = match reason {
                     FinishReason::Completed => "all epochs done",
                     FinishReason::StepLimit => "step limit reached",
@@ -232,6 +225,7 @@ pub fn run(
                     FinishReason::Diverged => "training diverged",
                 };
                 say(format!("finished at step {step} ({why})"));
+                let last_checkpoint = state.last_checkpoint().cloned();
                 if let Some(p) = &last_checkpoint {
                     say(format!("last checkpoint: {}", p.display()));
                 }
@@ -254,7 +248,7 @@ pub fn run(
                 });
             }
             TrainMsg::Error(e) => {
-                clear_bar(&mut out, &mut bar_shown);
+                progress.close();
                 return Err(HeadlessError::Trainer(e));
             }
             // The epoch line carries the epoch's scores.
@@ -266,25 +260,9 @@ pub fn run(
     }
 }
 
-fn clear_bar(out: &mut io::Stdout, shown: &mut bool) {
-    if *shown {
-        let _ = write!(out, "\r\x1b[2K");
-        let _ = out.flush();
-        *shown = false;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(format_duration(6.66), "6.7s");
-        assert_eq!(format_duration(245.0), "4m 05s");
-        assert_eq!(format_duration(3723.0), "1h 02m 03s");
-        assert_eq!(format_duration(f64::NAN), "-");
-    }
 
     #[test]
     fn epoch_line_has_the_reference_shape() {
@@ -312,10 +290,26 @@ mod tests {
     }
 
     #[test]
-    fn progress_bar_fills_in_proportion() {
-        assert_eq!(progress_bar(0, 10, 10), "[----------] 0/10");
-        assert_eq!(progress_bar(5, 10, 10), "[#####-----] 5/10");
-        assert_eq!(progress_bar(12, 10, 4), "[####] 12/10");
+    fn the_progress_bar_is_silent_off_a_terminal() {
+        // `cargo test` captures stdout, so it is never a terminal here.
+        let progress = Progress::new();
+        progress.show(&stats(3), 10);
+        assert!(progress.bar.is_hidden());
+    }
+
+    fn stats(batch: u64) -> StepStats {
+        StepStats {
+            step: batch,
+            epoch: 1,
+            batch,
+            d_loss: 1.0,
+            g_loss: 2.0,
+            d_real: 0.5,
+            d_fake: 0.5,
+            lr: 2e-4,
+            steps_per_s: 10.0,
+            elapsed_s: 1.0,
+        }
     }
 
     #[test]

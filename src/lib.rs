@@ -2,40 +2,35 @@
 //!
 //! `run` wires the pieces: config, paths, data, the trainer thread and one front end.
 
-pub mod action;
-pub mod app;
-pub mod atomic;
-pub mod bench;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod console;
+pub mod dashboard;
 pub mod data;
 pub mod eval;
+pub mod files;
 pub mod headless;
-pub mod image;
 pub mod judge;
 pub mod nn;
-pub mod paths;
 pub mod protocol;
 pub mod resume;
-pub mod run_dir;
-pub mod sample_cmd;
-pub mod text_file;
-pub mod theme;
+pub mod run;
 pub mod train;
-pub mod tui;
-pub mod ui;
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::mpsc;
 
 use anyhow::{Context, bail};
 
 use cli::{Cli, CliCommand};
+use commands::{bench, judge as judge_command, sample};
 use config::Config;
-use paths::Paths;
-use run_dir::RunDir;
+use dashboard::theme::Theme;
+use files::paths::{self, Paths};
+use files::run_dir::RunDir;
+use run::signals;
+use run::state::Phase;
 
 /// Runs the command line and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -46,15 +41,19 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     }
     match &cli.command {
         Some(CliCommand::Sample(args)) => {
-            console::say(sample_cmd::run(args)?);
+            console::say(sample::run(args)?);
             return Ok(0);
         }
         Some(CliCommand::Eval(args)) => {
-            let q = eval::evaluate_checkpoint(&args.checkpoint, args.count as usize, args.seed)?;
+            let q = commands::eval::evaluate_checkpoint(
+                &args.checkpoint,
+                args.count as usize,
+                args.seed,
+            )?;
             console::say(if args.json {
-                eval::report_json(&args.checkpoint, &q)
+                commands::eval::report_json(&args.checkpoint, &q)
             } else {
-                eval::report_text(&args.checkpoint, &q)
+                commands::eval::report_text(&args.checkpoint, &q)
             });
             return Ok(0);
         }
@@ -68,7 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             return Ok(0);
         }
         Some(CliCommand::Judge(cli::JudgeCommand::Train(a))) => {
-            judge::command::train(a.epochs, a.seed, &a.out, &mut std::io::stdout())?;
+            judge_command::train(a.epochs, a.seed, &a.out, &mut std::io::stdout())?;
             return Ok(0);
         }
         None => {}
@@ -101,7 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 None => new_run_dir(&cfg),
             };
             cfg.run_dir = Some(run_root.clone());
-            let run = prepare_run_dir(&run_root, &cfg)?;
+            let run = RunDir::start_new(&run_root, &cfg.to_toml())?;
             (cfg, (run, data), None)
         }
     };
@@ -120,36 +119,17 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let trainer = train::spawn(job, msg_tx, cmd_rx).context("cannot start the trainer thread")?;
     let code = if headless {
         // No dashboard to colour, but a bad theme setting is still worth a word.
-        if let (_, Some(warning)) = theme::Theme::load(&cfg.theme, &paths.themes_dir) {
+        if let (_, Some(warning)) = Theme::load(&cfg.theme, &paths.themes_dir) {
             console::warn(format!("warning: {warning}"));
         }
         let result = headless::run(msg_rx, cmd_tx, cfg.on_write_error);
         let _ = trainer.join();
         let outcome = result?;
-        outcome.signal.map_or(0, headless::signal_exit_code)
+        outcome.signal.map_or(0, signals::exit_code)
     } else {
         run_dashboard(&cfg, &paths, msg_rx, cmd_tx, trainer)?
     };
     Ok(code)
-}
-
-/// Creates the run folder and writes its `config.toml`, refusing a folder that already holds a
-/// run so nothing of it is overwritten.
-fn prepare_run_dir(root: &Path, cfg: &Config) -> anyhow::Result<RunDir> {
-    let taken = ["metrics.jsonl", "config.toml"]
-        .iter()
-        .any(|name| root.join(name).exists());
-    if taken {
-        bail!(
-            "{} already holds a run (config.toml or metrics.jsonl); choose a new --run-dir",
-            root.display()
-        );
-    }
-    let run = RunDir::create(root)
-        .with_context(|| format!("cannot create the run folder {}", root.display()))?;
-    atomic::write(&run.config_file(), cfg.to_toml().as_bytes())
-        .with_context(|| format!("cannot write {}", run.config_file().display()))?;
-    Ok(run)
 }
 
 /// Runs the dashboard until the user quits (or the run fails), then prints the summary.
@@ -160,26 +140,27 @@ fn run_dashboard(
     cmd_tx: mpsc::Sender<protocol::Command>,
     trainer: std::thread::JoinHandle<()>,
 ) -> anyhow::Result<i32> {
-    let opts = tui::TuiOptions {
+    let opts = dashboard::TuiOptions {
         fps: cfg.fps,
         theme: &cfg.theme,
         themes_dir: &paths.themes_dir,
         stay_open_when_done: true,
     };
-    let result = tui::run(app::App::new(), msg_rx, cmd_tx, &opts);
+    let result = dashboard::run(dashboard::app::App::new(), msg_rx, cmd_tx, &opts);
     // The dashboard asked the trainer to stop (or it finished); wait for its checkpoint.
     let _ = trainer.join();
     let app = result?;
     // The terminal may be gone (a hang-up); the summary is then simply not shown.
     console::say(app.summary());
-    match app.phase() {
-        app::Phase::Failed(error) => bail!("{error}"),
-        app::Phase::Finished(protocol::FinishReason::Diverged) => bail!(
+    match app.run().phase() {
+        Phase::Failed(error) => bail!("{error}"),
+        Phase::Finished(protocol::FinishReason::Diverged) => bail!(
             "training diverged; nothing after the last good checkpoint was saved{}",
-            app.last_checkpoint()
+            app.run()
+                .last_checkpoint()
                 .map_or(String::new(), |p| format!(": {}", p.display()))
         ),
         _ => {}
     }
-    Ok(app.signalled().map_or(0, headless::signal_exit_code))
+    Ok(app.signalled().map_or(0, signals::exit_code))
 }

@@ -1,7 +1,8 @@
 //! The messages between the trainer thread and a front end: plain data only, no tensors.
 //!
 //! `TrainMsg` flows from the trainer to the front end, `Command` the other way. These are the
-//! only types the trainer and the front ends share.
+//! only types the trainer and the front ends share. (`StepStats` also derives serde's traits:
+//! it is what a line of `metrics.jsonl` records.)
 
 use std::path::PathBuf;
 
@@ -45,14 +46,16 @@ pub struct RunInfo {
     pub eval_count: usize,
 }
 
-/// The numbers of one logged training step.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The numbers of one logged training step; `metrics.jsonl` holds one per line (all but `batch`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepStats {
     /// Steps taken so far in the run (1 after the first step).
     pub step: u64,
     /// 1-based epoch this step belongs to.
     pub epoch: u32,
-    /// 1-based batch index within the epoch.
+    /// 1-based batch index within the epoch; not in `metrics.jsonl` (the step and the epoch
+    /// length give it).
+    #[serde(skip)]
     pub batch: u64,
     pub d_loss: f32,
     pub g_loss: f32,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::config::{self, Config, Overrides};
-use crate::run_dir::{MetricsRecord, RunDir};
+use crate::files::run_dir::{MetricsRecord, RunDir};
 use crate::train::checkpoint::Checkpoint;
 
 /// A checkpoint ready to continue from.
@@ -113,10 +113,10 @@ pub fn open_run_dir(resume: &Resume) -> anyhow::Result<RunDir> {
         let text = std::fs::read_to_string(&metrics)
             .with_context(|| format!("cannot read {}", metrics.display()))?;
         let kept = metrics_up_to(&text, resume.checkpoint.progress.step);
-        crate::atomic::write(&metrics, kept.as_bytes())
+        crate::files::atomic::write(&metrics, kept.as_bytes())
             .with_context(|| format!("cannot rewrite {}", metrics.display()))?;
     }
-    crate::atomic::write(&run.config_file(), resume.config.to_toml().as_bytes())
+    crate::files::atomic::write(&run.config_file(), resume.config.to_toml().as_bytes())
         .with_context(|| format!("cannot write {}", run.config_file().display()))?;
     Ok(run)
 }
@@ -124,7 +124,9 @@ pub fn open_run_dir(resume: &Resume) -> anyhow::Result<RunDir> {
 /// The lines of a `metrics.jsonl` text for steps up to `step`; a torn or foreign line goes.
 pub fn metrics_up_to(text: &str, step: u64) -> String {
     text.lines()
-        .filter(|line| serde_json::from_str::<MetricsRecord>(line).is_ok_and(|r| r.step <= step))
+        .filter(|line| {
+            serde_json::from_str::<MetricsRecord>(line).is_ok_and(|r| r.stats.step <= step)
+        })
         .map(|line| format!("{line}\n"))
         .collect()
 }

@@ -4,7 +4,6 @@
 //! 128 penultimate features the Fréchet distance (`fcd`) to MNIST's test digits. The shipped
 //! weights are compiled in (`Judge::builtin`); `train_judge` makes new ones reproducibly.
 
-pub mod command;
 mod error;
 pub mod frechet;
 pub mod net;
@@ -127,7 +126,7 @@ impl Judge {
     /// Writes the weights to `path` atomically (temporary file, sync, rename).
     pub fn save(&self, path: &Path) -> Result<(), JudgeError> {
         let bytes = self.to_safetensors()?;
-        crate::atomic::write(path, &bytes).map_err(|source| JudgeError::Write {
+        crate::files::atomic::write(path, &bytes).map_err(|source| JudgeError::Write {
             path: path.to_path_buf(),
             source,
         })

@@ -198,7 +198,7 @@ impl Checkpoint {
     /// Writes the checkpoint to `path` atomically (temporary file, sync, rename).
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
         let bytes = self.encode()?;
-        crate::atomic::write(path, &bytes).map_err(|source| CheckpointError::Write {
+        crate::files::atomic::write(path, &bytes).map_err(|source| CheckpointError::Write {
             path: path.to_path_buf(),
             source,
         })

@@ -10,8 +10,8 @@ use super::noise::{NoiseKind, NoiseStream};
 use super::trainer::{GanBuilder, TrainJob};
 use crate::config::{Config, Preset};
 use crate::data::{self, DigitSet, Split};
+use crate::files::run_dir::RunDir;
 use crate::nn::params::NamedTensor;
-use crate::run_dir::RunDir;
 
 /// `n` spread-out test values in [-1, 1), the same for the same `seed`.
 pub fn values(n: usize, seed: u32) -> Vec<f32> {

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::data::{self, DigitSet};
 use crate::eval::Evaluator;
-use crate::image;
+use crate::files::image;
+use crate::files::run_dir::{MetricsLog, MetricsRecord, QualityFields, RunDir};
 use crate::judge::CLASSES;
 use crate::protocol::{
     Command, EpochSummary, FinishReason, QualityReport, RunInfo, SampleGrid, SaveReason, StepStats,
     TrainMsg,
 };
-use crate::run_dir::{MetricsLog, MetricsRecord, QualityFields, RunDir};
 
 use super::checkpoint::{self, Checkpoint, EpochTally, Progress, RngPositions};
 use super::gan::{self, Gan, StepLosses};
@@ -463,15 +463,18 @@ impl Trainer {
         };
         self.window = (self.progress.step, elapsed);
         let record = MetricsRecord {
-            step: self.progress.step,
-            epoch: self.progress.epoch,
-            d_loss: losses.d_loss,
-            g_loss: losses.g_loss,
-            d_real: losses.d_real,
-            d_fake: losses.d_fake,
-            lr: self.lr,
-            steps_per_s,
-            elapsed_s: elapsed.as_secs_f64(),
+            stats: StepStats {
+                step: self.progress.step,
+                epoch: self.progress.epoch,
+                batch: self.progress.batch,
+                d_loss: losses.d_loss,
+                g_loss: losses.g_loss,
+                d_real: losses.d_real,
+                d_fake: losses.d_fake,
+                lr: self.lr,
+                steps_per_s,
+                elapsed_s: elapsed.as_secs_f64(),
+            },
             quality: quality.map(QualityFields::from),
         };
         match self.metrics.append(&record) {
@@ -488,18 +491,7 @@ impl Trainer {
             }
             Err(_) => {}
         }
-        self.send(TrainMsg::Step(StepStats {
-            step: record.step,
-            epoch: record.epoch,
-            batch: self.progress.batch,
-            d_loss: record.d_loss,
-            g_loss: record.g_loss,
-            d_real: record.d_real,
-            d_fake: record.d_fake,
-            lr: record.lr,
-            steps_per_s,
-            elapsed_s: record.elapsed_s,
-        }));
+        self.send(TrainMsg::Step(record.stats));
     }
 
     /// Scores the generator with the judge on `eval_count` digits from evaluation stream `id`;
@@ -634,7 +626,7 @@ impl Trainer {
         let png = image::grid_png(&pixels, data::DIGIT_COLS, data::DIGIT_ROWS, columns)
             .map_err(|e| e.to_string())?;
         let path = self.run.epoch_samples(epoch);
-        crate::atomic::write(&path, &png).map_err(|e| e.to_string())?;
+        crate::files::atomic::write(&path, &png).map_err(|e| e.to_string())?;
         Ok(path)
     }
 
@@ -669,7 +661,7 @@ impl Trainer {
         let latest = self.run.latest_checkpoint();
         let result = ckpt.encode().and_then(|bytes| {
             for target in [path, latest.as_path()] {
-                crate::atomic::write(target, &bytes).map_err(|source| {
+                crate::files::atomic::write(target, &bytes).map_err(|source| {
                     checkpoint::CheckpointError::Write {
                         path: target.to_path_buf(),
                         source,

@@ -781,7 +781,7 @@ fn the_theme_parser_never_panics_and_warns_in_one_line() {
     let origin = "fuzz/themes/mine.toml";
     fuzz("theme parser", 500, theme_input(), |bytes| {
         let text = String::from_utf8_lossy(&bytes);
-        match gan_tui::theme::Theme::parse("mine", &text, origin) {
+        match gan_tui::dashboard::theme::Theme::parse("mine", &text, origin) {
             Ok(theme) => {
                 prop_assert!(theme.digit_ramp.len() >= 2);
                 Ok("parsed".to_string())

@@ -2,9 +2,9 @@
 
 mod common;
 
+mod bad_inputs;
 mod crash;
 mod dashboard;
 mod fuzz_inputs;
 mod headless;
 mod resume;
-mod robustness;

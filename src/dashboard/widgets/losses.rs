@@ -7,8 +7,10 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Sparkline, SparklineBar, Widget};
 
-use crate::app::{App, HistoryView, Series, format_value};
-use crate::theme::Theme;
+use crate::dashboard::app::{App, HistoryView};
+use crate::dashboard::theme::Theme;
+use crate::run::format::format_value;
+use crate::run::history::Series;
 
 use super::put_line;
 
@@ -78,7 +80,7 @@ pub fn to_bars(points: &[f32]) -> Vec<SparklineBar> {
 
 /// The points a series shows at a given width, oldest first.
 pub fn window(app: &App, series: Series, width: usize) -> Vec<f32> {
-    let history = app.history(series);
+    let history = app.run().history(series);
     match app.history_view() {
         HistoryView::Recent => history.recent.tail(width),
         HistoryView::WholeRun => fit_to_width(&history.full.points(), width),
@@ -88,17 +90,17 @@ pub fn window(app: &App, series: Series, width: usize) -> Vec<f32> {
 /// The loss panel.
 pub struct LossPanel<'a> {
     pub app: &'a App,
+    pub theme: &'a Theme,
 }
 
 impl Widget for &LossPanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let area = area.intersection(buf.area);
-        let app = self.app;
-        let theme = app.theme();
+        let (app, theme) = (self.app, self.theme);
         let title = match app.history_view() {
             HistoryView::Recent => " losses · recent steps ".to_string(),
             HistoryView::WholeRun => {
-                let full = &app.history(Series::DLoss).full;
+                let full = &app.run().history(Series::DLoss).full;
                 format!(" losses · whole run, {} logged ", full.total())
             }
         };
@@ -111,7 +113,7 @@ impl Widget for &LossPanel<'_> {
         if inner.is_empty() {
             return;
         }
-        if app.last_step().is_none() {
+        if app.run().last_step().is_none() {
             put_line(
                 buf,
                 inner,
@@ -129,17 +131,16 @@ impl Widget for &LossPanel<'_> {
                 break;
             }
             let slot_area = Rect::new(inner.x, y, inner.width, rows.min(inner.bottom() - y));
-            render_series(app, *series, slot_area, buf);
+            render_series(app, theme, *series, slot_area, buf);
             y += rows;
         }
     }
 }
 
-fn render_series(app: &App, series: Series, area: Rect, buf: &mut Buffer) {
-    let theme = app.theme();
+fn render_series(app: &App, theme: &Theme, series: Series, area: Rect, buf: &mut Buffer) {
     let style = series_style(series, theme);
     let points = window(app, series, usize::from(area.width));
-    let current = app.last_step().map(|s| series.value(s));
+    let current = app.run().last_step().map(|s| series.value(s));
     let mut spans = vec![
         Span::styled(
             format!("{:<7} ", series.label()),

@@ -7,24 +7,25 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
-use crate::action::{Action, KEYS};
-use crate::app::{App, NoteKind, Phase, format_duration};
-use crate::theme::Theme;
+use crate::dashboard::action::{Action, KEYS};
+use crate::dashboard::app::App;
+use crate::dashboard::theme::Theme;
+use crate::run::format::{format_duration, format_learning_rate};
+use crate::run::state::{NoteKind, Phase};
 
 use super::put_line;
 
 const GAP: &str = "  ";
 
 /// The state badge: what the trainer last confirmed, or that a request is on its way.
-pub fn state_badge(app: &App) -> (String, Style) {
-    let theme = app.theme();
-    match app.phase() {
+pub fn state_badge(app: &App, theme: &Theme) -> (String, Style) {
+    match app.run().phase() {
         Phase::Starting => ("STARTING".to_string(), theme.muted),
         Phase::Stopping => ("STOPPING".to_string(), theme.warning),
         Phase::Finished(_) => ("FINISHED".to_string(), theme.ok),
         Phase::Failed(_) => ("FAILED".to_string(), theme.error),
         Phase::Diverged(_) => ("DIVERGED".to_string(), theme.error),
-        Phase::Training => match (app.paused(), app.pause_requested()) {
+        Phase::Training => match (app.run().paused(), app.pause_requested()) {
             (false, Some(true)) => ("PAUSING...".to_string(), theme.paused),
             (true, Some(false)) => ("RESUMING...".to_string(), theme.running),
             (true, _) => ("PAUSED".to_string(), theme.paused),
@@ -34,22 +35,21 @@ pub fn state_badge(app: &App) -> (String, Style) {
 }
 
 /// The facts of the run as separate segments, so a narrow bar can wrap between them.
-pub fn fact_segments(app: &App) -> Vec<Span<'static>> {
-    let theme = app.theme();
-    let (badge, badge_style) = state_badge(app);
+pub fn fact_segments(app: &App, theme: &Theme) -> Vec<Span<'static>> {
+    let (badge, badge_style) = state_badge(app, theme);
     let mut out = vec![Span::styled(format!(" {badge} "), badge_style)];
-    if let Some(run) = app.run_info() {
+    if let Some(run) = app.run().run_info() {
         out.push(Span::styled(run.preset.clone(), theme.title));
         out.push(Span::styled(run.data_source.clone(), theme.text));
     }
-    let (run, step) = (app.run_info(), app.last_step());
+    let (run, step) = (app.run().run_info(), app.run().last_step());
     if let Some(run) = run {
         let epoch = step.map_or(0, |s| s.epoch);
         out.push(Span::styled(
             format!("epoch {epoch}/{}", run.epochs),
             theme.text,
         ));
-        let done = app.step().unwrap_or(run.start_step);
+        let done = app.run().step().unwrap_or(run.start_step);
         out.push(Span::styled(
             format!("step {done}/{}", run.total_steps),
             theme.text,
@@ -61,12 +61,16 @@ pub fn fact_segments(app: &App) -> Vec<Span<'static>> {
             theme.text,
         ));
         out.push(Span::styled(
+            format!("lr {}", format_learning_rate(s.lr)),
+            theme.text,
+        ));
+        out.push(Span::styled(
             format!("elapsed {}", format_duration(s.elapsed_s)),
             theme.text,
         ));
     }
     if run.is_some() {
-        let eta = app.eta_s().map_or("--".to_string(), format_duration);
+        let eta = app.run().eta_s().map_or("--".to_string(), format_duration);
         out.push(Span::styled(format!("ETA {eta}"), theme.text));
     }
     out.push(Span::styled(
@@ -102,9 +106,8 @@ const NOTE_ROWS: usize = 3;
 
 /// The message: the latest note, or else the last checkpoint, wrapped to `width` so a path is
 /// seen whole.
-pub fn note_lines(app: &App, width: u16) -> Vec<Line<'static>> {
-    let theme = app.theme();
-    let (text, style) = match (app.note(), app.last_checkpoint()) {
+pub fn note_lines(app: &App, theme: &Theme, width: u16) -> Vec<Line<'static>> {
+    let (text, style) = match (app.run().note(), app.run().last_checkpoint()) {
         (Some(note), _) => {
             let style = match note.kind {
                 NoteKind::Info => theme.text,
@@ -194,27 +197,30 @@ pub fn key_hint(theme: &Theme, width: u16) -> Line<'static> {
 }
 
 /// Rows the status bar needs at this width: the facts, the note and the key hint.
-pub fn status_height(app: &App, width: u16) -> u16 {
-    let facts = pack(fact_segments(app), width, Style::new()).len().max(1);
-    let note = note_lines(app, width).len();
+pub fn status_height(app: &App, theme: &Theme, width: u16) -> u16 {
+    let facts = pack(fact_segments(app, theme), width, Style::new())
+        .len()
+        .max(1);
+    let note = note_lines(app, theme, width).len();
     u16::try_from(facts + note + 1).unwrap_or(u16::MAX)
 }
 
 pub struct StatusBar<'a> {
     pub app: &'a App,
+    pub theme: &'a Theme,
 }
 
 impl Widget for &StatusBar<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let area = area.intersection(buf.area);
-        let theme = self.app.theme();
-        let facts = pack(fact_segments(self.app), area.width, theme.muted);
+        let theme = self.theme;
+        let facts = pack(fact_segments(self.app, theme), area.width, theme.muted);
         let mut row = 0u16;
         for line in &facts {
             put_line(buf, area, row, line);
             row += 1;
         }
-        for line in note_lines(self.app, area.width) {
+        for line in note_lines(self.app, theme, area.width) {
             put_line(buf, area, row, &line);
             row += 1;
         }

@@ -22,12 +22,32 @@ impl RunDir {
         // A run killed mid-write leaves its temporary file; nothing else writes here.
         for folder in [dir.root.clone(), dir.samples_dir(), dir.checkpoints_dir()] {
             for entry in fs::read_dir(&folder)?.flatten() {
-                if crate::atomic::is_temp_name(&entry.file_name().to_string_lossy()) {
+                if crate::files::atomic::is_temp_name(&entry.file_name().to_string_lossy()) {
                     let _ = fs::remove_file(entry.path());
                 }
             }
         }
         Ok(dir)
+    }
+
+    /// Creates the folder of a new run and writes its `config.toml`, refusing a folder that
+    /// already holds a run so nothing of it is overwritten.
+    pub fn start_new(root: &Path, config_toml: &str) -> anyhow::Result<RunDir> {
+        use anyhow::{Context, bail};
+        let taken = ["metrics.jsonl", "config.toml"]
+            .iter()
+            .any(|name| root.join(name).exists());
+        if taken {
+            bail!(
+                "{} already holds a run (config.toml or metrics.jsonl); choose a new --run-dir",
+                root.display()
+            );
+        }
+        let run = RunDir::create(root)
+            .with_context(|| format!("cannot create the run folder {}", root.display()))?;
+        crate::files::atomic::write(&run.config_file(), config_toml.as_bytes())
+            .with_context(|| format!("cannot write {}", run.config_file().display()))?;
+        Ok(run)
     }
 
     pub fn root(&self) -> &Path {
@@ -103,18 +123,11 @@ impl RunDir {
     }
 }
 
-/// One line of `metrics.jsonl`.
+/// One line of `metrics.jsonl`: a step's numbers, as the trainer sends them.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MetricsRecord {
-    pub step: u64,
-    pub epoch: u32,
-    pub d_loss: f32,
-    pub g_loss: f32,
-    pub d_real: f32,
-    pub d_fake: f32,
-    pub lr: f64,
-    pub steps_per_s: f64,
-    pub elapsed_s: f64,
+    #[serde(flatten)]
+    pub stats: crate::protocol::StepStats,
     /// At an epoch's end, when scoring is on: the judge's scores of the generator.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<QualityFields>,
@@ -190,25 +203,43 @@ mod tests {
         );
         let mut log = MetricsLog::open(&run.metrics_file()).unwrap();
         let rec = MetricsRecord {
-            step: 1,
-            epoch: 1,
-            d_loss: 1.25,
-            g_loss: 0.5,
-            d_real: 0.5,
-            d_fake: 0.25,
-            lr: 2e-4,
-            steps_per_s: 10.0,
-            elapsed_s: 0.1,
+            stats: crate::protocol::StepStats {
+                step: 1,
+                epoch: 1,
+                // Not in the file: a record read back has 0 here.
+                batch: 0,
+                d_loss: 1.25,
+                g_loss: 0.5,
+                d_real: 0.5,
+                d_fake: 0.25,
+                lr: 2e-4,
+                steps_per_s: 10.0,
+                elapsed_s: 0.1,
+            },
             quality: None,
         };
+        let second = MetricsRecord {
+            stats: crate::protocol::StepStats {
+                step: 2,
+                ..rec.stats
+            },
+            ..rec
+        };
         log.append(&rec).unwrap();
-        log.append(&MetricsRecord { step: 2, ..rec }).unwrap();
+        log.append(&second).unwrap();
         let text = fs::read_to_string(run.metrics_file()).unwrap();
+        // The documented fields, in their order, and nothing else.
+        assert_eq!(
+            text.lines().next(),
+            Some(
+                r#"{"step":1,"epoch":1,"d_loss":1.25,"g_loss":0.5,"d_real":0.5,"d_fake":0.25,"lr":0.0002,"steps_per_s":10.0,"elapsed_s":0.1}"#
+            )
+        );
         let lines: Vec<MetricsRecord> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines, vec![rec, MetricsRecord { step: 2, ..rec }]);
+        assert_eq!(lines, vec![rec, second]);
     }
 
     #[test]

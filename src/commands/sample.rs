@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::SampleArgs;
 use crate::data::{self, idx};
-use crate::image;
+use crate::files::image;
 use crate::train::checkpoint::{self, CheckpointError};
 use crate::train::noise::{NoiseKind, NoiseStream};
 
@@ -97,7 +97,7 @@ pub fn run(args: &SampleArgs) -> Result<String, SampleError> {
             }
         }
     };
-    crate::atomic::write(&args.out, &bytes).map_err(|source| SampleError::Write {
+    crate::files::atomic::write(&args.out, &bytes).map_err(|source| SampleError::Write {
         path: args.out.clone(),
         source,
     })?;

@@ -14,41 +14,15 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Span;
 use toml::Spanned;
 
-use crate::text_file::{self, TextFileError};
+use crate::files::text_file::{self, TextFileError};
 
 /// The themes compiled into the binary, in cycling order; the first is the default.
 const BUILTIN: &[(&str, &str)] = &[
-    ("default", include_str!("../themes/default.toml")),
-    ("light", include_str!("../themes/light.toml")),
-    ("mono", include_str!("../themes/mono.toml")),
-    ("amber", include_str!("../themes/amber.toml")),
+    ("default", include_str!("../../themes/default.toml")),
+    ("light", include_str!("../../themes/light.toml")),
+    ("mono", include_str!("../../themes/mono.toml")),
+    ("amber", include_str!("../../themes/amber.toml")),
 ];
-
-/// Keys whose value is a style.
-const STYLE_KEYS: &[&str] = &[
-    "background",
-    "text",
-    "muted",
-    "title",
-    "border",
-    "key",
-    "loss_d",
-    "loss_g",
-    "d_real",
-    "d_fake",
-    "digit",
-    "running",
-    "paused",
-    "warning",
-    "error",
-    "ok",
-    "score",
-    "bars",
-];
-
-/// Keys added after themes were first shipped, and the key each takes its value from when a
-/// file leaves it out, so an older theme keeps its own look instead of borrowing the default's.
-const FALLBACKS: &[(&str, &str)] = &[("score", "title"), ("bars", "digit")];
 
 /// Keys that are not styles.
 const OTHER_KEYS: &[&str] = &["digit_ramp", "half_block_grey", "digit_invert"];
@@ -67,40 +41,87 @@ const MAX_FILE_BYTES: u64 = 1 << 16;
 /// Longest ramp accepted; more shades than this cannot be told apart in a terminal cell anyway.
 const MAX_RAMP: usize = 64;
 
-/// Styles named by what they mean on the dashboard, plus how digits are drawn.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Theme {
-    /// The name it was asked for by (`--theme NAME`).
-    pub name: String,
+/// Declares every style a theme names, once: its key (the field's name), what it colours, its
+/// value in the built-in default theme (`themes/default.toml`, which a test keeps equal), and
+/// for keys added after themes were first shipped, the key whose value it takes when a file
+/// leaves it out, so an older theme keeps its own look instead of borrowing the default's.
+/// From the list follow the `Theme` struct, `STYLE_KEYS`, `FALLBACKS`, the default theme's
+/// styles and the lookup by key.
+macro_rules! styles {
+    ($($(#[doc = $doc:expr])* $key:ident: $default:expr $(, else $from:ident)?;)*) => {
+        /// Styles named by what they mean on the dashboard, plus how digits are drawn.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Theme {
+            /// The name it was asked for by (`--theme NAME`).
+            pub name: String,
+            $($(#[doc = $doc])* pub $key: Style,)*
+            /// Shading characters from background to full ink; never fewer than two.
+            pub digit_ramp: Vec<char>,
+            /// Half-block digits in grey levels (needs 256 colours) or as plain glyphs.
+            pub half_block_grey: bool,
+            /// Half-block grey digits as dark ink on a light ground.
+            pub digit_invert: bool,
+        }
+
+        /// Keys whose value is a style.
+        const STYLE_KEYS: &[&str] = &[$(stringify!($key)),*];
+
+        /// Keys a file may leave out to take another key's value, and that key.
+        const FALLBACKS: &[(&str, &str)] = &[$($((stringify!($key), stringify!($from)),)?)*];
+
+        impl Theme {
+            /// The values of `themes/default.toml`, spelled out so the default cannot fail to
+            /// load; a test keeps the two equal.
+            fn base() -> Theme {
+                Theme {
+                    name: "default".to_string(),
+                    $($key: $default,)*
+                    digit_ramp: " .:-=+*#%@".chars().collect(),
+                    half_block_grey: true,
+                    digit_invert: false,
+                }
+            }
+
+            fn style_mut(&mut self, key: &str) -> Option<&mut Style> {
+                match key {
+                    $(stringify!($key) => Some(&mut self.$key),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+styles! {
     /// Painted under the whole screen first.
-    pub background: Style,
-    pub text: Style,
-    pub muted: Style,
-    pub title: Style,
-    pub border: Style,
+    background: Style::new().fg(Color::Reset);
+    /// Plain text.
+    text: Style::new().fg(Color::Reset);
+    /// What matters less: hints, separators, waiting messages.
+    muted: Style::new().fg(Color::DarkGray);
+    /// Panel titles and the preset's name.
+    title: Style::new().fg(Color::LightCyan).add_modifier(Modifier::BOLD);
+    border: Style::new().fg(Color::Gray);
     /// Key names in the help popup and the key hint.
-    pub key: Style,
-    pub loss_d: Style,
-    pub loss_g: Style,
-    pub d_real: Style,
-    pub d_fake: Style,
+    key: Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+    loss_d: Style::new().fg(Color::LightRed);
+    loss_g: Style::new().fg(Color::LightGreen);
+    d_real: Style::new().fg(Color::LightBlue);
+    d_fake: Style::new().fg(Color::LightMagenta);
     /// ASCII-shaded digits.
-    pub digit: Style,
-    pub running: Style,
-    pub paused: Style,
-    pub warning: Style,
-    pub error: Style,
-    pub ok: Style,
-    /// The judge's score and its trend (falls back to `title`).
-    pub score: Style,
-    /// The bar chart of the judge's class shares (falls back to `digit`).
-    pub bars: Style,
-    /// Shading characters from background to full ink; never fewer than two.
-    pub digit_ramp: Vec<char>,
-    /// Half-block digits in grey levels (needs 256 colours) or as plain glyphs.
-    pub half_block_grey: bool,
-    /// Half-block grey digits as dark ink on a light ground.
-    pub digit_invert: bool,
+    digit: Style::new().fg(Color::White);
+    running: Style::new().fg(Color::Green).add_modifier(Modifier::BOLD);
+    paused: Style::new()
+        .fg(Color::Yellow)
+        .add_modifier(Modifier::BOLD)
+        .add_modifier(Modifier::REVERSED);
+    warning: Style::new().fg(Color::Yellow);
+    error: Style::new().fg(Color::LightRed).add_modifier(Modifier::BOLD);
+    ok: Style::new().fg(Color::Green);
+    /// The judge's score and its trend.
+    score: Style::new().fg(Color::LightYellow), else title;
+    /// The bar chart of the judge's class shares.
+    bars: Style::new().fg(Color::Cyan), else digit;
 }
 
 /// What went wrong loading a theme; every message names the file (or built-in) and the key.
@@ -166,39 +187,6 @@ impl Default for Theme {
 }
 
 impl Theme {
-    /// The values of `themes/default.toml`, spelled out so the default cannot fail to load; a
-    /// test keeps the two equal.
-    fn base() -> Theme {
-        let plain = Style::new();
-        Theme {
-            name: "default".to_string(),
-            background: plain.fg(Color::Reset),
-            text: plain.fg(Color::Reset),
-            muted: plain.fg(Color::DarkGray),
-            title: plain.fg(Color::LightCyan).add_modifier(Modifier::BOLD),
-            border: plain.fg(Color::Gray),
-            key: plain.fg(Color::Yellow).add_modifier(Modifier::BOLD),
-            loss_d: plain.fg(Color::LightRed),
-            loss_g: plain.fg(Color::LightGreen),
-            d_real: plain.fg(Color::LightBlue),
-            d_fake: plain.fg(Color::LightMagenta),
-            digit: plain.fg(Color::White),
-            running: plain.fg(Color::Green).add_modifier(Modifier::BOLD),
-            paused: plain
-                .fg(Color::Yellow)
-                .add_modifier(Modifier::BOLD)
-                .add_modifier(Modifier::REVERSED),
-            warning: plain.fg(Color::Yellow),
-            error: plain.fg(Color::LightRed).add_modifier(Modifier::BOLD),
-            ok: plain.fg(Color::Green),
-            score: plain.fg(Color::LightYellow),
-            bars: plain.fg(Color::Cyan),
-            digit_ramp: " .:-=+*#%@".chars().collect(),
-            half_block_grey: true,
-            digit_invert: false,
-        }
-    }
-
     /// The names of the compiled-in themes, default first.
     pub fn builtin_names() -> &'static [&'static str] {
         const NAMES: &[&str] = &["default", "light", "mono", "amber"];
@@ -345,30 +333,6 @@ impl Theme {
                     && matches!(s.bg, None | Some(Color::Reset))
             })
         }) && !self.half_block_grey
-    }
-
-    fn style_mut(&mut self, key: &str) -> Option<&mut Style> {
-        Some(match key {
-            "background" => &mut self.background,
-            "text" => &mut self.text,
-            "muted" => &mut self.muted,
-            "title" => &mut self.title,
-            "border" => &mut self.border,
-            "key" => &mut self.key,
-            "loss_d" => &mut self.loss_d,
-            "loss_g" => &mut self.loss_g,
-            "d_real" => &mut self.d_real,
-            "d_fake" => &mut self.d_fake,
-            "digit" => &mut self.digit,
-            "running" => &mut self.running,
-            "paused" => &mut self.paused,
-            "warning" => &mut self.warning,
-            "error" => &mut self.error,
-            "ok" => &mut self.ok,
-            "score" => &mut self.score,
-            "bars" => &mut self.bars,
-            _ => return None,
-        })
     }
 }
 
@@ -598,6 +562,26 @@ impl ThemeSet {
     /// Why the current theme is the default instead of what was asked, if it is.
     pub fn warning(&self) -> Option<&str> {
         self.active.warning.as_deref()
+    }
+
+    /// The cycle as plain data, for the dashboard's state: each name with its warning, and
+    /// which is current.
+    pub fn choice(&self) -> crate::dashboard::app::ThemeChoice {
+        crate::dashboard::app::ThemeChoice {
+            entries: self
+                .entries
+                .iter()
+                .map(|e| (e.name.clone(), e.warning.clone()))
+                .collect(),
+            current: self.index,
+        }
+    }
+
+    /// The theme at `index` in the cycle (the default past its end).
+    pub fn get(&self, index: usize) -> &Theme {
+        self.entries
+            .get(index)
+            .map_or(&self.active.theme, |entry| &entry.theme)
     }
 
     pub fn names(&self) -> Vec<&str> {

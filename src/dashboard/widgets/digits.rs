@@ -7,9 +7,9 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Widget};
 
-use crate::app::{App, DigitMode};
+use crate::dashboard::app::{App, DigitMode};
+use crate::dashboard::theme::Theme;
 use crate::protocol::SampleGrid;
-use crate::theme::Theme;
 
 use super::put_line;
 
@@ -206,13 +206,13 @@ pub fn panel_title(
 /// The generated-digits panel.
 pub struct DigitPanel<'a> {
     pub app: &'a App,
+    pub theme: &'a Theme,
 }
 
 impl Widget for &DigitPanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let area = area.intersection(buf.area);
-        let app = self.app;
-        let theme = app.theme();
+        let (app, theme) = (self.app, self.theme);
         let mode = match app.digit_mode() {
             DigitMode::Ascii => "ascii",
             DigitMode::HalfBlock => "half-block",
@@ -222,8 +222,9 @@ impl Widget for &DigitPanel<'_> {
         } else {
             "fixed noise"
         };
-        let step = app.samples().map(|g| format!("step {}", g.step));
+        let step = app.run().samples().map(|g| format!("step {}", g.step));
         let shown = app
+            .run()
             .samples()
             .and_then(|g| g.labels.as_deref())
             .map(|labels| shown_digits(labels, app.digit_request()));
@@ -241,7 +242,7 @@ impl Widget for &DigitPanel<'_> {
         let inner = block.inner(area);
         block.render(area, buf);
 
-        let Some(grid) = app.samples().filter(|g| g.count() > 0) else {
+        let Some(grid) = app.run().samples().filter(|g| g.count() > 0) else {
             put_line(
                 buf,
                 inner,

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{FLOOR_DIGITS, Judge, JudgeError, TrainEvent, train_judge};
+use crate::judge::{FLOOR_DIGITS, Judge, JudgeError, TrainEvent, train_judge};
 
 /// Where the program's own copy lives in the source tree; the weights there are compiled in.
 pub const SHIPPED_PATH: &str = "data/judge.safetensors";

@@ -7,10 +7,11 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Bar, BarChart, Block, Borders, Sparkline, Widget};
 
-use crate::action::Action;
-use crate::app::{App, Phase, SCORING_OFF_NOTE};
+use crate::dashboard::action::Action;
+use crate::dashboard::app::App;
+use crate::dashboard::theme::Theme;
 use crate::protocol::QualityReport;
-use crate::theme::Theme;
+use crate::run::state::{Phase, SCORING_OFF_NOTE};
 
 use super::losses::{BAR_MAX, finite_range, fit_to_width, to_bars};
 use super::put_line;
@@ -39,7 +40,7 @@ pub fn panel_height(app: &App, height: u16) -> u16 {
     if height < MIN_ROWS + LOSS_ROWS {
         return 0;
     }
-    if app.quality().is_some() {
+    if app.run().quality().is_some() {
         (height * 2 / 5).clamp(MIN_ROWS, MAX_ROWS)
     } else {
         WAITING_ROWS
@@ -166,15 +167,15 @@ fn fitting<'a>(candidates: &[&'a str], width: u16) -> &'a str {
 /// The judge's panel.
 pub struct QualityPanel<'a> {
     pub app: &'a App,
+    pub theme: &'a Theme,
 }
 
 impl Widget for &QualityPanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let area = area.intersection(buf.area);
-        let app = self.app;
-        let theme = app.theme();
+        let (app, theme) = (self.app, self.theme);
         let scoring = if app.scoring() { " · scoring..." } else { "" };
-        let candidates = match app.quality() {
+        let candidates = match app.run().quality() {
             Some(q) => vec![
                 format!(" scores · step {} · {} digits{scoring} ", q.step, q.count),
                 format!(" scores · step {}{scoring} ", q.step),
@@ -193,19 +194,18 @@ impl Widget for &QualityPanel<'_> {
         if inner.is_empty() {
             return;
         }
-        match app.quality() {
-            Some(q) => render_report(app, q, inner, buf),
-            None => render_waiting(app, inner, buf),
+        match app.run().quality() {
+            Some(q) => render_report(app, theme, q, inner, buf),
+            None => render_waiting(app, theme, inner, buf),
         }
     }
 }
 
 /// Before the first scores: when they come, and which key asks for them now.
-fn render_waiting(app: &App, area: Rect, buf: &mut Buffer) {
-    let theme = app.theme();
+fn render_waiting(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let rows = usize::from(area.height);
-    let asks = matches!(app.phase(), Phase::Starting | Phase::Training);
-    let (text, style) = if app.scoring_off() {
+    let asks = matches!(app.run().phase(), Phase::Starting | Phase::Training);
+    let (text, style) = if app.run().scoring_off() {
         (SCORING_OFF_NOTE, theme.warning)
     } else if app.scoring() {
         ("scoring the generator's digits...", theme.text)
@@ -218,7 +218,7 @@ fn render_waiting(app: &App, area: Rect, buf: &mut Buffer) {
         .into_iter()
         .map(|row| Line::styled(row, style))
         .collect();
-    if asks && !app.scoring() && !app.scoring_off() {
+    if asks && !app.scoring() && !app.run().scoring_off() {
         let key = Action::Evaluate.binding().and_then(|b| b.keys.first());
         if let Some(key) = key {
             lines.push(Line::from(vec![
@@ -233,8 +233,7 @@ fn render_waiting(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
-fn render_report(app: &App, q: &QualityReport, area: Rect, buf: &mut Buffer) {
-    let theme = app.theme();
+fn render_report(app: &App, theme: &Theme, q: &QualityReport, area: Rect, buf: &mut Buffer) {
     let numbers = number_lines(q, theme, area.width);
     for (row, line) in numbers.iter().enumerate() {
         put_line(buf, area, u16::try_from(row).unwrap_or(u16::MAX), line);
@@ -248,7 +247,7 @@ fn render_report(app: &App, q: &QualityReport, area: Rect, buf: &mut Buffer) {
     let Some(bw) =
         bar_width(below.width.saturating_mul(3) / 5, 3).or_else(|| bar_width(below.width, 1))
     else {
-        render_trend(app, below, buf);
+        render_trend(app, theme, below, buf);
         return;
     };
     let chart_width = 10 * bw + 9;
@@ -261,15 +260,14 @@ fn render_report(app: &App, q: &QualityReport, area: Rect, buf: &mut Buffer) {
     );
     if trend_width > TREND_MIN {
         let trend = Rect::new(below.x, below.y, trend_width - 1, below.height);
-        render_trend(app, trend, buf);
+        render_trend(app, theme, trend, buf);
     }
     render_shares(q, theme, chart, bw, buf);
 }
 
 /// A caption row over the score's sparkline: each report a point, the run's range in words.
-fn render_trend(app: &App, area: Rect, buf: &mut Buffer) {
-    let theme = app.theme();
-    let history = app.score_history();
+fn render_trend(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let history = app.run().score_history();
     let points = fit_to_width(&history.points(), usize::from(area.width));
     let caption = match finite_range(&points) {
         Some((lo, hi)) if history.total() > 1 => {

@@ -5,8 +5,8 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Widget};
 
-use crate::action::KEYS;
-use crate::theme::Theme;
+use crate::dashboard::action::KEYS;
+use crate::dashboard::theme::Theme;
 
 use super::{centred, put_line};
 

@@ -1,0 +1,454 @@
+//! Dashboard state and its pure update function.
+//!
+//! `App` is the run as its messages tell it (a `RunState`) plus what only the dashboard has: the
+//! help popup, the plot span, the digit drawing, the theme chosen, the requests on their way. It
+//! folds `TrainMsg`s in (`on_msg`) and turns `Action`s into at most one `Command` for the trainer
+//! (`update`). It does no I/O and holds no styles, so every state change is a plain function call
+//! in tests.
+
+use crate::dashboard::action::Action;
+use crate::protocol::{Command, TrainMsg};
+use crate::run::state::{NoteKind, Phase, RunState, SCORING_OFF_NOTE};
+
+/// The status note while the trainer scores on request.
+pub const SCORING_NOTE: &str = "scoring...";
+
+/// Which span the loss plots show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryView {
+    Recent,
+    WholeRun,
+}
+
+/// How the digit grid is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigitMode {
+    Ascii,
+    HalfBlock,
+}
+
+/// The themes `t` cycles through, by name, and why any of them is drawn as the default. The
+/// styles themselves stay with the dashboard's `ThemeSet`, at the same index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThemeChoice {
+    /// Each theme's name and the warning its file gave, if it was bad.
+    pub entries: Vec<(String, Option<String>)>,
+    pub current: usize,
+}
+
+impl Default for ThemeChoice {
+    fn default() -> Self {
+        ThemeChoice {
+            entries: vec![("default".to_string(), None)],
+            current: 0,
+        }
+    }
+}
+
+/// All dashboard state.
+#[derive(Debug, Clone)]
+pub struct App {
+    run: RunState,
+    /// `Command::Evaluate` was sent and no scores have come back yet.
+    scoring: bool,
+    /// The digit asked for with `Command::ShowDigit`, or `None` for all ten.
+    digit_request: Option<u8>,
+    /// A pause state asked for and not yet acknowledged.
+    pause_requested: Option<bool>,
+    saving: bool,
+    /// The note shown is this warning about a bad theme file, so moving on to a good theme
+    /// clears it.
+    theme_warning_shown: Option<String>,
+    help_open: bool,
+    history_view: HistoryView,
+    digit_mode: DigitMode,
+    fresh_noise: bool,
+    themes: ThemeChoice,
+    stay_open_when_done: bool,
+    /// The signal that asked the dashboard to quit, if one did.
+    signalled: Option<i32>,
+    exit: bool,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App::new()
+    }
+}
+
+impl App {
+    pub fn new() -> App {
+        App {
+            run: RunState::new(),
+            scoring: false,
+            digit_request: None,
+            pause_requested: None,
+            saving: false,
+            theme_warning_shown: None,
+            help_open: false,
+            history_view: HistoryView::Recent,
+            digit_mode: DigitMode::Ascii,
+            fresh_noise: false,
+            themes: ThemeChoice::default(),
+            stay_open_when_done: true,
+            signalled: None,
+            exit: false,
+        }
+    }
+
+    /// Installs the themes `t` cycles through; a warning goes to the status line.
+    pub fn set_themes(&mut self, themes: ThemeChoice, warning: Option<String>) {
+        self.themes = themes;
+        if let Some(text) = warning {
+            self.tell_theme_warning(text);
+        }
+    }
+
+    /// Whether the dashboard stays up after the run ends on its own (until a quit key), so the
+    /// final digits can be looked at. When false the loop ends with the run.
+    pub fn set_stay_open_when_done(&mut self, stay: bool) {
+        self.stay_open_when_done = stay;
+    }
+
+    /// Folds one trainer message into the state.
+    pub fn on_msg(&mut self, msg: TrainMsg) {
+        let asked_to_stop = *self.run.phase() == Phase::Stopping;
+        let answers_scoring =
+            self.scoring && self.run.note().is_some_and(|n| n.text == SCORING_NOTE);
+        let note_before = self.run.note().cloned();
+        self.run.on_msg(&msg);
+        if self.run.note() != note_before.as_ref() {
+            self.theme_warning_shown = None;
+        }
+        match msg {
+            TrainMsg::Quality(report) => {
+                if std::mem::take(&mut self.scoring) && answers_scoring {
+                    self.tell(
+                        NoteKind::Ok,
+                        format!(
+                            "scored {} digits of step {} in {}: score {:.2}",
+                            report.count,
+                            report.step,
+                            crate::run::format::format_duration(report.seconds),
+                            report.score
+                        ),
+                    );
+                }
+            }
+            TrainMsg::EpochDone(_) => {
+                if self.run.scoring_off() && std::mem::take(&mut self.scoring) {
+                    self.tell(NoteKind::Warning, SCORING_OFF_NOTE.to_string());
+                }
+            }
+            TrainMsg::CheckpointSaved { .. } | TrainMsg::CheckpointFailed { .. } => {
+                self.saving = false;
+            }
+            TrainMsg::ScoringFailed(_) => self.scoring = false,
+            TrainMsg::Diverged { .. } => {
+                self.pause_requested = None;
+                self.saving = false;
+                self.scoring = false;
+            }
+            TrainMsg::Paused { .. } => self.acknowledge_pause(true),
+            TrainMsg::Resumed { .. } => self.acknowledge_pause(false),
+            TrainMsg::Finished { .. } => {
+                self.pause_requested = None;
+                self.saving = false;
+                self.scoring = false;
+                if asked_to_stop || !self.stay_open_when_done {
+                    self.exit = true;
+                } else {
+                    self.tell(
+                        NoteKind::Ok,
+                        "training finished; press q to leave the dashboard".to_string(),
+                    );
+                }
+            }
+            TrainMsg::Error(_) => self.exit = true,
+            TrainMsg::Started(_)
+            | TrainMsg::Step(_)
+            | TrainMsg::Samples(_)
+            | TrainMsg::WriteFailed { .. } => {}
+        }
+    }
+
+    /// The trainer's channel closed. After `Finished` that is normal; before it, the trainer
+    /// died without saying why (a panic, most likely).
+    pub fn on_disconnect(&mut self) {
+        self.run.on_disconnect();
+        if matches!(self.run.phase(), Phase::Failed(_)) {
+            self.exit = true;
+        }
+    }
+
+    /// SIGTERM, SIGINT or SIGHUP arrived: the same as a quit key, and remembered so the caller
+    /// can exit with the signal's status.
+    pub fn on_signal(&mut self, signal: i32) -> Option<Command> {
+        self.signalled = Some(signal);
+        self.update(Action::Quit)
+    }
+
+    /// The signal that asked the dashboard to quit, if one did.
+    pub fn signalled(&self) -> Option<i32> {
+        self.signalled
+    }
+
+    /// A command could not be sent: the trainer is gone.
+    pub fn on_send_failed(&mut self, command: Command) {
+        self.tell(
+            NoteKind::Error,
+            format!("the trainer is gone; could not send {command:?}"),
+        );
+        if command == Command::Stop {
+            self.exit = true;
+        }
+    }
+
+    /// Applies an action; the returned command is for the trainer.
+    pub fn update(&mut self, action: Action) -> Option<Command> {
+        match action {
+            Action::TogglePause => {
+                if !self.accepts_commands() {
+                    return self.refuse("pause");
+                }
+                let want = !self.pause_requested.unwrap_or(self.run.paused());
+                self.pause_requested = (want != self.run.paused()).then_some(want);
+                Some(if want {
+                    Command::Pause
+                } else {
+                    Command::Resume
+                })
+            }
+            Action::SaveCheckpoint => {
+                if !self.accepts_commands() {
+                    return self.refuse("save a checkpoint");
+                }
+                self.saving = true;
+                self.tell(NoteKind::Info, "saving a checkpoint...".to_string());
+                Some(Command::SaveCheckpoint)
+            }
+            Action::Resample => {
+                if !self.accepts_commands() {
+                    return self.refuse("resample");
+                }
+                Some(Command::Resample)
+            }
+            Action::ToggleFreshNoise => {
+                if !self.accepts_commands() {
+                    return self.refuse("change the noise");
+                }
+                self.fresh_noise = !self.fresh_noise;
+                Some(Command::FreshNoise(self.fresh_noise))
+            }
+            Action::ToggleDigitMode => {
+                self.digit_mode = match self.digit_mode {
+                    DigitMode::Ascii => DigitMode::HalfBlock,
+                    DigitMode::HalfBlock => DigitMode::Ascii,
+                };
+                None
+            }
+            Action::ToggleHistory => {
+                self.history_view = match self.history_view {
+                    HistoryView::Recent => HistoryView::WholeRun,
+                    HistoryView::WholeRun => HistoryView::Recent,
+                };
+                None
+            }
+            Action::Evaluate => {
+                if !self.accepts_commands() {
+                    return self.refuse("score the digits");
+                }
+                if self.run.scoring_off() {
+                    self.tell(NoteKind::Warning, SCORING_OFF_NOTE.to_string());
+                    return None;
+                }
+                if self.scoring {
+                    // One request at a time; its answer is on the way.
+                    return None;
+                }
+                self.scoring = true;
+                self.tell(NoteKind::Info, SCORING_NOTE.to_string());
+                Some(Command::Evaluate)
+            }
+            Action::ShowDigit(digit) if digit > 9 => None,
+            Action::ShowDigit(digit) => {
+                let want = (self.digit_request != Some(digit)).then_some(digit);
+                self.ask_for_digit(want)
+            }
+            Action::AllDigits => self.ask_for_digit(None),
+            Action::CycleTheme => {
+                let count = self.themes.entries.len().max(1);
+                self.themes.current = (self.themes.current + 1) % count;
+                // The status bar names the theme; a note is only for a theme that failed.
+                if let Some(warning) = self.theme_warning().map(str::to_string) {
+                    self.tell_theme_warning(warning);
+                } else if self.theme_warning_shown.take().is_some() {
+                    self.run.clear_note();
+                }
+                None
+            }
+            Action::ToggleHelp => {
+                self.help_open = !self.help_open;
+                None
+            }
+            Action::Back if self.help_open => {
+                self.help_open = false;
+                None
+            }
+            Action::Back | Action::Quit => self.quit(),
+        }
+    }
+
+    fn quit(&mut self) -> Option<Command> {
+        self.help_open = false;
+        match self.run.phase() {
+            Phase::Starting | Phase::Training | Phase::Diverged(_) => {
+                self.run.stop_requested();
+                Some(Command::Stop)
+            }
+            // Asked twice: stop waiting for the checkpoint.
+            Phase::Stopping | Phase::Finished(_) | Phase::Failed(_) => {
+                self.exit = true;
+                None
+            }
+        }
+    }
+
+    /// Asks for a grid of one digit (or all ten) if the run's generator takes a digit.
+    fn ask_for_digit(&mut self, want: Option<u8>) -> Option<Command> {
+        if !self.accepts_commands() {
+            return self.refuse("choose a digit");
+        }
+        match self.run.conditional() {
+            None => {
+                self.tell(
+                    NoteKind::Info,
+                    "no digits drawn yet: choose one once the grid shows".to_string(),
+                );
+                None
+            }
+            Some(false) => {
+                let preset = self.run.run_info().map_or("this preset".to_string(), |r| {
+                    format!("preset `{}`", r.preset)
+                });
+                self.tell(
+                    NoteKind::Warning,
+                    format!(
+                        "{preset} draws digits unconditionally: its generator does not take a digit, so 0-9 cannot choose one"
+                    ),
+                );
+                None
+            }
+            Some(true) if want == self.digit_request => None,
+            Some(true) => {
+                self.digit_request = want;
+                Some(Command::ShowDigit(want))
+            }
+        }
+    }
+
+    fn refuse(&mut self, what: &str) -> Option<Command> {
+        let why = match self.run.phase() {
+            Phase::Stopping => "the run is stopping",
+            Phase::Diverged(_) => "training diverged",
+            _ => "training has ended",
+        };
+        self.tell(NoteKind::Warning, format!("cannot {what}: {why}"));
+        None
+    }
+
+    fn acknowledge_pause(&mut self, paused: bool) {
+        if self.pause_requested == Some(paused) {
+            self.pause_requested = None;
+        }
+    }
+
+    /// Makes `text` the note on the status line.
+    fn tell(&mut self, kind: NoteKind, text: String) {
+        self.run.tell(kind, text);
+        self.theme_warning_shown = None;
+    }
+
+    fn tell_theme_warning(&mut self, text: String) {
+        self.run.tell(NoteKind::Warning, text.clone());
+        self.theme_warning_shown = Some(text);
+    }
+
+    fn accepts_commands(&self) -> bool {
+        matches!(self.run.phase(), Phase::Starting | Phase::Training)
+    }
+
+    /// The event loop should end now.
+    pub fn should_exit(&self) -> bool {
+        self.exit
+    }
+
+    /// The run as its messages tell it.
+    pub fn run(&self) -> &RunState {
+        &self.run
+    }
+
+    /// The pause state asked for and not yet acknowledged.
+    pub fn pause_requested(&self) -> Option<bool> {
+        self.pause_requested
+    }
+
+    pub fn saving(&self) -> bool {
+        self.saving
+    }
+
+    /// Scores were asked for and have not come back yet.
+    pub fn scoring(&self) -> bool {
+        self.scoring
+    }
+
+    /// The digit asked for (`0`-`9`), or `None` for all ten.
+    pub fn digit_request(&self) -> Option<u8> {
+        self.digit_request
+    }
+
+    pub fn help_open(&self) -> bool {
+        self.help_open
+    }
+
+    pub fn history_view(&self) -> HistoryView {
+        self.history_view
+    }
+
+    pub fn digit_mode(&self) -> DigitMode {
+        self.digit_mode
+    }
+
+    pub fn fresh_noise(&self) -> bool {
+        self.fresh_noise
+    }
+
+    /// Where the current theme is in the cycle: the index into the dashboard's `ThemeSet`.
+    pub fn theme_index(&self) -> usize {
+        self.themes.current
+    }
+
+    /// The name the current theme was asked for by (a bad file keeps its name here).
+    pub fn theme_name(&self) -> &str {
+        self.themes
+            .entries
+            .get(self.themes.current)
+            .map_or("default", |(name, _)| name.as_str())
+    }
+
+    /// Why the current theme is drawn as the default instead of what was asked, if it is.
+    fn theme_warning(&self) -> Option<&str> {
+        self.themes
+            .entries
+            .get(self.themes.current)
+            .and_then(|(_, warning)| warning.as_deref())
+    }
+
+    /// The paragraph printed after the terminal is restored.
+    pub fn summary(&self) -> String {
+        self.run.summary()
+    }
+}
+
+#[cfg(test)]
+mod tests;

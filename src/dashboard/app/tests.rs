@@ -1,0 +1,595 @@
+//! Tests of the dashboard state: keys, acknowledgements, notes, the summary.
+
+use std::path::PathBuf;
+
+use super::*;
+use crate::dashboard::theme::{Theme, ThemeSet};
+use crate::protocol::{
+    EpochSummary, FinishReason, QualityReport, RunInfo, SampleGrid, SaveReason, StepStats,
+};
+use crate::run::history::SCORE_POINTS;
+
+fn info() -> RunInfo {
+    RunInfo {
+        preset: "reference".to_string(),
+        data_source: "built-in MNIST".to_string(),
+        images: 60_000,
+        epochs: 50,
+        batch_size: 64,
+        steps_per_epoch: 938,
+        total_steps: 46_900,
+        start_step: 0,
+        run_dir: PathBuf::from("/runs/2024-01-01"),
+        seed: 7,
+        eval_count: 2000,
+    }
+}
+
+fn step(n: u64, d_loss: f32) -> StepStats {
+    StepStats {
+        step: n,
+        epoch: 1 + (n / 938) as u32,
+        batch: n % 938 + 1,
+        d_loss,
+        g_loss: 2.0 * d_loss,
+        d_real: 0.75,
+        d_fake: 0.25,
+        lr: 2e-4,
+        steps_per_s: 100.0,
+        elapsed_s: n as f64 / 100.0,
+    }
+}
+
+fn running() -> App {
+    let mut app = App::new();
+    app.on_msg(TrainMsg::Started(info()));
+    app
+}
+
+#[test]
+fn quit_sends_stop_then_waits_for_finished() {
+    let mut app = running();
+    assert_eq!(app.update(Action::Quit), Some(Command::Stop));
+    assert_eq!(app.run().phase(), &Phase::Stopping);
+    assert!(!app.should_exit());
+    // Commands are refused while stopping.
+    assert_eq!(app.update(Action::SaveCheckpoint), None);
+    assert_eq!(app.update(Action::TogglePause), None);
+    app.on_msg(TrainMsg::CheckpointSaved {
+        path: PathBuf::from("/runs/x/ckpt-900.safetensors"),
+        step: 900,
+        reason: SaveReason::Exit,
+    });
+    assert!(!app.should_exit());
+    app.on_msg(TrainMsg::Finished {
+        reason: FinishReason::Stopped,
+        step: 900,
+        last_checkpoint: Some(PathBuf::from("/runs/x/ckpt-900.safetensors")),
+    });
+    assert!(app.should_exit());
+    assert_eq!(app.run().phase(), &Phase::Finished(FinishReason::Stopped));
+}
+
+#[test]
+fn quitting_twice_stops_waiting() {
+    let mut app = running();
+    assert_eq!(app.update(Action::Quit), Some(Command::Stop));
+    assert_eq!(app.update(Action::Quit), None);
+    assert!(app.should_exit());
+}
+
+#[test]
+fn esc_closes_help_before_it_quits() {
+    let mut app = running();
+    assert_eq!(app.update(Action::ToggleHelp), None);
+    assert!(app.help_open());
+    assert_eq!(app.update(Action::Back), None);
+    assert!(!app.help_open());
+    assert_eq!(app.run().phase(), &Phase::Training);
+    assert_eq!(app.update(Action::Back), Some(Command::Stop));
+}
+
+#[test]
+fn paused_shows_only_what_the_trainer_acknowledged() {
+    let mut app = running();
+    assert_eq!(app.update(Action::TogglePause), Some(Command::Pause));
+    assert!(!app.run().paused());
+    assert_eq!(app.pause_requested(), Some(true));
+    app.on_msg(TrainMsg::Paused { step: 10 });
+    assert!(app.run().paused());
+    assert_eq!(app.pause_requested(), None);
+    assert_eq!(app.update(Action::TogglePause), Some(Command::Resume));
+    assert!(app.run().paused());
+    app.on_msg(TrainMsg::Resumed { step: 10 });
+    assert!(!app.run().paused());
+}
+
+#[test]
+fn pressing_pause_twice_before_the_ack_asks_for_resume() {
+    let mut app = running();
+    assert_eq!(app.update(Action::TogglePause), Some(Command::Pause));
+    assert_eq!(app.update(Action::TogglePause), Some(Command::Resume));
+    assert_eq!(app.pause_requested(), None);
+    app.on_msg(TrainMsg::Paused { step: 3 });
+    assert!(app.run().paused());
+    app.on_msg(TrainMsg::Resumed { step: 3 });
+    assert!(!app.run().paused());
+    assert_eq!(app.pause_requested(), None);
+}
+
+#[test]
+fn local_toggles_send_nothing_and_noise_toggle_sends_its_state() {
+    let mut app = running();
+    assert_eq!(app.update(Action::ToggleDigitMode), None);
+    assert_eq!(app.digit_mode(), DigitMode::HalfBlock);
+    assert_eq!(app.update(Action::ToggleDigitMode), None);
+    assert_eq!(app.digit_mode(), DigitMode::Ascii);
+    assert_eq!(app.update(Action::ToggleHistory), None);
+    assert_eq!(app.history_view(), HistoryView::WholeRun);
+    assert_eq!(app.update(Action::Resample), Some(Command::Resample));
+    assert_eq!(
+        app.update(Action::ToggleFreshNoise),
+        Some(Command::FreshNoise(true))
+    );
+    assert_eq!(
+        app.update(Action::ToggleFreshNoise),
+        Some(Command::FreshNoise(false))
+    );
+}
+
+#[test]
+fn cycling_themes_changes_the_theme_and_warns_only_about_bad_ones() {
+    let dir = tempfile::tempdir().ok();
+    let dir = dir
+        .as_ref()
+        .map(|d| d.path())
+        .unwrap_or(std::path::Path::new("/nonexistent"));
+    std::fs::write(dir.join("zz-bad.toml"), "title = \"nocolour\"\n").ok();
+    let (set, warning) = ThemeSet::load("amber", dir, false);
+    let mut app = running();
+    app.set_themes(set.choice(), warning);
+    app.on_msg(TrainMsg::CheckpointSaved {
+        path: PathBuf::from("/runs/x/ckpt.safetensors"),
+        step: 5,
+        reason: SaveReason::EpochEnd,
+    });
+    assert_eq!(app.theme_name(), "amber");
+    assert_eq!(app.update(Action::CycleTheme), None);
+    assert_eq!(app.theme_name(), "zz-bad");
+    assert_eq!(set.get(app.theme_index()), &Theme::default());
+    assert!(app.run().note().is_some_and(|n| n.kind == NoteKind::Warning
+        && n.text.contains("zz-bad.toml")
+        && n.text.contains("nocolour")));
+    assert_eq!(app.update(Action::CycleTheme), None);
+    assert_eq!(app.theme_name(), "default");
+    assert_eq!(app.run().note(), None);
+    app.update(Action::CycleTheme);
+    assert_eq!(set.get(app.theme_index()).name, "light");
+    // A checkpoint note is not cleared by cycling themes.
+    app.on_msg(TrainMsg::CheckpointSaved {
+        path: PathBuf::from("/runs/x/ckpt2.safetensors"),
+        step: 6,
+        reason: SaveReason::Requested,
+    });
+    app.update(Action::CycleTheme);
+    assert!(app.run().note().is_some_and(|n| n.text.contains("ckpt2")));
+}
+
+#[test]
+fn save_shows_the_path_or_the_error() {
+    let mut app = running();
+    assert_eq!(
+        app.update(Action::SaveCheckpoint),
+        Some(Command::SaveCheckpoint)
+    );
+    assert!(app.saving());
+    app.on_msg(TrainMsg::CheckpointFailed {
+        path: PathBuf::from("/ro/ckpt.safetensors"),
+        error: "permission denied".to_string(),
+    });
+    assert!(!app.saving());
+    let note = app.run().note().cloned();
+    assert_eq!(note.as_ref().map(|n| n.kind), Some(NoteKind::Error));
+    let text = note.map(|n| n.text).unwrap_or_default();
+    assert!(text.contains("/ro/ckpt.safetensors") && text.contains("permission denied"));
+
+    app.on_msg(TrainMsg::CheckpointSaved {
+        path: PathBuf::from("/runs/x/ckpt.safetensors"),
+        step: 5,
+        reason: SaveReason::Requested,
+    });
+    assert_eq!(
+        app.run().last_checkpoint(),
+        Some(&PathBuf::from("/runs/x/ckpt.safetensors"))
+    );
+    assert!(
+        app.run()
+            .note()
+            .is_some_and(|n| n.kind == NoteKind::Ok && n.text.contains("/runs/x/ckpt.safetensors"))
+    );
+}
+
+#[test]
+fn finishing_on_its_own_stays_open_until_quit() {
+    let mut app = running();
+    app.on_msg(TrainMsg::Finished {
+        reason: FinishReason::Completed,
+        step: 46_900,
+        last_checkpoint: None,
+    });
+    assert!(!app.should_exit());
+    assert_eq!(app.update(Action::Resample), None);
+    assert_eq!(app.update(Action::Quit), None);
+    assert!(app.should_exit());
+
+    let mut app = running();
+    app.set_stay_open_when_done(false);
+    app.on_msg(TrainMsg::Finished {
+        reason: FinishReason::StepLimit,
+        step: 100,
+        last_checkpoint: None,
+    });
+    assert!(app.should_exit());
+}
+
+#[test]
+fn errors_and_silent_disconnects_end_the_loop() {
+    let mut app = running();
+    app.on_msg(TrainMsg::Error("out of memory".to_string()));
+    assert!(app.should_exit());
+    assert_eq!(
+        app.run().phase(),
+        &Phase::Failed("out of memory".to_string())
+    );
+
+    let mut app = running();
+    app.on_disconnect();
+    assert!(app.should_exit());
+    assert!(matches!(app.run().phase(), Phase::Failed(e) if e.contains("panicked")));
+
+    // After a normal finish, the channel closing changes nothing.
+    let mut app = running();
+    app.on_msg(TrainMsg::Finished {
+        reason: FinishReason::Completed,
+        step: 1,
+        last_checkpoint: None,
+    });
+    app.on_disconnect();
+    assert_eq!(app.run().phase(), &Phase::Finished(FinishReason::Completed));
+    assert!(!app.should_exit());
+}
+
+#[test]
+fn summary_tells_the_story_of_the_run() {
+    let mut app = running();
+    app.on_msg(TrainMsg::Step(step(1234, 0.5432)));
+    app.update(Action::Quit);
+    app.on_msg(TrainMsg::Finished {
+        reason: FinishReason::Stopped,
+        step: 1234,
+        last_checkpoint: Some(PathBuf::from("/runs/2024-01-01/ckpt-1234.safetensors")),
+    });
+    let text = app.summary();
+    for want in [
+        "reference",
+        "built-in MNIST",
+        "was stopped",
+        "step 1234 of 46900",
+        "epoch 2 of 50",
+        "D 0.543",
+        "G 1.086",
+        "12.3s elapsed",
+        "/runs/2024-01-01/ckpt-1234.safetensors",
+        "Run folder: /runs/2024-01-01",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in {text}");
+    }
+    assert!(!text.contains('\n'));
+
+    let mut never = App::new();
+    never.on_msg(TrainMsg::Error("no data in /x".to_string()));
+    assert!(never.summary().contains("no data in /x"));
+}
+
+#[test]
+fn the_step_shown_is_the_latest_any_message_mentions() {
+    let mut app = running();
+    assert_eq!(app.run().step(), None);
+    app.on_msg(TrainMsg::Step(step(460, 1.0)));
+    app.on_msg(TrainMsg::Paused { step: 466 });
+    assert_eq!(app.run().step(), Some(466));
+    app.on_msg(TrainMsg::Finished {
+        reason: FinishReason::Stopped,
+        step: 468,
+        last_checkpoint: None,
+    });
+    assert_eq!(app.run().step(), Some(468));
+    assert!(
+        app.summary().contains("at step 468 of"),
+        "{}",
+        app.summary()
+    );
+}
+
+#[test]
+fn a_signal_quits_and_is_remembered() {
+    let mut app = running();
+    assert_eq!(app.signalled(), None);
+    assert_eq!(app.on_signal(15), Some(Command::Stop));
+    assert_eq!(app.signalled(), Some(15));
+    assert_eq!(app.run().phase(), &Phase::Stopping);
+}
+
+#[test]
+fn eta_needs_a_speed() {
+    let mut app = running();
+    assert_eq!(app.run().eta_s(), None);
+    app.on_msg(TrainMsg::Step(step(900, 1.0)));
+    assert_eq!(app.run().eta_s(), Some(460.0));
+    let mut stalled = step(901, 1.0);
+    stalled.steps_per_s = 0.0;
+    app.on_msg(TrainMsg::Step(stalled));
+    assert_eq!(app.run().eta_s(), None);
+}
+
+fn report(step: u64, score: f64) -> QualityReport {
+    QualityReport {
+        step,
+        epoch: 1,
+        count: 2000,
+        score,
+        fcd: 12.0,
+        fcd_floor: 8.0,
+        recognised: 0.9,
+        class_shares: [0.1; 10],
+        agreement: None,
+        seconds: 1.5,
+    }
+}
+
+fn epoch_done(quality: Option<QualityReport>) -> EpochSummary {
+    EpochSummary {
+        epoch: 1,
+        epochs: 50,
+        step: 938,
+        d_loss: 1.0,
+        g_loss: 1.0,
+        d_real: 0.5,
+        d_fake: 0.5,
+        steps_per_s: 100.0,
+        elapsed_s: 9.4,
+        sample_png: None,
+        quality,
+    }
+}
+
+fn grid(labels: Option<Vec<u8>>) -> SampleGrid {
+    SampleGrid {
+        step: 10,
+        width: 28,
+        height: 28,
+        pixels: vec![0; 10 * 784],
+        labels,
+    }
+}
+
+#[test]
+fn e_asks_for_scores_once_and_the_report_answers_the_note() {
+    let mut app = running();
+    assert_eq!(app.update(Action::Evaluate), Some(Command::Evaluate));
+    assert!(app.scoring());
+    assert_eq!(
+        app.run().note().map(|n| n.text.as_str()),
+        Some(SCORING_NOTE)
+    );
+    // Asked again before the answer: nothing more is sent.
+    assert_eq!(app.update(Action::Evaluate), None);
+    app.on_msg(TrainMsg::Quality(report(120, 7.25)));
+    assert!(!app.scoring());
+    assert_eq!(app.run().quality().map(|q| q.step), Some(120));
+    assert!(
+        app.run().note().is_some_and(|n| n.kind == NoteKind::Ok
+            && n.text.contains("2000 digits of step 120")
+            && n.text.contains("score 7.25")),
+        "{:?}",
+        app.run().note()
+    );
+    // An epoch's report does not touch another note.
+    app.on_msg(TrainMsg::CheckpointSaved {
+        path: PathBuf::from("/runs/x/epoch-001.safetensors"),
+        step: 938,
+        reason: SaveReason::EpochEnd,
+    });
+    app.on_msg(TrainMsg::Quality(report(938, 8.0)));
+    assert!(
+        app.run()
+            .note()
+            .is_some_and(|n| n.text.contains("epoch-001"))
+    );
+    assert_eq!(app.run().score_history().points(), vec![7.25, 8.0]);
+    assert_eq!(app.update(Action::Evaluate), Some(Command::Evaluate));
+}
+
+#[test]
+fn e_is_refused_once_the_trainer_cannot_answer() {
+    let mut app = running();
+    app.on_msg(TrainMsg::Diverged {
+        step: 5,
+        d_loss: f32::NAN,
+        g_loss: 1.0,
+    });
+    assert_eq!(app.update(Action::Evaluate), None);
+    assert!(
+        app.run()
+            .note()
+            .is_some_and(|n| n.text == "cannot score the digits: training diverged")
+    );
+    let mut app = running();
+    app.update(Action::Quit);
+    assert_eq!(app.update(Action::Evaluate), None);
+    assert!(!app.scoring());
+}
+
+#[test]
+fn an_epoch_without_scores_means_none_will_come() {
+    let mut app = running();
+    assert_eq!(app.update(Action::Evaluate), Some(Command::Evaluate));
+    app.on_msg(TrainMsg::EpochDone(epoch_done(None)));
+    assert!(app.run().scoring_off() && !app.scoring());
+    assert!(
+        app.run()
+            .note()
+            .is_some_and(|n| n.kind == NoteKind::Warning && n.text.contains("run.eval_count = 0"))
+    );
+    assert_eq!(app.update(Action::Evaluate), None);
+    // Scores after all: the judge works.
+    app.on_msg(TrainMsg::Quality(report(1876, 8.0)));
+    app.on_msg(TrainMsg::EpochDone(epoch_done(None)));
+    assert!(!app.run().scoring_off());
+    assert_eq!(app.update(Action::Evaluate), Some(Command::Evaluate));
+
+    // An epoch with scores changes nothing.
+    let mut app = running();
+    app.on_msg(TrainMsg::Quality(report(938, 5.0)));
+    app.on_msg(TrainMsg::EpochDone(epoch_done(Some(report(938, 5.0)))));
+    assert!(!app.run().scoring_off());
+}
+
+#[test]
+fn a_judge_that_fails_ends_the_wait_with_its_reason() {
+    let mut app = running();
+    app.update(Action::Evaluate);
+    app.on_msg(TrainMsg::ScoringFailed(
+        "the judge could not score the digits: non-finite pixels".to_string(),
+    ));
+    assert!(!app.scoring());
+    let note = app.run().note().cloned();
+    assert_eq!(note.as_ref().map(|n| n.kind), Some(NoteKind::Error));
+    let text = note.map(|n| n.text).unwrap_or_default();
+    assert_eq!(
+        text,
+        "the judge could not score the digits: non-finite pixels; training goes on"
+    );
+    // Other files keep their path.
+    app.on_msg(TrainMsg::WriteFailed {
+        what: "metrics".to_string(),
+        path: PathBuf::from("/runs/x/metrics.jsonl"),
+        error: "No space left on device (os error 28)".to_string(),
+    });
+    assert_eq!(
+        app.run().note().map(|n| n.text.as_str()),
+        Some(
+            "metrics failed at /runs/x/metrics.jsonl: No space left on device (os error 28); training goes on"
+        )
+    );
+    assert!(
+        app.run()
+            .last_error()
+            .is_some_and(|e| e.starts_with("metrics failed"))
+    );
+}
+
+#[test]
+fn digit_keys_choose_a_digit_on_conditional_runs_only() {
+    // Before any grid, nothing is known about the generator.
+    let mut app = running();
+    assert_eq!(app.update(Action::ShowDigit(3)), None);
+    assert!(
+        app.run()
+            .note()
+            .is_some_and(|n| n.text.contains("no digits drawn yet"))
+    );
+
+    // Unconditional: a note names the preset, nothing is sent.
+    app.on_msg(TrainMsg::Samples(grid(None)));
+    assert_eq!(app.run().conditional(), Some(false));
+    assert_eq!(app.update(Action::ShowDigit(3)), None);
+    assert_eq!(app.update(Action::AllDigits), None);
+    assert!(
+        app.run().note().is_some_and(|n| n.kind == NoteKind::Warning
+            && n.text.contains("preset `reference`")
+            && n.text.contains("does not take a digit")),
+        "{:?}",
+        app.run().note()
+    );
+    assert_eq!(app.digit_request(), None);
+
+    // Conditional: a digit, the same digit again for all ten, another, then `a`.
+    let mut app = running();
+    app.on_msg(TrainMsg::Samples(grid(Some((0..10).collect()))));
+    assert_eq!(app.run().conditional(), Some(true));
+    assert_eq!(
+        app.update(Action::ShowDigit(3)),
+        Some(Command::ShowDigit(Some(3)))
+    );
+    assert_eq!(app.digit_request(), Some(3));
+    assert_eq!(
+        app.update(Action::ShowDigit(3)),
+        Some(Command::ShowDigit(None))
+    );
+    assert_eq!(app.digit_request(), None);
+    assert_eq!(
+        app.update(Action::ShowDigit(7)),
+        Some(Command::ShowDigit(Some(7)))
+    );
+    assert_eq!(
+        app.update(Action::ShowDigit(0)),
+        Some(Command::ShowDigit(Some(0)))
+    );
+    assert_eq!(
+        app.update(Action::AllDigits),
+        Some(Command::ShowDigit(None))
+    );
+    // Already all ten: nothing to ask.
+    assert_eq!(app.update(Action::AllDigits), None);
+    // Not a digit: ignored.
+    assert_eq!(app.update(Action::ShowDigit(10)), None);
+    assert_eq!(app.digit_request(), None);
+
+    // Once the run is over, the trainer cannot redraw.
+    app.on_msg(TrainMsg::Finished {
+        reason: FinishReason::Completed,
+        step: 46_900,
+        last_checkpoint: None,
+    });
+    assert_eq!(app.update(Action::ShowDigit(4)), None);
+    assert!(
+        app.run()
+            .note()
+            .is_some_and(|n| n.text == "cannot choose a digit: training has ended")
+    );
+}
+
+#[test]
+fn the_score_history_stays_bounded_over_any_number_of_reports() {
+    let mut app = running();
+    for n in 0..10_000u64 {
+        app.on_msg(TrainMsg::Quality(report(n, 1.0 + (n % 9) as f64)));
+    }
+    let history = app.run().score_history();
+    assert_eq!(history.total(), 10_000);
+    assert!(history.points().len() <= SCORE_POINTS + 1);
+    assert_eq!(app.run().quality().map(|q| q.step), Some(9_999));
+}
+
+#[test]
+fn divergence_asks_for_q_before_naming_the_checkpoint() {
+    let mut app = running();
+    app.on_msg(TrainMsg::CheckpointSaved {
+        path: PathBuf::from("/runs/x/checkpoints/epoch-011.safetensors"),
+        step: 10_318,
+        reason: SaveReason::EpochEnd,
+    });
+    app.on_msg(TrainMsg::Diverged {
+        step: 10_400,
+        d_loss: f32::NAN,
+        g_loss: 3.5,
+    });
+    let text = app.run().note().map(|n| n.text.clone()).unwrap_or_default();
+    assert_eq!(
+        text,
+        "training diverged at step 10400 (D loss NaN, G loss 3.500) and stopped; press q to quit. \
+         Nothing more is saved. The last good checkpoint is /runs/x/checkpoints/epoch-011.safetensors"
+    );
+    assert_eq!(app.run().phase(), &Phase::Diverged(10_400));
+}
