@@ -105,12 +105,18 @@ fn kill_9_at_random_moments_never_leaves_a_torn_checkpoint_or_metrics_line() {
         .spawn()
         .unwrap();
     let mut out = out;
-    sleep(Duration::from_millis(300));
+    // Its first line comes after its signal handler is in place: a TERM then stops it cleanly.
+    // The pipe stays open (the reader lives to the end) so its last lines have somewhere to go.
+    let mut first = String::new();
+    let mut reader = BufReader::new(out.stdout.take().unwrap());
+    reader.read_line(&mut first).unwrap();
+    assert!(!first.is_empty(), "the resumed run printed nothing");
     std::process::Command::new("kill")
         .args(["-TERM", &out.id().to_string()])
         .status()
         .unwrap();
     assert_eq!(out.wait().unwrap().code(), Some(143));
+    drop(reader);
     assert!(Checkpoint::load(&run.join("checkpoints/latest.safetensors")).is_ok());
 }
 
