@@ -80,6 +80,23 @@ pub fn fact_segments(app: &App, theme: &Theme) -> Vec<Span<'static>> {
     out
 }
 
+/// The facts packed into lines of at most `width` cells. The last fact, the theme's name, is
+/// the least needed: it is shown where it fits on the last line, never given a line of its own
+/// (which would take a row from the plots).
+pub fn fact_lines(app: &App, theme: &Theme, width: u16, muted: Style) -> Vec<Line<'static>> {
+    let mut segments = fact_segments(app, theme);
+    let theme_name = segments.pop();
+    let mut lines = pack(segments.clone(), width, muted);
+    if let Some(name) = theme_name {
+        segments.push(name);
+        let with_name = pack(segments, width, muted);
+        if with_name.len() == lines.len() {
+            lines = with_name;
+        }
+    }
+    lines
+}
+
 /// Packs segments into lines of at most `width` cells, breaking only between segments.
 pub fn pack(segments: Vec<Span<'static>>, width: u16, muted: Style) -> Vec<Line<'static>> {
     let mut lines: Vec<Vec<Span<'static>>> = Vec::new();
@@ -198,9 +215,7 @@ pub fn key_hint(theme: &Theme, width: u16) -> Line<'static> {
 
 /// Rows the status bar needs at this width: the facts, the note and the key hint.
 pub fn status_height(app: &App, theme: &Theme, width: u16) -> u16 {
-    let facts = pack(fact_segments(app, theme), width, Style::new())
-        .len()
-        .max(1);
+    let facts = fact_lines(app, theme, width, Style::new()).len().max(1);
     let note = note_lines(app, theme, width).len();
     u16::try_from(facts + note + 1).unwrap_or(u16::MAX)
 }
@@ -214,7 +229,7 @@ impl Widget for &StatusBar<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let area = area.intersection(buf.area);
         let theme = self.theme;
-        let facts = pack(fact_segments(self.app, theme), area.width, theme.muted);
+        let facts = fact_lines(self.app, theme, area.width, theme.muted);
         let mut row = 0u16;
         for line in &facts {
             put_line(buf, area, row, line);
