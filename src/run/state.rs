@@ -374,4 +374,4 @@ impl RunState {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

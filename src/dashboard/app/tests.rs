@@ -4,41 +4,9 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::dashboard::theme::{Theme, ThemeSet};
-use crate::protocol::{
-    EpochSummary, FinishReason, QualityReport, RunInfo, SampleGrid, SaveReason, StepStats,
-};
+use crate::protocol::{EpochSummary, FinishReason, QualityReport, SampleGrid, SaveReason};
 use crate::run::history::SCORE_POINTS;
-
-fn info() -> RunInfo {
-    RunInfo {
-        preset: "reference".to_string(),
-        data_source: "built-in MNIST".to_string(),
-        images: 60_000,
-        epochs: 50,
-        batch_size: 64,
-        steps_per_epoch: 938,
-        total_steps: 46_900,
-        start_step: 0,
-        run_dir: PathBuf::from("/runs/2024-01-01"),
-        seed: 7,
-        eval_count: 2000,
-    }
-}
-
-fn step(n: u64, d_loss: f32) -> StepStats {
-    StepStats {
-        step: n,
-        epoch: 1 + (n / 938) as u32,
-        batch: n % 938 + 1,
-        d_loss,
-        g_loss: 2.0 * d_loss,
-        d_real: 0.75,
-        d_fake: 0.25,
-        lr: 2e-4,
-        steps_per_s: 100.0,
-        elapsed_s: n as f64 / 100.0,
-    }
-}
+use crate::run::state::tests::{info, step};
 
 fn running() -> App {
     let mut app = App::new();

@@ -3,7 +3,8 @@
 use super::*;
 use crate::run::history::{FULL_POINTS, RECENT_POINTS};
 
-fn info() -> RunInfo {
+/// A 50-epoch run's facts, for tests of what folds them (here and in the dashboard's).
+pub(crate) fn info() -> RunInfo {
     RunInfo {
         preset: "reference".to_string(),
         data_source: "built-in MNIST".to_string(),
@@ -19,7 +20,8 @@ fn info() -> RunInfo {
     }
 }
 
-fn step(n: u64, d_loss: f32) -> StepStats {
+/// Step `n`'s numbers, with D's loss `d_loss` and G's twice it.
+pub(crate) fn step(n: u64, d_loss: f32) -> StepStats {
     StepStats {
         step: n,
         epoch: 1 + (n / 938) as u32,
