@@ -13,14 +13,13 @@ use std::collections::BTreeMap;
 
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
-    ViewTensorRef,
 };
 use dfdx::optim::{Optimizer, OptimizerUpdateError};
 use dfdx::prelude::*;
 
 use super::kernels::{self, AdamStep};
 use super::ops;
-use super::params::{NamedTensor, Names};
+use super::params::{self, NamedTensor, Names};
 
 /// PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, no weight decay.
 pub fn pytorch_defaults(lr: f64) -> AdamConfig {
@@ -158,7 +157,7 @@ impl Adam {
         model: &M,
         prefix: &str,
     ) -> Vec<NamedTensor> {
-        self.export(prefix, &trainable(model, &self.names))
+        self.export(prefix, &params::export_trainable(model, &self.names))
     }
 
     /// Restores the moments of `model`'s trainable tensors, as `import`.
@@ -169,7 +168,12 @@ impl Adam {
         source: &BTreeMap<String, NamedTensor>,
         steps: u64,
     ) -> Result<(), AdamStateError> {
-        self.import(prefix, &trainable(model, &self.names), source, steps)
+        self.import(
+            prefix,
+            &params::export_trainable(model, &self.names),
+            source,
+            steps,
+        )
     }
 
     /// The moments as named tensors: `{prefix}exp_avg.{param}` and `{prefix}exp_avg_sq.{param}`
@@ -236,51 +240,6 @@ impl<M: TensorCollection<f32, Cpu>> Optimizer<M, Cpu, f32> for Adam {
     ) -> Result<(), OptimizerUpdateError<CpuError>> {
         self.walk(module, Grads::Shared(gradients))
             .map_err(OptimizerUpdateError::DeviceError)
-    }
-}
-
-/// `model`'s trainable tensors under `names`, their values left empty but their lengths those
-/// of the tensors (`export` and `import` need names, shapes and lengths).
-fn trainable<M: TensorCollection<f32, Cpu>>(model: &M, names: &Names) -> Vec<NamedTensor> {
-    let mut visitor = Trainable {
-        names,
-        found: Vec::new(),
-    };
-    let walked = M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut visitor,
-    });
-    match walked {
-        Ok(_) => visitor.found,
-        Err(never) => match never {},
-    }
-}
-
-struct Trainable<'a> {
-    names: &'a Names,
-    found: Vec<NamedTensor>,
-}
-
-impl TensorVisitor<f32, Cpu> for Trainable<'_> {
-    type Viewer = (ViewTensorRef, ViewTensorName);
-    type Err = std::convert::Infallible;
-    type E2 = f32;
-    type D2 = Cpu;
-
-    fn visit<S: Shape>(
-        &mut self,
-        opts: TensorOptions<S, f32, Cpu>,
-        (t, path): (&Tensor<S, f32, Cpu>, String),
-    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
-        if opts.do_gradient_update {
-            let shape: Vec<usize> = t.shape().concrete().into_iter().collect();
-            self.found.push(NamedTensor {
-                name: self.names.of(&path),
-                data: vec![0.0; shape.iter().product()],
-                shape,
-            });
-        }
-        Ok(None)
     }
 }
 

@@ -91,8 +91,26 @@ pub fn export<M: TensorCollection<f32, Cpu>>(model: &M, prefix: &str) -> Vec<Nam
 
 /// Copies every parameter of `model` out, in visiting order, named by `names`.
 pub fn export_named<M: TensorCollection<f32, Cpu>>(model: &M, names: &Names) -> Vec<NamedTensor> {
+    walk_export(model, names, false)
+}
+
+/// Copies out only the tensors an optimiser updates (not, say, batch norm's running
+/// statistics), in visiting order, named by `names`.
+pub fn export_trainable<M: TensorCollection<f32, Cpu>>(
+    model: &M,
+    names: &Names,
+) -> Vec<NamedTensor> {
+    walk_export(model, names, true)
+}
+
+fn walk_export<M: TensorCollection<f32, Cpu>>(
+    model: &M,
+    names: &Names,
+    trainable_only: bool,
+) -> Vec<NamedTensor> {
     let mut out = Exporter {
         names,
+        trainable_only,
         tensors: Vec::new(),
     };
     let walked = M::iter_tensors(&mut RecursiveWalker {
@@ -147,6 +165,7 @@ pub fn import_named<M: TensorCollection<f32, Cpu>>(
 
 struct Exporter<'a> {
     names: &'a Names,
+    trainable_only: bool,
     tensors: Vec<NamedTensor>,
 }
 
@@ -158,9 +177,12 @@ impl TensorVisitor<f32, Cpu> for Exporter<'_> {
 
     fn visit<S: Shape>(
         &mut self,
-        _: TensorOptions<S, f32, Cpu>,
+        opts: TensorOptions<S, f32, Cpu>,
         (t, path): (&Tensor<S, f32, Cpu>, String),
     ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
+        if self.trainable_only && !opts.do_gradient_update {
+            return Ok(None);
+        }
         self.tensors.push(NamedTensor {
             name: self.names.of(&path),
             shape: t.shape().concrete().into_iter().collect(),
