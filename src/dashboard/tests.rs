@@ -1,7 +1,8 @@
 //! Tests of the event loop, driven by scripted events over a test backend.
 
 use super::*;
-use crate::protocol::{FinishReason, RunInfo, SampleGrid, StepStats};
+use crate::dashboard::widgets::tests::info;
+use crate::protocol::{FinishReason, SampleGrid, StepStats};
 use crate::run::state::Phase;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -38,22 +39,6 @@ impl EventSource for Script {
                 Ok(None)
             }
         }
-    }
-}
-
-fn info() -> RunInfo {
-    RunInfo {
-        preset: "reference".to_string(),
-        data_source: "built-in MNIST".to_string(),
-        images: 60_000,
-        epochs: 1,
-        batch_size: 64,
-        steps_per_epoch: 938,
-        total_steps: 938,
-        start_step: 0,
-        run_dir: PathBuf::from("/runs/test"),
-        seed: 1,
-        eval_count: 2000,
     }
 }
 

@@ -166,4 +166,4 @@ pub fn put_line(buf: &mut Buffer, area: Rect, row: u16, line: &Line) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -11,7 +11,8 @@ use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 use std::path::PathBuf;
 
-fn info() -> RunInfo {
+/// A one-epoch run's facts, for the dashboard's tests (here and the event loop's).
+pub(crate) fn info() -> RunInfo {
     RunInfo {
         preset: "reference".to_string(),
         data_source: "built-in MNIST".to_string(),
