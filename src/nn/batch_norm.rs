@@ -1,6 +1,7 @@
-//! Batch normalisation of channels-last images (PyTorch's `BatchNorm2d`: statistics per channel
-//! over every pixel of the batch) fused with the activation that follows it, as a dfdx module
-//! whose passes are one custom op.
+//! Batch normalisation over the last axis (PyTorch's `BatchNorm1d` over rows of features,
+//! `BatchNorm2d` over channels-last images: statistics per channel over every row or pixel of the
+//! batch) fused with the activation that follows it, as a dfdx module whose passes are one
+//! custom op.
 //!
 //! A discriminator shown real and fake images in one pass must still normalise each half with
 //! its own statistics, as two PyTorch calls would: `GROUPS` says how many batches one training
@@ -19,14 +20,16 @@ use super::frozen::FrozenModule;
 use super::kernels;
 use super::ops::{self, put_grad, take_grad};
 
-/// PyTorch's defaults.
-const EPS: f64 = 1e-5;
+/// PyTorch's defaults (`EPS` as an `f32`, as the checkpoints of the first engine were trained and
+/// sampled with it, so they still sample the same digits).
+const EPS: f32 = 1e-5;
 const MOMENTUM: f32 = 0.1;
 
-/// Batch norm of `C` channels then the activation `A`, with learned scale (`weight`) and shift
-/// (`bias`) and running statistics for evaluation, as PyTorch names them. A training pass
-/// (`forward_mut`) normalises each of its `GROUPS` equal parts with its own statistics and moves
-/// the running statistics; an evaluation pass (`forward`) uses the running statistics.
+/// Batch norm of `C` channels then the activation `A`, with learned scale (`weight`, initialised
+/// as `Init` says) and shift (`bias`) and running statistics for evaluation, as PyTorch names
+/// them. A training pass (`forward_mut`) normalises each of its `GROUPS` equal parts with its own
+/// statistics and moves the running statistics; an evaluation pass (`forward`) uses the running
+/// statistics. It takes rows of `C` features as well as channels-last images (`ChannelsLast`).
 #[derive(Debug, Clone)]
 pub struct BatchNorm2d<
     const C: usize,
@@ -34,12 +37,56 @@ pub struct BatchNorm2d<
     const GROUPS: usize = 1,
     E: Dtype = f32,
     D: Storage<E> = Cpu,
+    Init = DcganScale,
 > {
     pub weight: Tensor<Rank1<C>, E, D>,
     pub bias: Tensor<Rank1<C>, E, D>,
     pub running_mean: Tensor<Rank1<C>, E, D>,
     pub running_var: Tensor<Rank1<C>, E, D>,
-    pub act: PhantomData<A>,
+    pub act: PhantomData<(A, Init)>,
+}
+
+/// The same layer over rows of `C` features, with PyTorch's initial scale of 1 (the tuned MLP's
+/// generator).
+pub type BatchNorm1d<const C: usize, A> = BatchNorm2d<C, A, 1, f32, Cpu, UnitScale>;
+
+/// A batch whose last axis holds the `C` channels a batch norm normalises: rows of features
+/// `(B, C)` or channels-last images `(B, H, W, C)`.
+pub trait ChannelsLast<const C: usize>: Shape {}
+
+impl<B: Dim, const C: usize> ChannelsLast<C> for (B, Const<C>) {}
+
+impl<B: Dim, const H: usize, const W: usize, const C: usize> ChannelsLast<C>
+    for (B, Const<H>, Const<W>, Const<C>)
+{
+}
+
+/// How a batch norm's scale starts.
+pub trait ScaleInit: std::fmt::Debug + Clone + Send + Sync + 'static {
+    fn fill<const C: usize>(t: &mut Tensor<Rank1<C>, f32, Cpu>) -> Result<(), CpuError>;
+}
+
+/// DCGAN's: normal around 1 with deviation 0.02, drawn from the device's stream.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DcganScale;
+
+impl ScaleInit for DcganScale {
+    fn fill<const C: usize>(t: &mut Tensor<Rank1<C>, f32, Cpu>) -> Result<(), CpuError> {
+        match Normal::new(1.0, INIT_STD) {
+            Ok(normal) => t.try_fill_with_distr(normal),
+            Err(_) => Err(CpuError::WrongNumElements),
+        }
+    }
+}
+
+/// PyTorch's default: 1, drawing nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UnitScale;
+
+impl ScaleInit for UnitScale {
+    fn fill<const C: usize>(t: &mut Tensor<Rank1<C>, f32, Cpu>) -> Result<(), CpuError> {
+        t.try_fill_with_ones()
+    }
 }
 
 /// `max(x, 0)`, the activation after a generator's batch norm.
@@ -56,24 +103,16 @@ impl Activation for Relu {
     }
 }
 
-impl<const C: usize, A: Activation, const GROUPS: usize> BuildOnDevice<Cpu, f32>
-    for BatchNorm2d<C, A, GROUPS, f32, Cpu>
+impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit> BuildOnDevice<Cpu, f32>
+    for BatchNorm2d<C, A, GROUPS, f32, Cpu, I>
 {
     type Built = Self;
 }
 
-/// DCGAN's scale initialisation: normal around 1 with deviation 0.02.
-fn dcgan_scale<const C: usize>(t: &mut Tensor<Rank1<C>, f32, Cpu>) -> Result<(), CpuError> {
-    match Normal::new(1.0, INIT_STD) {
-        Ok(normal) => t.try_fill_with_distr(normal),
-        Err(_) => Err(CpuError::WrongNumElements),
-    }
-}
-
-impl<const C: usize, A: Activation, const GROUPS: usize> TensorCollection<f32, Cpu>
-    for BatchNorm2d<C, A, GROUPS, f32, Cpu>
+impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit> TensorCollection<f32, Cpu>
+    for BatchNorm2d<C, A, GROUPS, f32, Cpu, I>
 {
-    type To<E2: Dtype, D2: Device<E2>> = BatchNorm2d<C, A, GROUPS, E2, D2>;
+    type To<E2: Dtype, D2: Device<E2>> = BatchNorm2d<C, A, GROUPS, E2, D2, I>;
 
     fn iter_tensors<V: ModuleVisitor<Self, f32, Cpu>>(
         visitor: &mut V,
@@ -84,7 +123,7 @@ impl<const C: usize, A: Activation, const GROUPS: usize> TensorCollection<f32, C
                     "weight",
                     |s| &s.weight,
                     |s| &mut s.weight,
-                    TensorOptions::reset_with(dcgan_scale::<C>),
+                    TensorOptions::reset_with(I::fill::<C>),
                 ),
                 Self::tensor(
                     "bias",
@@ -116,9 +155,6 @@ impl<const C: usize, A: Activation, const GROUPS: usize> TensorCollection<f32, C
     }
 }
 
-type Images<B, const H: usize, const W: usize, const C: usize, T> =
-    Tensor<(B, Const<H>, Const<W>, Const<C>), f32, Cpu, T>;
-
 /// Where the statistics of a pass come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Statistics {
@@ -128,16 +164,18 @@ pub enum Statistics {
     Running,
 }
 
-impl<const C: usize, A: Activation, const GROUPS: usize> BatchNorm2d<C, A, GROUPS, f32, Cpu> {
+impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
+    BatchNorm2d<C, A, GROUPS, f32, Cpu, I>
+{
     /// The forward pass with statistics from `stats`; the backward pass adds the gradients
     /// `wants` asks for. Returns the output and, for batch statistics, each group's mean and
     /// unbiased variance.
-    pub fn forward_op<B: Dim, const H: usize, const W: usize, T: Tape<f32, Cpu>>(
+    pub fn forward_op<S: ChannelsLast<C>, T: Tape<f32, Cpu>>(
         &self,
-        x: Images<B, H, W, C, T>,
+        x: Tensor<S, f32, Cpu, T>,
         stats: Statistics,
         wants: Wants,
-    ) -> Result<(Images<B, H, W, C, T>, Vec<GroupStats>), CpuError> {
+    ) -> Result<(Tensor<S, f32, Cpu, T>, Vec<GroupStats>), CpuError> {
         let (xv, x, mut tape) = ops::take_input(x)?;
         let rows = xv.len() / C.max(1);
         let (weight, bias) = (ops::read(&self.weight)?, ops::read(&self.bias)?);
@@ -153,23 +191,29 @@ impl<const C: usize, A: Activation, const GROUPS: usize> BatchNorm2d<C, A, GROUP
         let mut inv_std = vec![0.0f32; groups * C];
         let mut means = vec![0.0f32; groups * C];
         let mut found = Vec::new();
+        // Evaluation folds the statistics into one scale and shift per channel, as PyTorch's
+        // kernel does: `y = x * scale + shift`.
+        let mut folded: Option<(Vec<f32>, Vec<f32>)> = None;
         match stats {
             Statistics::Running => {
                 let (rm, rv) = (
                     ops::read(&self.running_mean)?,
                     ops::read(&self.running_var)?,
                 );
+                let scale: Vec<f32> = (0..C).map(|c| weight[c] / (rv[c] + EPS).sqrt()).collect();
+                let shift: Vec<f32> = (0..C).map(|c| bias[c] - rm[c] * scale[c]).collect();
                 for c in 0..C {
                     means[c] = rm[c];
-                    inv_std[c] = (1.0 / (rv[c] as f64 + EPS).sqrt()) as f32;
+                    inv_std[c] = (1.0 / (rv[c] as f64 + EPS as f64).sqrt()) as f32;
                 }
+                folded = Some((scale, shift));
             }
             Statistics::Batch(_) => {
                 for (gi, xg) in xv.chunks_exact(per * C).enumerate() {
                     let s = group_stats::<C>(xg, per);
                     for c in 0..C {
                         means[gi * C + c] = s.mean[c] as f32;
-                        inv_std[gi * C + c] = (1.0 / (s.biased_var[c] + EPS).sqrt()) as f32;
+                        inv_std[gi * C + c] = (1.0 / (s.biased_var[c] + EPS as f64).sqrt()) as f32;
                     }
                     found.push(GroupStats {
                         mean: s.mean.iter().map(|&m| m as f32).collect(),
@@ -189,12 +233,15 @@ impl<const C: usize, A: Activation, const GROUPS: usize> BatchNorm2d<C, A, GROUP
             for (xr, yr) in xg.chunks_exact_mut(C).zip(yg.chunks_exact_mut(C)) {
                 for c in 0..C {
                     let h = (xr[c] - m[c]) * s[c];
+                    yr[c] = match &folded {
+                        Some((scale, _)) => xr[c] * scale[c],
+                        None => weight[c] * h,
+                    };
                     xr[c] = h;
-                    yr[c] = weight[c] * h;
                 }
             }
         }
-        A::bias_act(&mut y, &bias);
+        A::bias_act(&mut y, folded.as_ref().map_or(&bias, |(_, shift)| shift));
         let kept_y = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
         let out = x.device().try_tensor_from_vec(y, *x.shape())?;
         if T::OWNS_TAPE {
@@ -281,20 +328,19 @@ impl<const C: usize, A: Activation, const GROUPS: usize> BatchNorm2d<C, A, GROUP
 }
 
 impl<
-    B: Dim,
-    const H: usize,
-    const W: usize,
     const C: usize,
     A: Activation,
     const GROUPS: usize,
+    I: ScaleInit,
+    S: ChannelsLast<C>,
     T: Tape<f32, Cpu>,
-> FrozenModule<Images<B, H, W, C, T>> for BatchNorm2d<C, A, GROUPS, f32, Cpu>
+> FrozenModule<Tensor<S, f32, Cpu, T>> for BatchNorm2d<C, A, GROUPS, f32, Cpu, I>
 {
-    type Output = Images<B, H, W, C, T>;
+    type Output = Tensor<S, f32, Cpu, T>;
 
     /// A frozen discriminator in the generator's step: the training pass with the whole batch
     /// as one group, gradients for the input only, the running statistics untouched.
-    fn try_forward_frozen(&self, x: Images<B, H, W, C, T>) -> Result<Self::Output, CpuError> {
+    fn try_forward_frozen(&self, x: Tensor<S, f32, Cpu, T>) -> Result<Self::Output, CpuError> {
         Ok(self.forward_op(x, Statistics::Batch(1), Wants::INPUT)?.0)
     }
 }
@@ -342,40 +388,38 @@ fn group_stats<const C: usize>(x: &[f32], per: usize) -> Moments {
 }
 
 impl<
-    B: Dim,
-    const H: usize,
-    const W: usize,
     const C: usize,
     A: Activation,
     const GROUPS: usize,
+    I: ScaleInit,
+    S: ChannelsLast<C>,
     T: Tape<f32, Cpu>,
-> Module<Images<B, H, W, C, T>> for BatchNorm2d<C, A, GROUPS, f32, Cpu>
+> Module<Tensor<S, f32, Cpu, T>> for BatchNorm2d<C, A, GROUPS, f32, Cpu, I>
 {
-    type Output = Images<B, H, W, C, T>;
+    type Output = Tensor<S, f32, Cpu, T>;
     type Error = CpuError;
 
     /// Evaluation: the running statistics.
-    fn try_forward(&self, x: Images<B, H, W, C, T>) -> Result<Self::Output, CpuError> {
+    fn try_forward(&self, x: Tensor<S, f32, Cpu, T>) -> Result<Self::Output, CpuError> {
         Ok(self.forward_op(x, Statistics::Running, Wants::ALL)?.0)
     }
 }
 
 impl<
-    B: Dim,
-    const H: usize,
-    const W: usize,
     const C: usize,
     A: Activation,
     const GROUPS: usize,
+    I: ScaleInit,
+    S: ChannelsLast<C>,
     T: Tape<f32, Cpu>,
-> ModuleMut<Images<B, H, W, C, T>> for BatchNorm2d<C, A, GROUPS, f32, Cpu>
+> ModuleMut<Tensor<S, f32, Cpu, T>> for BatchNorm2d<C, A, GROUPS, f32, Cpu, I>
 {
-    type Output = Images<B, H, W, C, T>;
+    type Output = Tensor<S, f32, Cpu, T>;
     type Error = CpuError;
 
     /// Training: each of the `GROUPS` parts of the batch with its own statistics, which the
     /// running statistics then follow.
-    fn try_forward_mut(&mut self, x: Images<B, H, W, C, T>) -> Result<Self::Output, CpuError> {
+    fn try_forward_mut(&mut self, x: Tensor<S, f32, Cpu, T>) -> Result<Self::Output, CpuError> {
         let (y, found) = self.forward_op(x, Statistics::Batch(GROUPS), Wants::ALL)?;
         self.track(&found)?;
         Ok(y)
@@ -395,7 +439,7 @@ mod tests {
             .collect()
     }
 
-    type Rows<T> = Images<usize, 1, 1, 3, T>;
+    type Rows<T> = Tensor<(usize, Const<1>, Const<1>, Const<3>), f32, Cpu, T>;
 
     fn rows(dev: &Cpu, x: &[f32]) -> Rows<NoneTape> {
         dev.tensor_from_vec(x.to_vec(), (x.len() / 3, Const, Const, Const))
@@ -534,5 +578,25 @@ mod tests {
         // A batch that does not split into the groups is an error, not a panic.
         let odd = dev.zeros_like(&(5usize, Const::<1>, Const::<1>, Const::<1>));
         assert!(bn.try_forward_mut(odd).is_err());
+    }
+
+    #[test]
+    fn rows_of_features_are_one_pixel_images_and_the_1d_layer_starts_at_scale_one() {
+        let dev = Cpu::seed_from_u64(5);
+        let mut flat = dev.build_module::<BatchNorm1d<3, LeakyRelu>, f32>();
+        assert_eq!(flat.weight.array(), [1.0; 3]);
+        // Building it drew nothing from the device's stream.
+        let next: Tensor<Rank1<4>, f32, Cpu> = dev.sample_normal();
+        let fresh: Tensor<Rank1<4>, f32, Cpu> = Cpu::seed_from_u64(5).sample_normal();
+        assert_eq!(next.array(), fresh.array());
+        let mut image = bn::<LeakyRelu>(&dev);
+        flat.weight.copy_from(&image.weight.as_vec());
+        flat.bias.copy_from(&image.bias.as_vec());
+        let x0 = values(8 * 3, 9);
+        let x: Tensor<(usize, Const<3>), f32, Cpu> = dev.tensor_from_vec(x0.clone(), (8, Const));
+        let y_flat = flat.try_forward_mut(x).unwrap().as_vec();
+        let y_image = image.try_forward_mut(rows(&dev, &x0)).unwrap().as_vec();
+        assert_eq!(y_flat, y_image);
+        assert_eq!(flat.running_var.as_vec(), image.running_var.as_vec());
     }
 }

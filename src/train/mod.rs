@@ -6,14 +6,10 @@ pub mod bce_step;
 pub mod cgan;
 pub mod checkpoint;
 pub mod dcgan;
-pub mod dense;
 pub mod gan;
 
-pub mod mlp;
 pub mod nets;
 pub mod noise;
-pub mod norm;
-pub mod param;
 pub mod presets;
 pub mod reference;
 pub mod schedule;

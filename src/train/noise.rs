@@ -5,6 +5,8 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
+use crate::nn::dropout::MaskWords;
+
 /// Which stream: each has its own ChaCha stream number under the run's seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoiseKind {
@@ -52,12 +54,6 @@ impl NoiseStream {
         out.extend((0..len).map(|_| self.rng.r#gen::<f32>()));
     }
 
-    /// Replaces `out`'s contents with `len` uniform 32-bit words (one stream word each).
-    pub fn fill_words(&mut self, out: &mut Vec<u32>, len: usize) {
-        out.clear();
-        out.extend((0..len).map(|_| self.rng.next_u32()));
-    }
-
     pub fn draw(&mut self, len: usize) -> Vec<f32> {
         let mut v = Vec::with_capacity(len);
         self.fill(&mut v, len);
@@ -99,6 +95,14 @@ impl NoiseStream {
         let mut stream = NoiseStream::new(seed, kind);
         stream.seek(u128::from(hi) << 64 | u128::from(lo));
         Ok(stream)
+    }
+}
+
+/// Dropout layers draw their masks from the run's `Dropout` stream: one stream word a value.
+impl MaskWords for NoiseStream {
+    fn fill_words(&mut self, out: &mut Vec<u32>, len: usize) {
+        out.clear();
+        out.extend((0..len).map(|_| self.rng.next_u32()));
     }
 }
 

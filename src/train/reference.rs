@@ -81,6 +81,18 @@ pub fn product_flops(layers: &[(usize, usize)], rows: usize) -> f64 {
 const G_LAYERS: [(usize, usize); 3] = [(LATENT, 256), (256, 512), (512, IMAGE)];
 const D_LAYERS: [(usize, usize); 3] = [(IMAGE, 512), (512, 256), (256, 1)];
 
+/// FLOPs of one BCE step of batch `b` with the reference's layer sizes (the tuned preset's too;
+/// its batch norm and dropout are not products).
+pub fn mlp_step_flops(b: usize) -> f64 {
+    let (g, d) = (&G_LAYERS[..], &D_LAYERS[..]);
+    // D step on 2b rows: forward, weight gradients, input gradients of layers 2 and 3.
+    let d_step = 2.0 * product_flops(d, 2 * b) + product_flops(&d[1..], 2 * b);
+    // G step: D forward and input gradients, G weight gradients and input gradients of layers 2
+    // and 3.
+    let g_step = 2.0 * product_flops(d, b) + product_flops(g, b) + product_flops(&g[1..], b);
+    product_flops(g, b) + d_step + g_step
+}
+
 impl Gan for Reference {
     fn preset(&self) -> Preset {
         Preset::Reference
@@ -99,13 +111,7 @@ impl Gan for Reference {
     }
 
     fn step_flops(&self, b: usize) -> f64 {
-        let (g, d) = (&G_LAYERS[..], &D_LAYERS[..]);
-        // D step on 2b rows: forward, weight gradients, input gradients of layers 2 and 3.
-        let d_step = 2.0 * product_flops(d, 2 * b) + product_flops(&d[1..], 2 * b);
-        // G step: D forward and input gradients, G weight gradients and input gradients of
-        // layers 2 and 3.
-        let g_step = 2.0 * product_flops(d, b) + product_flops(g, b) + product_flops(&g[1..], b);
-        product_flops(g, b) + d_step + g_step
+        mlp_step_flops(b)
     }
 
     fn generate(

@@ -10,185 +10,105 @@
 //! state, so a resumed run draws the same masks.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use dfdx::prelude::*;
 
-use super::dense::Linear;
+use super::bce_step::{DInputs, bce_step, real_then_fake};
 use super::gan::{
     Batch, DeviceError, Gan, GanState, IMAGE, LATENT, PhaseTimes, Preset, StateError, StepLosses,
     check_len,
 };
-use super::mlp::{self, Dropout, Mlp, Norms, Output};
+use super::nets::{EMA_DECAY, Layout, Nets};
 use super::noise::{NoiseKind, NoiseStream};
-use super::norm::BatchNorm;
-use super::param::{EMA_DECAY, Optim, Pair};
-use crate::nn::kernels;
-use crate::nn::loss::mean_sigmoid;
+use super::reference::mlp_step_flops;
+use crate::nn::dropout::MaskSource;
 use crate::nn::params::NamedTensor;
+use crate::nn::{BatchNorm1d, Dense, Dropout, Identity, LeakyRelu, Tanh, kernels, ops};
 
 /// The target D is taught for real digits (one-sided label smoothing).
 pub const REAL_TARGET: f32 = 0.9;
-/// The share of D's hidden units dropped in each pass.
-pub const DROPOUT: f32 = 0.3;
+/// The percentage of D's hidden units dropped in each pass.
+pub const DROPOUT_PERCENT: usize = 30;
 pub const BETAS: [f64; 2] = [0.5, 0.999];
 /// The checkpoint counter prefix of the dropout stream's position.
 const DROPOUT_STREAM: &str = "rng.dropout";
 
-pub type Generator = Mlp<LATENT, 256, 512, IMAGE>;
-pub type Discriminator = Mlp<IMAGE, 512, 256, 1>;
+pub type Generator = (
+    Dense<LATENT, 256, Identity>,
+    BatchNorm1d<256, LeakyRelu>,
+    Dense<256, 512, Identity>,
+    BatchNorm1d<512, LeakyRelu>,
+    Dense<512, IMAGE, Tanh>,
+);
+pub type Discriminator = (
+    Dense<IMAGE, 512, LeakyRelu>,
+    Dropout<DROPOUT_PERCENT>,
+    Dense<512, 256, LeakyRelu>,
+    Dropout<DROPOUT_PERCENT>,
+    Dense<256, 1, Identity>,
+);
 
-/// Working memory kept between steps.
-#[derive(Default)]
-struct Buffers {
-    g: mlp::Acts,
-    d: mlp::Acts,
-    grads: mlp::Grads,
-    both: Vec<f32>,
-    dlogits: Vec<f32>,
-    dfake: Vec<f32>,
-}
+/// Where PyTorch's `nn.Sequential(Linear, BatchNorm1d, LeakyReLU, Linear, BatchNorm1d,
+/// LeakyReLU, Linear, Tanh)` and `nn.Sequential(Linear, LeakyReLU, Dropout, Linear, LeakyReLU,
+/// Dropout, Linear)` put each element of `Generator` and `Discriminator`.
+pub const LAYOUT: Layout = Layout {
+    g: &["0", "1", "3", "4", "6"],
+    d: &["0", "2", "3", "5", "6"],
+};
 
 pub struct Tuned {
-    nets: Pair<Generator, Discriminator>,
-    dropout: NoiseStream,
-    buf: Buffers,
+    nets: Nets<Generator, Discriminator>,
+    /// The run's dropout stream, which D's dropout layers draw from.
+    dropout: Arc<Mutex<NoiseStream>>,
     times: PhaseTimes,
-}
-
-/// The reference's generator and discriminator layer types, initialised as dfdx initialises
-/// them from `dev` (G first); `d_names` are D's `nn.Sequential` indices.
-pub(crate) fn reference_nets(dev: &Cpu, d_names: [&'static str; 3]) -> (Generator, Discriminator) {
-    let g = Mlp {
-        l1: Linear::dfdx_init(dev),
-        l2: Linear::dfdx_init(dev),
-        l3: Linear::dfdx_init(dev),
-        names: ["0", "2", "4"],
-        output: Output::Tanh,
-        norms: None,
-    };
-    let d = Mlp {
-        l1: Linear::dfdx_init(dev),
-        l2: Linear::dfdx_init(dev),
-        l3: Linear::dfdx_init(dev),
-        names: d_names,
-        output: Output::Linear,
-        norms: None,
-    };
-    (g, d)
 }
 
 impl Tuned {
     pub fn new(seed: u64, lr: f64) -> Self {
         let dev = Cpu::seed_from_u64(seed);
-        let (mut g, d) = reference_nets(&dev, ["0", "3", "6"]);
-        g.names = ["0", "3", "6"];
-        g.norms = Some(Norms {
-            bn1: BatchNorm::new(),
-            bn2: BatchNorm::new(),
-            names: ["1", "4"],
-        });
+        // G before D, as PyTorch builds them; batch norm and dropout draw nothing.
+        let g = dev.build_module::<Generator, f32>();
+        let mut d = dev.build_module::<Discriminator, f32>();
+        let dropout = Arc::new(Mutex::new(NoiseStream::new(seed, NoiseKind::Dropout)));
+        let masks: MaskSource = dropout.clone();
+        d.1 = Dropout::drawing_from(masks.clone());
+        d.3 = Dropout::drawing_from(masks);
+        let adam = AdamConfig {
+            lr,
+            betas: BETAS,
+            eps: 1e-8,
+            weight_decay: None,
+        };
         Tuned {
-            nets: Pair {
-                ema: Some((g.clone(), EMA_DECAY)),
-                g,
-                d,
-                opt_g: Optim::new(lr, BETAS),
-                opt_d: Optim::new(lr, BETAS),
-            },
-            dropout: NoiseStream::new(seed, NoiseKind::Dropout),
-            buf: Buffers::default(),
+            nets: Nets::new(dev, g, d, LAYOUT, adam, Some(EMA_DECAY)),
+            dropout,
             times: PhaseTimes::default(),
         }
     }
-}
 
-impl Tuned {
     /// One training step, as `Gan::train_step`.
     fn step(&mut self, b: &Batch) -> Result<StepLosses, DeviceError> {
-        let (real, z, batch) = (b.real, b.z, b.count);
-        check_len(real, batch, IMAGE)?;
-        check_len(z, batch, LATENT)?;
-        let start = Instant::now();
-        let mut buf = std::mem::take(&mut self.buf);
-        let Pair {
-            g, d, opt_g, opt_d, ..
-        } = &mut self.nets;
-        let scale = 1.0 / batch as f32;
-
-        g.forward_train(z, &mut buf.g, batch, None);
-
-        // D step on real and fake rows together, with dropout.
-        buf.both.clear();
-        buf.both.extend_from_slice(real);
-        buf.both.extend_from_slice(&buf.g.out);
-        let drop = Dropout {
-            rate: DROPOUT,
-            stream: &mut self.dropout,
+        check_len(b.real, b.count, IMAGE)?;
+        check_len(b.z, b.count, LATENT)?;
+        let z = self
+            .nets
+            .dev
+            .try_tensor_from_vec(b.z.to_vec(), (b.count, Const::<LATENT>))?;
+        let inputs = DInputs {
+            both: |fake: Tensor<(usize, Const<IMAGE>), f32, Cpu>, grads| {
+                real_then_fake(b.real, &fake, grads)
+            },
+            fake: Ok,
         };
-        d.forward(&buf.both, &mut buf.d, 2 * batch, Some(drop));
-        buf.dlogits.resize(2 * batch, 0.0);
-        let (real_logits, fake_logits) = buf.d.out.split_at(batch);
-        let (dreal, dfake) = buf.dlogits.split_at_mut(batch);
-        let d_real = mean_sigmoid(real_logits);
-        let d_fake = mean_sigmoid(fake_logits);
-        let real_loss = kernels::bce_with_logits(real_logits, REAL_TARGET, dreal, scale);
-        let fake_loss = kernels::bce_with_logits(fake_logits, 0.0, dfake, scale);
-        d.backward(
-            &buf.both,
-            &buf.d,
-            &mut buf.dlogits,
-            &mut buf.grads,
-            2 * batch,
-            true,
-            false,
-            None,
-        );
-        opt_d.step(d);
-        let d_done = Instant::now();
+        let (losses, times) = bce_step(&mut self.nets, z, REAL_TARGET, inputs)?;
+        self.times = times;
+        Ok(losses)
+    }
 
-        // G step through the updated D, still in training mode (fresh dropout masks).
-        let drop = Dropout {
-            rate: DROPOUT,
-            stream: &mut self.dropout,
-        };
-        d.forward(&buf.g.out, &mut buf.d, batch, Some(drop));
-        buf.dlogits.resize(batch, 0.0);
-        let g_loss = kernels::bce_with_logits(&buf.d.out, 1.0, &mut buf.dlogits, scale);
-        d.backward(
-            &buf.g.out,
-            &buf.d,
-            &mut buf.dlogits,
-            &mut buf.grads,
-            batch,
-            false,
-            false,
-            Some(&mut buf.dfake),
-        );
-        g.backward(
-            z,
-            &buf.g,
-            &mut buf.dfake,
-            &mut buf.grads,
-            batch,
-            true,
-            false,
-            None,
-        );
-        opt_g.step(g);
-        self.nets.update_average();
-
-        self.buf = buf;
-        self.times = PhaseTimes {
-            d: d_done - start,
-            g: d_done.elapsed(),
-        };
-        Ok(StepLosses {
-            d_loss: real_loss + fake_loss,
-            g_loss,
-            d_real,
-            d_fake,
-        })
+    /// The dropout stream, whole even if a panic elsewhere interrupted a draw.
+    fn dropout_stream(&self) -> std::sync::MutexGuard<'_, NoiseStream> {
+        self.dropout.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -210,12 +130,7 @@ impl Gan for Tuned {
     }
 
     fn step_flops(&self, b: usize) -> f64 {
-        let g = Generator::product_flops(b);
-        let d2 = Discriminator::product_flops(2 * b);
-        let d_step = 3.0 * d2 - Discriminator::first_layer_flops(2 * b);
-        let g_step =
-            2.0 * Discriminator::product_flops(b) + 2.0 * g - Generator::first_layer_flops(b);
-        g + d_step + g_step
+        mlp_step_flops(b)
     }
 
     fn generate(
@@ -225,9 +140,11 @@ impl Gan for Tuned {
         count: usize,
     ) -> Result<Vec<f32>, DeviceError> {
         check_len(z, count, LATENT)?;
-        let mut acts = mlp::Acts::default();
-        self.nets.sampler().forward(z, &mut acts, count, None);
-        Ok(acts.out)
+        let z = self
+            .nets
+            .dev
+            .try_tensor_from_vec(z.to_vec(), (count, Const::<LATENT>))?;
+        Ok(ops::read(&self.nets.sampler().try_forward(z)?)?)
     }
 
     fn set_lr(&mut self, lr: f64) {
@@ -236,7 +153,9 @@ impl Gan for Tuned {
 
     fn state(&self) -> GanState {
         let mut state = self.nets.state();
-        state.counters.extend(self.dropout.counters(DROPOUT_STREAM));
+        state
+            .counters
+            .extend(self.dropout_stream().counters(DROPOUT_STREAM));
         state
     }
 
@@ -247,8 +166,9 @@ impl Gan for Tuned {
     ) -> Result<(), StateError> {
         let dropout = NoiseStream::from_counters(counters, DROPOUT_STREAM, NoiseKind::Dropout)
             .map_err(StateError::MissingCounter)?;
+        // The loaded D's dropout layers share this stream (a clone of D draws from its original's).
         self.nets = self.nets.loaded(state, counters)?;
-        self.dropout = dropout;
+        *self.dropout_stream() = dropout;
         Ok(())
     }
 }
@@ -271,6 +191,21 @@ mod tests {
         assert!(share_told_apart(&losses, 10) > 0.9, "{losses:?}");
         let last = losses[losses.len() - 1];
         assert!(last.d_loss < first.d_loss - 0.2, "{first:?} -> {last:?}");
+    }
+
+    /// The first steps as the hand-written engine this model replaced computed them, bit for bit
+    /// (its batch norm, dropout masks, label smoothing, Adam and initial weights).
+    #[test]
+    fn steps_repeat_the_previous_engine_bit_for_bit() {
+        let losses = testing::train(&mut Tuned::new(1, 2e-4), 3, 64, 1);
+        let previous = [
+            [1.4226059, 0.6879198, 0.486295, 0.5060133],
+            [1.2912563, 0.67960465, 0.5868426, 0.5138243],
+            [1.2058585, 0.6643331, 0.6731549, 0.5210964],
+        ];
+        for (l, p) in losses.iter().zip(previous) {
+            assert_eq!([l.d_loss, l.g_loss, l.d_real, l.d_fake], p);
+        }
     }
 
     #[test]

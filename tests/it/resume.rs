@@ -57,6 +57,14 @@ fn final_state(run: &Path) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn a_run_stopped_at_a_step_limit_and_resumed_matches_one_never_stopped() {
+    // The default preset (batch norm) and `tuned` (batch norm, and dropout masks from a saved
+    // stream).
+    for preset in ["cgan", "tuned"] {
+        stopped_and_resumed_matches_never_stopped(preset);
+    }
+}
+
+fn stopped_and_resumed_matches_never_stopped(preset: &str) {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let data = small_mnist(&h.join("digits"), 256);
@@ -64,6 +72,8 @@ fn a_run_stopped_at_a_step_limit_and_resumed_matches_one_never_stopped() {
     let (a, b) = (h.join("a"), h.join("b"));
     let base = [
         "--no-tui",
+        "--preset",
+        preset,
         "--epochs",
         "3",
         "--seed",
@@ -96,14 +106,14 @@ fn a_run_stopped_at_a_step_limit_and_resumed_matches_one_never_stopped() {
     );
     let (ma, mb) = (loss_columns(&a), loss_columns(&b));
     assert_eq!(ma.len(), 12);
-    assert_eq!(ma, mb);
-    assert_eq!(final_state(&a), final_state(&b));
+    assert_eq!(ma, mb, "{preset}");
+    assert_eq!(final_state(&a), final_state(&b), "{preset}");
     // The resumed run's epoch grids are the same pictures too.
     for f in ["samples/epoch-002.png", "samples/epoch-003.png"] {
         assert_eq!(
             std::fs::read(a.join(f)).unwrap(),
             std::fs::read(b.join(f)).unwrap(),
-            "{f}"
+            "{preset}: {f}"
         );
     }
 }
