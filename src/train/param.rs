@@ -92,6 +92,15 @@ impl Param {
         }
     }
 
+    /// The sum of the squares of the gradient Adam applies to it (0 when it is not trained).
+    pub fn grad_squares(&self) -> f64 {
+        if self.trainable {
+            crate::nn::norm::sum_of_squares(&self.grad)
+        } else {
+            0.0
+        }
+    }
+
     fn inside_to_saved(&self, data: &[f32]) -> Vec<f32> {
         match &self.order {
             None => data.to_vec(),
@@ -176,6 +185,15 @@ impl Param {
 pub trait Params {
     fn params(&self) -> Vec<(String, &Param)>;
     fn params_mut(&mut self) -> Vec<(String, &mut Param)>;
+}
+
+/// The L2 norm of the gradients of all of `net`'s trainable tensors.
+pub fn grad_norm(net: &impl Params) -> f32 {
+    net.params()
+        .iter()
+        .map(|(_, p)| p.grad_squares())
+        .sum::<f64>()
+        .sqrt() as f32
 }
 
 /// A layer's tensors by their PyTorch names within the layer (`weight`, `bias`, ...).

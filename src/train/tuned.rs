@@ -16,13 +16,13 @@ use dfdx::prelude::*;
 
 use super::dense::Linear;
 use super::gan::{
-    Batch, DeviceError, Gan, GanState, IMAGE, LATENT, PhaseTimes, Preset, StateError, StepLosses,
-    check_len,
+    Batch, DeviceError, Gan, GanState, GradNorms, IMAGE, LATENT, PhaseTimes, Preset, StateError,
+    StepLosses, check_len,
 };
 use super::mlp::{self, Dropout, Mlp, Norms, Output};
 use super::noise::{NoiseKind, NoiseStream};
 use super::norm::BatchNorm;
-use super::param::{EMA_DECAY, Optim, Pair};
+use super::param::{self, EMA_DECAY, Optim, Pair};
 use crate::nn::kernels;
 use crate::nn::loss::mean_sigmoid;
 use crate::nn::params::NamedTensor;
@@ -54,6 +54,8 @@ pub struct Tuned {
     dropout: NoiseStream,
     buf: Buffers,
     times: PhaseTimes,
+    /// Whether `grad_norms` reports the gradients (each step leaves them in the parameters).
+    measuring: bool,
 }
 
 /// The reference's generator and discriminator layer types, initialised as dfdx initialises
@@ -99,6 +101,7 @@ impl Tuned {
             dropout: NoiseStream::new(seed, NoiseKind::Dropout),
             buf: Buffers::default(),
             times: PhaseTimes::default(),
+            measuring: false,
         }
     }
 }
@@ -207,6 +210,19 @@ impl Gan for Tuned {
 
     fn phase_times(&self) -> PhaseTimes {
         self.times
+    }
+
+    fn measure_grad_norms(&mut self, on: bool) {
+        self.measuring = on;
+    }
+
+    /// D's gradients stay from its own step: G's step computes only D's input gradients.
+    fn grad_norms(&self) -> GradNorms {
+        let stepped = self.measuring && self.nets.opt_g.steps() > 0;
+        GradNorms {
+            g: stepped.then(|| param::grad_norm(&self.nets.g)),
+            d: stepped.then(|| param::grad_norm(&self.nets.d)),
+        }
     }
 
     fn step_flops(&self, b: usize) -> f64 {

@@ -23,6 +23,8 @@ pub fn series_style(series: Series, theme: &Theme) -> Style {
         Series::GLoss => theme.loss_g,
         Series::DReal => theme.d_real,
         Series::DFake => theme.d_fake,
+        Series::GGradNorm => theme.loss_g,
+        Series::DGradNorm => theme.loss_d,
     }
 }
 

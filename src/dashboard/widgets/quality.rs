@@ -25,9 +25,9 @@ pub const WAITING_ROWS: u16 = 4;
 /// Rows the loss panel above keeps at least (borders included): a label and a sparkline row
 /// for each of its four series.
 pub const LOSS_ROWS: u16 = 10;
-/// A digit the judge reads this rarely (a fifth of a fair tenth) has all but vanished from the
-/// generator's repertoire: its label is drawn as a warning.
-pub const RARE_SHARE: f64 = 0.02;
+/// A digit the judge reads rarer than this has all but vanished (the doctor's `mode_collapse`
+/// says so too): its label is drawn as a warning.
+pub use crate::doctor::RARE_SHARE;
 /// Rows a part needs before it gets a caption row over its chart.
 const CAPTION_FROM: u16 = 4;
 /// Columns the trend needs to be worth drawing beside the bars.
@@ -350,6 +350,14 @@ pub(crate) mod tests_support {
             recognised: 0.934,
             class_shares: [0.09, 0.14, 0.1, 0.1, 0.08, 0.01, 0.11, 0.12, 0.15, 0.1],
             agreement: None,
+            kid: 0.0123,
+            kid_std: 0.0011,
+            kid_floor: 0.0001,
+            precision: 0.71,
+            recall: 0.52,
+            precision_ceiling: 0.78,
+            recall_ceiling: 0.77,
+            class_spread: [Some(0.9); 10],
             seconds: 1.25,
         }
     }
