@@ -11,13 +11,17 @@ use crate::protocol::{Alarm, AlarmKind, QualityReport, StepStats};
 
 /// `d_wins`: logged steps the rule looks back over.
 pub const D_WINS_STEPS: usize = 20;
-/// `d_wins`: D(x) at least this, and D(G(z)) at most `D_WINS_FAKE`, on every one of them.
+/// `d_wins`: D(x) at least this, and D(G(z)) at most `D_WINS_FAKE`, on every one of them...
 pub const D_WINS_REAL: f32 = 0.9;
 pub const D_WINS_FAKE: f32 = 0.1;
+/// ... and G's loss climbing (its mean over the newer half of them above the older half's), or
+/// at least this high on every one of them (D(G(z)) under 0.7%: G's gradient has all but
+/// vanished, whichever way its loss drifts).
+pub const D_WINS_G_LOSS: f32 = 5.0;
 
 /// `exploding_gradients`: a norm more than this many times the median of the norms logged
 /// before it...
-pub const EXPLODE_FACTOR: f32 = 10.0;
+pub const EXPLODE_FACTOR: f32 = 20.0;
 /// ... over at most this many logged steps, once there are at least `EXPLODE_MIN` of them.
 pub const EXPLODE_WINDOW: usize = 50;
 pub const EXPLODE_MIN: usize = 10;
@@ -166,12 +170,13 @@ impl Doctor {
         };
         let older = mean(&mut steps.iter().take(half), |s| s.g_loss);
         let newer = mean(&mut steps.iter().skip(half), |s| s.g_loss);
-        if !(sure && newer > older) {
+        let high = steps.iter().all(|s| s.g_loss >= D_WINS_G_LOSS);
+        if !(sure && (newer > older || high)) {
             return None;
         }
         let (first, last) = (steps.front()?.step, steps.back()?.step);
         Some(format!(
-            "D tells real from fake almost perfectly: D(x) {:.3} and D(G(z)) {:.3} on average over steps {first}-{last}, and G's loss climbed from {older:.2} to {newer:.2}, so G learns little. Try {TRY_LOWER_RATE}, a preset that holds D back (tuned: label smoothing and dropout), or wgan-gp, whose critic keeps giving G useful gradients",
+            "D tells real from fake almost perfectly: D(x) {:.3} and D(G(z)) {:.3} on average over steps {first}-{last}, while G's loss went from {older:.2} to {newer:.2}, so G learns little. Try {TRY_LOWER_RATE}, a preset that holds D back (tuned: label smoothing and dropout), or wgan-gp, whose critic keeps giving G useful gradients",
             mean(&mut steps.iter(), |s| s.d_real),
             mean(&mut steps.iter(), |s| s.d_fake),
         ))
@@ -180,20 +185,27 @@ impl Doctor {
     /// `mode_collapse`, after any scoring.
     pub fn on_scoring(&mut self, q: &QualityReport) -> Vec<Alarm> {
         let mut seen = Vec::new();
-        for (digit, &share) in q.class_shares.iter().enumerate() {
-            if share < RARE_SHARE {
-                seen.push(format!(
-                    "the judge reads only {:.1}% of the digits as {digit} (a fair share is 10%)",
-                    share * 100.0
-                ));
-            }
+        let rare: Vec<String> = (0..)
+            .zip(q.class_shares)
+            .filter(|(_, share)| *share < RARE_SHARE)
+            .map(|(digit, share)| format!("{digit} ({:.1}%)", share * 100.0))
+            .collect();
+        if !rare.is_empty() {
+            seen.push(format!(
+                "the judge reads almost none of the digits as {} (a fair share is 10%)",
+                rare.join(", ")
+            ));
         }
-        for (digit, ratio) in q.class_spread.iter().enumerate() {
-            if let Some(r) = ratio.filter(|r| *r < NARROW_SPREAD) {
-                seen.push(format!(
-                    "generated {digit}s spread only {r:.2}x as widely as real {digit}s in the judge's feature space"
-                ));
-            }
+        let narrow: Vec<String> = (0..)
+            .zip(q.class_spread)
+            .filter_map(|(digit, r)| Some((digit, r.filter(|r| *r < NARROW_SPREAD)?)))
+            .map(|(digit, r)| format!("{digit}s {r:.2}x"))
+            .collect();
+        if !narrow.is_empty() {
+            seen.push(format!(
+                "generated digits spread far less than real ones of their class in the judge's feature space ({})",
+                narrow.join(", ")
+            ));
         }
         if let Some(a) = q.agreement.filter(|a| *a < MIN_AGREEMENT) {
             seen.push(format!(
