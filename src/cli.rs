@@ -35,6 +35,9 @@ pub struct TrainArgs {
     /// Stop after this many steps in all (0: no limit).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_steps: Option<u64>,
+    /// End the run after this many epoch scorings without a better Fréchet distance (0: off).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub early_stop: Option<u32>,
     /// Images per batch.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub batch_size: Option<usize>,
@@ -73,6 +76,7 @@ impl TrainArgs {
             batch_size: self.batch_size,
             seed: self.seed,
             max_steps: self.max_steps,
+            early_stop: self.early_stop,
             lr: self.lr,
             data_dir: self.data_dir.clone(),
             run_dir: self.run_dir.clone(),

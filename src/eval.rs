@@ -1,12 +1,16 @@
 //! Scoring a generator with the digit judge: its digits' score, fcd (with the floor real digits
-//! set at the same count), class shares, recognised share and, for conditional recipes, how
-//! often the judge reads the digit that was asked for. The trainer and `gan-tui eval` both use it.
+//! set at the same count), KID and precision/recall (with real digits' own values beside them),
+//! class shares and spreads, recognised share and, for conditional recipes, how often the judge
+//! reads the digit that was asked for. The trainer and `gan-tui eval` both use it.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::data::DIGIT_PIXELS;
-use crate::judge::{CLASSES, Judge, JudgeError};
+use crate::data::{DIGIT_PIXELS, Split};
+use crate::judge::manifold::{
+    self, KID_SUBSET_SIZE, KID_SUBSETS, KNN_K, Kid, PrecisionRecall, Rows,
+};
+use crate::judge::{CLASSES, Classified, FEATURES, Judge, JudgeError};
 use crate::protocol::QualityReport;
 use crate::train::gan::{DeviceError, Gan};
 use crate::train::noise::NoiseStream;
@@ -22,10 +26,30 @@ pub enum EvalError {
     Generator(#[from] DeviceError),
 }
 
-/// The judge, with the real-digit floors it has measured so far (one per sample count).
+/// A class's spread is compared only when at least this many digits are read as it.
+pub const SPREAD_MIN_DIGITS: usize = 10;
+
+/// The seed of KID's subsets: the same digits give the same KID.
+const KID_SEED: u64 = 0x4b49_44;
+
+/// What real digits score at one count, measured once: the floors and ceilings generated
+/// digits are shown beside, and the test digits' features they are compared with.
+struct Reals {
+    fcd_floor: f64,
+    /// Features of the first `count` test digits (all 10,000 for larger counts).
+    test_features: Vec<f32>,
+    /// Each test digit's squared distance to its `KNN_K`-th nearest test digit.
+    test_radii: Vec<f32>,
+    kid_floor: Kid,
+    ceiling: PrecisionRecall,
+    /// The spread of the test digits of each class (by their labels).
+    class_spread: [Option<f64>; CLASSES],
+}
+
+/// The judge, with what real digits score at each sample count asked for so far.
 pub struct Evaluator {
     judge: Judge,
-    floors: BTreeMap<usize, f64>,
+    reals: BTreeMap<usize, Reals>,
 }
 
 impl Evaluator {
@@ -33,19 +57,47 @@ impl Evaluator {
     pub fn builtin() -> Result<Evaluator, EvalError> {
         Ok(Evaluator {
             judge: Judge::builtin()?,
-            floors: BTreeMap::new(),
+            reals: BTreeMap::new(),
         })
     }
 
     /// The fcd of `count` real training digits against the test digits: a generator cannot do
     /// better at this count (the distance of a finite sample is biased upwards).
     pub fn fcd_floor(&mut self, count: usize) -> Result<f64, EvalError> {
-        if let Some(&floor) = self.floors.get(&count) {
-            return Ok(floor);
+        Ok(self.reals(count)?.fcd_floor)
+    }
+
+    /// Real digits' scores at `count`, measured on first use: the first `count` training
+    /// digits against the first `count` test digits.
+    fn reals(&mut self, count: usize) -> Result<&Reals, EvalError> {
+        if !self.reals.contains_key(&count) {
+            let (train_scores, train, _) = self.judge.real_digits(Split::Train, count)?;
+            let (_, test, test_labels) = self.judge.real_digits(Split::Test, count)?;
+            let (train_rows, test_rows) = (rows(&train)?, rows(&test)?);
+            let test_radii = manifold::knn_radii(&test_rows, KNN_K);
+            let ceiling = PrecisionRecall {
+                precision: manifold::share_inside(&train_rows, &test_rows, &test_radii),
+                recall: manifold::share_inside(
+                    &test_rows,
+                    &train_rows,
+                    &manifold::knn_radii(&train_rows, KNN_K),
+                ),
+            };
+            let kid_floor = kid(&train_rows, &test_rows)?;
+            let class_spread = class_spreads(&test_rows, |i| test_labels.get(i).copied());
+            let reals = Reals {
+                fcd_floor: train_scores.fcd,
+                test_features: test.features,
+                test_radii,
+                kid_floor,
+                ceiling,
+                class_spread,
+            };
+            self.reals.insert(count, reals);
         }
-        let floor = self.judge.real_floor(count)?.fcd;
-        self.floors.insert(count, floor);
-        Ok(floor)
+        self.reals
+            .get(&count)
+            .ok_or(EvalError::Judge(JudgeError::TooFew { count }))
     }
 
     /// Scores `count` digits of `gan` drawn from `noise`. Conditional recipes are asked for the
@@ -70,33 +122,95 @@ impl Evaluator {
             images.extend(gan.generate(&z, wanted, n)?);
             debug_assert_eq!(images.len(), (i * CHUNK + n) * DIGIT_PIXELS);
         }
-        let scores = self.judge.scores(&images)?;
-        let agreement = if conditional {
-            let classified = self.judge.classify(&images)?;
+        let (scores, classified) = self.judge.scores_and_classes(&images)?;
+        let agreement = conditional.then(|| {
             let hits = classified
                 .probabilities
                 .chunks_exact(CLASSES)
                 .zip(&labels)
                 .filter(|(p, want)| argmax(p) == usize::from(**want))
                 .count();
-            Some(hits as f64 / count.max(1) as f64)
-        } else {
-            None
+            hits as f64 / count.max(1) as f64
+        });
+        let reals = self.reals(count)?;
+        let generated = rows(&classified)?;
+        let test = Rows::new(&reals.test_features, FEATURES).ok_or(JudgeError::TooFew { count })?;
+        let pr = PrecisionRecall {
+            precision: manifold::share_inside(&generated, &test, &reals.test_radii),
+            recall: manifold::share_inside(
+                &test,
+                &generated,
+                &manifold::knn_radii(&generated, KNN_K),
+            ),
         };
-        let fcd_floor = self.fcd_floor(count)?;
+        let kid = kid(&generated, &test)?;
+        let read_as = |i: usize| {
+            let p = classified
+                .probabilities
+                .get(i * CLASSES..(i + 1) * CLASSES)?;
+            u8::try_from(argmax(p)).ok()
+        };
+        let spreads = class_spreads(&generated, read_as);
+        let mut class_spread = [None; CLASSES];
+        for ((out, generated), real) in class_spread.iter_mut().zip(spreads).zip(reals.class_spread)
+        {
+            *out = match (generated, real) {
+                (Some(g), Some(r)) if r > 0.0 => Some(g / r),
+                _ => None,
+            };
+        }
         Ok(QualityReport {
             step: 0,
             epoch: 0,
             count: scores.count,
             score: scores.score,
             fcd: scores.fcd,
-            fcd_floor,
+            fcd_floor: reals.fcd_floor,
             recognised: scores.recognised,
             class_shares: scores.class_shares,
             agreement,
+            kid: kid.mean,
+            kid_std: kid.std,
+            kid_floor: reals.kid_floor.mean,
+            precision: pr.precision,
+            recall: pr.recall,
+            precision_ceiling: reals.ceiling.precision,
+            recall_ceiling: reals.ceiling.recall,
+            class_spread,
             seconds: start.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// The judge's features of `c` as rows.
+fn rows(c: &Classified) -> Result<Rows<'_>, EvalError> {
+    Rows::new(&c.features, FEATURES).ok_or(EvalError::Judge(JudgeError::TooFew { count: c.count }))
+}
+
+fn kid(a: &Rows, b: &Rows) -> Result<Kid, EvalError> {
+    manifold::kid(a, b, KID_SUBSETS, KID_SUBSET_SIZE, KID_SEED).ok_or(EvalError::Judge(
+        JudgeError::TooFew {
+            count: a.count().min(b.count()),
+        },
+    ))
+}
+
+/// The spread of each class's rows, `class_of` naming a row's class; `None` for a class with
+/// fewer than `SPREAD_MIN_DIGITS` rows.
+fn class_spreads(rows: &Rows, class_of: impl Fn(usize) -> Option<u8>) -> [Option<f64>; CLASSES] {
+    let mut members: [Vec<&[f32]>; CLASSES] = Default::default();
+    for (i, row) in rows.values.chunks_exact(rows.dim).enumerate() {
+        if let Some(list) = class_of(i).and_then(|c| members.get_mut(usize::from(c))) {
+            list.push(row);
+        }
+    }
+    members.map(|m| {
+        if m.len() >= SPREAD_MIN_DIGITS {
+            manifold::spread(&m)
+        } else {
+            None
+        }
+    })
 }
 
 fn argmax(p: &[f32]) -> usize {

@@ -207,6 +207,16 @@ pub fn run(
             TrainMsg::ScoringFailed(error) => {
                 progress.above(|| warn(format!("warning: {error}")));
             }
+            TrainMsg::Alarm(a) => {
+                progress.above(|| {
+                    warn(format!(
+                        "warning: {} at step {}: {}",
+                        a.kind.name(),
+                        a.step,
+                        a.message
+                    ))
+                });
+            }
             TrainMsg::Diverged {
                 step,
                 d_loss,
@@ -221,10 +231,21 @@ pub fn run(
                 let why = match reason {
                     FinishReason::Completed => "all epochs done",
                     FinishReason::StepLimit => "step limit reached",
+                    FinishReason::EarlyStopped => {
+                        "stopped early: the Fréchet distance did not improve for train.early_stop scorings"
+                    }
                     FinishReason::Stopped => "stopped",
                     FinishReason::Diverged => "training diverged",
                 };
                 say(format!("finished at step {step} ({why})"));
+                if let Some(b) = state.best() {
+                    say(format!(
+                        "best checkpoint: {} (fcd {:.1} at step {})",
+                        b.path.display(),
+                        b.fcd,
+                        b.step
+                    ));
+                }
                 let last_checkpoint = state.last_checkpoint().cloned();
                 if let Some(p) = &last_checkpoint {
                     say(format!("last checkpoint: {}", p.display()));
@@ -253,6 +274,7 @@ pub fn run(
             }
             // The epoch line carries the epoch's scores.
             TrainMsg::Quality(_)
+            | TrainMsg::BestCheckpoint { .. }
             | TrainMsg::Samples(_)
             | TrainMsg::Paused { .. }
             | TrainMsg::Resumed { .. } => {}
@@ -309,6 +331,8 @@ mod tests {
             lr: 2e-4,
             steps_per_s: 10.0,
             elapsed_s: 1.0,
+            g_grad_norm: Some(0.5),
+            d_grad_norm: Some(0.25),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod console;
 pub mod dashboard;
 pub mod data;
+pub mod doctor;
 pub mod eval;
 pub mod files;
 pub mod headless;

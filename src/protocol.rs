@@ -66,6 +66,14 @@ pub struct StepStats {
     pub lr: f64,
     pub steps_per_s: f64,
     pub elapsed_s: f64,
+    /// L2 norm of the gradient G's optimiser applied at this step (all of G's trainable
+    /// tensors as one vector); absent when G took no update in it (wgan-gp's G, four steps in
+    /// five).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub g_grad_norm: Option<f32>,
+    /// The same for D.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_grad_norm: Option<f32>,
 }
 
 /// A batch of generated digits, as 8-bit grey pixels (0 = black background, 255 = white ink).
@@ -132,8 +140,74 @@ pub struct QualityReport {
     pub class_shares: [f64; 10],
     /// Conditional recipes: share of digits the judge reads as the digit asked for.
     pub agreement: Option<f64>,
+    /// KID against the test digits: the unbiased squared kernel MMD of the judge's features,
+    /// averaged over random subsets, and its standard deviation over them.
+    pub kid: f64,
+    pub kid_std: f64,
+    /// The KID of as many real training digits: the floor, near 0.
+    pub kid_floor: f64,
+    /// Share of these digits inside the test digits' k-nearest-neighbour manifold (realism).
+    pub precision: f64,
+    /// Share of test digits inside these digits' manifold (variety covered).
+    pub recall: f64,
+    /// Real training digits' own precision and recall: the ceiling.
+    pub precision_ceiling: f64,
+    pub recall_ceiling: f64,
+    /// Per digit the judge reads: how widely these digits spread in its feature space, as a
+    /// share of how widely real test digits of that class spread; `None` for a class too few
+    /// digits were read as.
+    pub class_spread: [Option<f64>; 10],
     /// Wall time the scoring took.
     pub seconds: f64,
+}
+
+/// A health alarm: a rule of `doctor` that started to hold at `step`. `events.jsonl` in the run
+/// folder holds one per line.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Alarm {
+    pub step: u64,
+    pub kind: AlarmKind,
+    /// What was seen, with numbers, and what to try.
+    pub message: String,
+}
+
+/// The health rules (`doctor` defines each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmKind {
+    DWins,
+    ModeCollapse,
+    ExplodingGradients,
+    Stalled,
+}
+
+impl AlarmKind {
+    pub const ALL: [AlarmKind; 4] = [
+        AlarmKind::DWins,
+        AlarmKind::ModeCollapse,
+        AlarmKind::ExplodingGradients,
+        AlarmKind::Stalled,
+    ];
+
+    /// The name `events.jsonl` and the front ends use.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlarmKind::DWins => "d_wins",
+            AlarmKind::ModeCollapse => "mode_collapse",
+            AlarmKind::ExplodingGradients => "exploding_gradients",
+            AlarmKind::Stalled => "stalled",
+        }
+    }
+
+    /// One letter marking the alarm on the dashboard's plots.
+    pub fn letter(self) -> char {
+        match self {
+            AlarmKind::DWins => 'd',
+            AlarmKind::ModeCollapse => 'c',
+            AlarmKind::ExplodingGradients => 'x',
+            AlarmKind::Stalled => 's',
+        }
+    }
 }
 
 /// Why a checkpoint was written.
@@ -155,6 +229,8 @@ pub enum FinishReason {
     Stopped,
     /// A loss became NaN or infinite; nothing after the last good checkpoint was saved.
     Diverged,
+    /// `train.early_stop` scorings in a row found no lower Fréchet distance than the best.
+    EarlyStopped,
 }
 
 /// What the trainer tells the front end.
@@ -181,6 +257,15 @@ pub enum TrainMsg {
         what: String,
         path: PathBuf,
         error: String,
+    },
+    /// A health rule started to hold (also appended to `events.jsonl`).
+    Alarm(Alarm),
+    /// An epoch's scoring found the lowest Fréchet distance so far: its checkpoint was copied to
+    /// `path` (`checkpoints/best.safetensors`).
+    BestCheckpoint {
+        path: PathBuf,
+        step: u64,
+        fcd: f64,
     },
     /// The judge could not score the digits (a request, or an epoch's end); training goes on.
     ScoringFailed(String),

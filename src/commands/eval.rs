@@ -47,6 +47,14 @@ pub fn report_json(path: &Path, q: &QualityReport) -> String {
         "recognised": q.recognised,
         "class_shares": q.class_shares,
         "agreement": q.agreement,
+        "kid": q.kid,
+        "kid_std": q.kid_std,
+        "kid_floor": q.kid_floor,
+        "precision": q.precision,
+        "recall": q.recall,
+        "precision_ceiling": q.precision_ceiling,
+        "recall_ceiling": q.recall_ceiling,
+        "class_spread": q.class_spread,
         "seconds": q.seconds,
     })
     .to_string()

@@ -83,6 +83,20 @@ pub(super) const MAX_STEPS: Key<Int> = Key {
     write: |c| c.max_steps.unwrap_or(0).to_string(),
     set: |c, _, v| c.max_steps = steps_limit(v),
 };
+pub(super) const EARLY_STOP: Key<Int> = Key {
+    table: "train",
+    name: "early_stop",
+    flag: "--early-stop",
+    accepts: Int {
+        min: 0,
+        max: 1_000_000,
+    },
+    doc: "end the run after this many scorings without a better fcd; 0 = off",
+    help: "end the run after this many epoch scorings in a row without a lower Fréchet distance than the best (`checkpoints/best.safetensors`); 0 = off; needs scoring (`run.eval_count` > 0)",
+    default_shown: None,
+    write: |c| c.early_stop.to_string(),
+    set: |c, _, v| c.early_stop = narrow(v),
+};
 pub(super) const LR: Key<Positive> = Key {
     table: "train",
     name: "lr",
@@ -272,6 +286,7 @@ pub(super) const KEYS: &[&dyn Setting] = &[
     &BATCH_SIZE,
     &SEED,
     &MAX_STEPS,
+    &EARLY_STOP,
     &LR,
     &LR_SCHEDULE,
     &LR_STEP_EVERY,

@@ -151,21 +151,28 @@ impl App {
             }
             TrainMsg::Paused { .. } => self.acknowledge_pause(true),
             TrainMsg::Resumed { .. } => self.acknowledge_pause(false),
-            TrainMsg::Finished { .. } => {
+            TrainMsg::Finished { reason, .. } => {
                 self.pause_requested = None;
                 self.saving = false;
                 self.scoring = false;
                 if asked_to_stop || !self.stay_open_when_done {
                     self.exit = true;
                 } else {
+                    let how = if reason == crate::protocol::FinishReason::EarlyStopped {
+                        "training stopped early: the Fréchet distance stopped improving (train.early_stop)"
+                    } else {
+                        "training finished"
+                    };
                     self.tell(
                         NoteKind::Ok,
-                        "training finished; press q to leave the dashboard".to_string(),
+                        format!("{how}; press q to leave the dashboard"),
                     );
                 }
             }
             TrainMsg::Error(_) => self.exit = true,
             TrainMsg::Started(_)
+            | TrainMsg::Alarm(_)
+            | TrainMsg::BestCheckpoint { .. }
             | TrainMsg::Step(_)
             | TrainMsg::Samples(_)
             | TrainMsg::WriteFailed { .. } => {}

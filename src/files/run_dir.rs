@@ -1,5 +1,5 @@
-//! The run folder: its layout (`config.toml`, `metrics.jsonl`, `samples/`, `checkpoints/`) and the
-//! metrics log.
+//! The run folder: its layout (`config.toml`, `metrics.jsonl`, `events.jsonl`, `samples/`,
+//! `checkpoints/`) and its JSON-lines logs.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -62,6 +62,11 @@ impl RunDir {
         self.root.join("metrics.jsonl")
     }
 
+    /// `events.jsonl`: the health alarms, one JSON object a line.
+    pub fn events_file(&self) -> PathBuf {
+        self.root.join("events.jsonl")
+    }
+
     pub fn samples_dir(&self) -> PathBuf {
         self.root.join("samples")
     }
@@ -85,6 +90,12 @@ impl RunDir {
     pub fn step_checkpoint(&self, step: u64) -> PathBuf {
         self.checkpoints_dir()
             .join(format!("step-{step:07}.safetensors"))
+    }
+
+    /// `checkpoints/best.safetensors`: the epoch checkpoint with the lowest Fréchet distance so
+    /// far; pruning never removes it.
+    pub fn best_checkpoint(&self) -> PathBuf {
+        self.checkpoints_dir().join("best.safetensors")
     }
 
     /// `checkpoints/latest.safetensors`: always the newest checkpoint.
@@ -143,6 +154,23 @@ pub struct QualityFields {
     pub class_shares: [f64; 10],
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agreement: Option<f64>,
+    // Lines written before these scores existed read back as 0 and no spreads.
+    #[serde(default)]
+    pub kid: f64,
+    #[serde(default)]
+    pub kid_std: f64,
+    #[serde(default)]
+    pub kid_floor: f64,
+    #[serde(default)]
+    pub precision: f64,
+    #[serde(default)]
+    pub recall: f64,
+    #[serde(default)]
+    pub precision_ceiling: f64,
+    #[serde(default)]
+    pub recall_ceiling: f64,
+    #[serde(default)]
+    pub class_spread: [Option<f64>; 10],
 }
 
 impl From<&crate::protocol::QualityReport> for QualityFields {
@@ -154,21 +182,29 @@ impl From<&crate::protocol::QualityReport> for QualityFields {
             recognised: q.recognised,
             class_shares: q.class_shares,
             agreement: q.agreement,
+            kid: q.kid,
+            kid_std: q.kid_std,
+            kid_floor: q.kid_floor,
+            precision: q.precision,
+            recall: q.recall,
+            precision_ceiling: q.precision_ceiling,
+            recall_ceiling: q.recall_ceiling,
+            class_spread: q.class_spread,
         }
     }
 }
 
-/// Appends records to `metrics.jsonl`, one JSON object per line.
+/// Appends records to a JSON-lines file (`metrics.jsonl`, `events.jsonl`), one object a line.
 #[derive(Debug)]
-pub struct MetricsLog {
+pub struct JsonLines {
     path: PathBuf,
     file: File,
 }
 
-impl MetricsLog {
-    pub fn open(path: &Path) -> io::Result<MetricsLog> {
+impl JsonLines {
+    pub fn open(path: &Path) -> io::Result<JsonLines> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(MetricsLog {
+        Ok(JsonLines {
             path: path.to_path_buf(),
             file,
         })
@@ -180,7 +216,7 @@ impl MetricsLog {
 
     /// Appends one record. The line goes out in one `write` call on an append-only file, so a
     /// crash cannot leave half a line between two whole ones.
-    pub fn append(&mut self, record: &MetricsRecord) -> io::Result<()> {
+    pub fn append<T: serde::Serialize>(&mut self, record: &T) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
         self.file.write_all(&line)
@@ -201,7 +237,7 @@ mod tests {
             run.step_checkpoint(42)
                 .ends_with("checkpoints/step-0000042.safetensors")
         );
-        let mut log = MetricsLog::open(&run.metrics_file()).unwrap();
+        let mut log = JsonLines::open(&run.metrics_file()).unwrap();
         let rec = MetricsRecord {
             stats: crate::protocol::StepStats {
                 step: 1,
@@ -215,6 +251,8 @@ mod tests {
                 lr: 2e-4,
                 steps_per_s: 10.0,
                 elapsed_s: 0.1,
+                g_grad_norm: Some(1.5),
+                d_grad_norm: None,
             },
             quality: None,
         };
@@ -232,7 +270,7 @@ mod tests {
         assert_eq!(
             text.lines().next(),
             Some(
-                r#"{"step":1,"epoch":1,"d_loss":1.25,"g_loss":0.5,"d_real":0.5,"d_fake":0.25,"lr":0.0002,"steps_per_s":10.0,"elapsed_s":0.1}"#
+                r#"{"step":1,"epoch":1,"d_loss":1.25,"g_loss":0.5,"d_real":0.5,"d_fake":0.25,"lr":0.0002,"steps_per_s":10.0,"elapsed_s":0.1,"g_grad_norm":1.5}"#
             )
         );
         let lines: Vec<MetricsRecord> = text

@@ -6,6 +6,7 @@
 
 mod error;
 pub mod frechet;
+pub mod manifold;
 pub mod net;
 mod train;
 mod weights;
@@ -179,9 +180,41 @@ impl Judge {
     /// (n x 784 pixels in [-1, 1], n at least 2).
     pub fn scores(&self, images: &[f32]) -> Result<Scores, JudgeError> {
         let (logits, features) = self.forward(images)?;
-        let count = images.len() / DIGIT_PIXELS;
+        self.scores_of(&logits, &features)
+    }
+
+    /// `scores` and `classify` of `images` from one pass of the network.
+    pub fn scores_and_classes(&self, images: &[f32]) -> Result<(Scores, Classified), JudgeError> {
+        let (logits, features) = self.forward(images)?;
+        let scores = self.scores_of(&logits, &features)?;
+        let probabilities = logits
+            .chunks_exact(CLASSES)
+            .flat_map(|row| log_softmax(row).map(|l| l.exp() as f32))
+            .collect();
+        let classified = Classified {
+            count: scores.count,
+            probabilities,
+            features,
+        };
+        Ok((scores, classified))
+    }
+
+    /// The first `count` digits of `split` (all of them if it has fewer) as `scores_and_classes`
+    /// sees them, with their labels.
+    pub fn real_digits(
+        &self,
+        split: Split,
+        count: usize,
+    ) -> Result<(Scores, Classified, Vec<u8>), JudgeError> {
+        let set = data::load(None, split)?.take(count);
+        let (scores, classified) = self.scores_and_classes(&all_pixels(&set)?)?;
+        Ok((scores, classified, set.labels))
+    }
+
+    fn scores_of(&self, logits: &[f32], features: &[f32]) -> Result<Scores, JudgeError> {
+        let count = logits.len() / CLASSES;
         let stats =
-            GaussianStats::from_rows(&features, FEATURES).ok_or(JudgeError::TooFew { count })?;
+            GaussianStats::from_rows(features, FEATURES).ok_or(JudgeError::TooFew { count })?;
         let fcd = self.reference.distance(&stats)?;
         let log_probs: Vec<[f64; CLASSES]> =
             logits.chunks_exact(CLASSES).map(log_softmax).collect();

@@ -50,6 +50,10 @@ pub struct Adam {
     moments: BTreeMap<String, Moments>,
     /// Working copy of one parameter's values.
     scratch: Vec<f32>,
+    /// Whether updates measure the norm of the gradients they read (one more pass over them).
+    measuring: bool,
+    /// Sum of the squared gradients the last measured update read.
+    grad_squares: Option<f64>,
 }
 
 /// Why optimiser state could not be restored.
@@ -80,7 +84,23 @@ impl Adam {
             steps: 0,
             moments: BTreeMap::new(),
             scratch: Vec::new(),
+            measuring: false,
+            grad_squares: None,
         }
+    }
+
+    /// From now on, each update measures the L2 norm of the gradients it reads (or, `false`,
+    /// stops doing so); the norm of the last one is forgotten either way. Measuring only reads
+    /// the gradients: the update is the same.
+    pub fn measure_grad_norm(&mut self, on: bool) {
+        self.measuring = on;
+        self.grad_squares = None;
+    }
+
+    /// The L2 norm of all the gradients the last update read, if it measured them and there was
+    /// an update since `measure_grad_norm`.
+    pub fn grad_norm(&self) -> Option<f32> {
+        self.grad_squares.map(|s| s.sqrt() as f32)
     }
 
     pub fn steps(&self) -> u64 {
@@ -108,6 +128,9 @@ impl Adam {
         grads: Grads,
     ) -> Result<(), CpuError> {
         self.steps += 1;
+        if self.measuring {
+            self.grad_squares = Some(0.0);
+        }
         let c = self.cfg;
         let step = AdamStep::new(c.lr, c.betas, c.eps, self.steps);
         let mut visitor = UpdateVisitor {
@@ -139,6 +162,9 @@ impl Adam {
         ops::read_into(p, &mut self.scratch)?;
         if moments.m.len() != len || self.scratch.len() != len {
             return Err(CpuError::WrongNumElements);
+        }
+        if let Some(sum) = &mut self.grad_squares {
+            *sum += super::norm::sum_of_squares(grad);
         }
         kernels::adam_zeroing(
             &mut self.scratch,

@@ -14,6 +14,7 @@ pub mod image;
 pub mod kernels;
 pub mod loss;
 pub mod memory;
+pub mod norm;
 pub mod ops;
 pub mod params;
 pub mod penalty;

@@ -49,6 +49,20 @@ pub fn format_learning_rate(lr: f64) -> String {
     }
 }
 
+/// A KID in about three significant figures: `12.3`, `0.0421`, `-0.0003`.
+pub fn format_kid(kid: f64) -> String {
+    let a = kid.abs();
+    if !kid.is_finite() || a >= 100.0 {
+        format!("{kid:.0}")
+    } else if a >= 10.0 {
+        format!("{kid:.1}")
+    } else if a >= 1.0 {
+        format!("{kid:.2}")
+    } else {
+        format!("{kid:.4}")
+    }
+}
+
 /// The report as one line: `score 8.91 | fcd 12.3 (floor 8.3) | recognised 93% | ...`.
 pub fn quality_line(q: &QualityReport) -> String {
     let mut line = format!(
@@ -61,6 +75,16 @@ pub fn quality_line(q: &QualityReport) -> String {
     if let Some(a) = q.agreement {
         line.push_str(&format!(" | asked-for digit {:.0}%", a * 100.0));
     }
+    line.push_str(&format!(
+        " | kid {}±{} (floor {}) | precision {:.0}% (real {:.0}%) | recall {:.0}% (real {:.0}%)",
+        format_kid(q.kid),
+        format_kid(q.kid_std),
+        format_kid(q.kid_floor),
+        q.precision * 100.0,
+        q.precision_ceiling * 100.0,
+        q.recall * 100.0,
+        q.recall_ceiling * 100.0
+    ));
     line
 }
 

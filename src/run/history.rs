@@ -141,17 +141,33 @@ impl History {
     }
 }
 
-/// The four plotted numbers of a step.
+/// The plotted numbers of a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Series {
     DLoss,
     GLoss,
     DReal,
     DFake,
+    /// The norm of G's gradient.
+    GGradNorm,
+    /// The norm of D's gradient.
+    DGradNorm,
 }
 
 impl Series {
+    /// The losses and D's verdicts, each plotted on its own.
     pub const ALL: [Series; 4] = [Series::DLoss, Series::GLoss, Series::DReal, Series::DFake];
+    /// The gradient norms, plotted side by side.
+    pub const GRAD_NORMS: [Series; 2] = [Series::GGradNorm, Series::DGradNorm];
+    /// Every series a run keeps a history of.
+    pub const KEPT: [Series; 6] = [
+        Series::DLoss,
+        Series::GLoss,
+        Series::DReal,
+        Series::DFake,
+        Series::GGradNorm,
+        Series::DGradNorm,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -159,6 +175,8 @@ impl Series {
             Series::GLoss => "G loss",
             Series::DReal => "D(x)",
             Series::DFake => "D(G(z))",
+            Series::GGradNorm => "|∇G|",
+            Series::DGradNorm => "|∇D|",
         }
     }
 
@@ -168,6 +186,9 @@ impl Series {
             Series::GLoss => stats.g_loss,
             Series::DReal => stats.d_real,
             Series::DFake => stats.d_fake,
+            // Not measured at this step: a gap in the plot.
+            Series::GGradNorm => stats.g_grad_norm.unwrap_or(f32::NAN),
+            Series::DGradNorm => stats.d_grad_norm.unwrap_or(f32::NAN),
         }
     }
 }

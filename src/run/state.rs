@@ -8,7 +8,8 @@
 use std::path::PathBuf;
 
 use crate::protocol::{
-    EpochSummary, FinishReason, QualityReport, RunInfo, SampleGrid, SaveReason, StepStats, TrainMsg,
+    Alarm, AlarmKind, EpochSummary, FinishReason, QualityReport, RunInfo, SampleGrid, SaveReason,
+    StepStats, TrainMsg,
 };
 use crate::run::format::{format_duration, format_value};
 use crate::run::history::{Downsampled, History, SCORE_POINTS, Series};
@@ -47,6 +48,26 @@ pub struct Note {
     pub text: String,
 }
 
+/// Alarms kept for the plots' markers: the latest ones (a run raises few).
+pub const ALARMS_KEPT: usize = 64;
+
+/// An alarm as the plots mark it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmMark {
+    pub kind: AlarmKind,
+    pub step: u64,
+    /// Steps logged when it came (its point in the plots is the one logged last then).
+    pub logged: u64,
+}
+
+/// The best checkpoint so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BestCheckpoint {
+    pub path: PathBuf,
+    pub step: u64,
+    pub fcd: f64,
+}
+
 /// One run, as its messages describe it.
 #[derive(Debug, Clone)]
 pub struct RunState {
@@ -54,7 +75,12 @@ pub struct RunState {
     last_step: Option<StepStats>,
     /// The latest step the trainer mentioned in any message.
     step: Option<u64>,
-    histories: [History; 4],
+    histories: [History; 6],
+    /// The latest alarms, oldest first, at most `ALARMS_KEPT`.
+    alarms: std::collections::VecDeque<AlarmMark>,
+    /// The latest alarm in full.
+    last_alarm: Option<Alarm>,
+    best: Option<BestCheckpoint>,
     samples: Option<SampleGrid>,
     /// The judge's latest scores.
     quality: Option<QualityReport>,
@@ -84,6 +110,9 @@ impl RunState {
             last_step: None,
             step: None,
             histories: Default::default(),
+            alarms: Default::default(),
+            last_alarm: None,
+            best: None,
             samples: None,
             quality: None,
             score_history: Downsampled::new(SCORE_POINTS),
@@ -119,7 +148,7 @@ impl RunState {
                 }
             }
             TrainMsg::Step(stats) => {
-                for (history, series) in self.histories.iter_mut().zip(Series::ALL) {
+                for (history, series) in self.histories.iter_mut().zip(Series::KEPT) {
                     history.push(series.value(stats));
                 }
                 self.last_step = Some(*stats);
@@ -182,6 +211,33 @@ impl RunState {
                     format_value(*g_loss)
                 ));
             }
+            TrainMsg::Alarm(alarm) => {
+                if self.alarms.len() == ALARMS_KEPT {
+                    self.alarms.pop_front();
+                }
+                self.alarms.push_back(AlarmMark {
+                    kind: alarm.kind,
+                    step: alarm.step,
+                    logged: self.histories[0].full.total(),
+                });
+                self.tell(
+                    NoteKind::Warning,
+                    format!(
+                        "{} at step {}: {}",
+                        alarm.kind.name(),
+                        alarm.step,
+                        alarm.message
+                    ),
+                );
+                self.last_alarm = Some(alarm.clone());
+            }
+            TrainMsg::BestCheckpoint { path, step, fcd } => {
+                self.best = Some(BestCheckpoint {
+                    path: path.clone(),
+                    step: *step,
+                    fcd: *fcd,
+                });
+            }
             TrainMsg::Paused { .. } => self.paused = true,
             TrainMsg::Resumed { .. } => self.paused = false,
             TrainMsg::Finished {
@@ -200,6 +256,25 @@ impl RunState {
                 self.phase = Phase::Failed(error.clone());
             }
         }
+    }
+
+    /// The latest alarms, oldest first.
+    pub fn alarms(&self) -> &std::collections::VecDeque<AlarmMark> {
+        &self.alarms
+    }
+
+    pub fn last_alarm(&self) -> Option<&Alarm> {
+        self.last_alarm.as_ref()
+    }
+
+    /// The best checkpoint so far (lowest Fréchet distance at an epoch's end).
+    pub fn best(&self) -> Option<&BestCheckpoint> {
+        self.best.as_ref()
+    }
+
+    /// Steps logged so far.
+    pub fn logged_steps(&self) -> u64 {
+        self.histories[0].full.total()
     }
 
     /// The trainer's channel closed. After `Finished` that is normal; before it, the trainer
@@ -243,12 +318,14 @@ impl RunState {
     }
 
     pub fn history(&self, series: Series) -> &History {
-        let [d_loss, g_loss, d_real, d_fake] = &self.histories;
+        let [d_loss, g_loss, d_real, d_fake, g_norm, d_norm] = &self.histories;
         match series {
             Series::DLoss => d_loss,
             Series::GLoss => g_loss,
             Series::DReal => d_real,
             Series::DFake => d_fake,
+            Series::GGradNorm => g_norm,
+            Series::DGradNorm => d_norm,
         }
     }
 
@@ -334,6 +411,9 @@ impl RunState {
         let how = match &self.phase {
             Phase::Finished(FinishReason::Completed) => "completed",
             Phase::Finished(FinishReason::StepLimit) => "reached its step limit",
+            Phase::Finished(FinishReason::EarlyStopped) => {
+                "stopped early (train.early_stop: the Fréchet distance stopped improving)"
+            }
             Phase::Finished(FinishReason::Stopped) => "was stopped",
             Phase::Finished(FinishReason::Diverged) | Phase::Diverged(_) => {
                 "diverged (a loss became NaN or infinite)"
@@ -363,6 +443,14 @@ impl RunState {
             parts.push(format!("Error: {error}."));
         } else if let Some(error) = &self.last_error {
             parts.push(format!("Last error: {error}."));
+        }
+        if let Some(b) = &self.best {
+            parts.push(format!(
+                "Best checkpoint (fcd {:.1} at step {}): {}.",
+                b.fcd,
+                b.step,
+                b.path.display()
+            ));
         }
         match &self.last_checkpoint {
             Some(path) => parts.push(format!("Last checkpoint: {}.", path.display())),

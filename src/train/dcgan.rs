@@ -20,7 +20,8 @@ use dfdx::prelude::*;
 use super::bce_step::{DInputs, Logits, Taped, bce_step};
 pub use super::gan::LATENT;
 use super::gan::{
-    Batch, DeviceError, Gan, GanState, IMAGE, PhaseTimes, Preset, StateError, StepLosses, check_len,
+    Batch, DeviceError, Gan, GanState, GradNorms, IMAGE, PhaseTimes, Preset, StateError,
+    StepLosses, check_len,
 };
 use super::nets::{EMA_DECAY, Layout, Nets};
 use crate::nn::params::NamedTensor;
@@ -261,6 +262,14 @@ impl<const Z: usize, D: ConvDiscriminator> Gan for ConvGan<Z, D> {
 
     fn phase_times(&self) -> PhaseTimes {
         self.times
+    }
+
+    fn measure_grad_norms(&mut self, on: bool) {
+        self.nets.measure_grad_norms(on);
+    }
+
+    fn grad_norms(&self) -> GradNorms {
+        self.nets.grad_norms()
     }
 
     fn step_flops(&self, b: usize) -> f64 {

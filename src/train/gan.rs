@@ -60,6 +60,15 @@ impl StepLosses {
     }
 }
 
+/// The L2 norms of the gradients G's and D's optimisers applied in the last measured step: all
+/// of a network's trainable tensors as one vector. `None` for a network that took no update in
+/// that step (wgan-gp's G, four steps in five).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct GradNorms {
+    pub g: Option<f32>,
+    pub d: Option<f32>,
+}
+
 /// Wall time of the last step's two halves: the discriminator step (including G's forward
 /// pass, which it needs) and the generator step.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -131,6 +140,11 @@ pub trait Gan {
     fn train_step(&mut self, batch: &Batch) -> Result<StepLosses, DeviceError>;
     /// How long the last `train_step`'s D and G halves took.
     fn phase_times(&self) -> PhaseTimes;
+    /// Whether the next `train_step`s measure their gradients' norms (a pass over the
+    /// gradients; training itself is the same either way).
+    fn measure_grad_norms(&mut self, on: bool);
+    /// The gradient norms of the last `train_step`, if it measured them.
+    fn grad_norms(&self) -> GradNorms;
     /// Floating-point operations of one training step of `batch` images, as this engine
     /// computes it (matrix products only: 2 per multiply-add).
     fn step_flops(&self, batch: usize) -> f64;

@@ -2,6 +2,8 @@
 //!
 //! Nothing here knows a front end: the loop talks through `protocol` messages only.
 
+#[cfg(test)]
+mod alarm_runs;
 pub mod bce_step;
 pub mod cgan;
 pub mod checkpoint;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
-use super::gan::{DeviceError, GanState, StateError, counter};
+use super::gan::{DeviceError, GanState, GradNorms, StateError, counter};
 use crate::nn::adam::Adam;
 use crate::nn::average::{ema_decay, ema_update};
 use crate::nn::params::{self, NamedTensor, Names};
@@ -119,6 +119,20 @@ where
             opt_d,
             ema,
         })
+    }
+
+    /// As `Gan::measure_grad_norms`.
+    pub fn measure_grad_norms(&mut self, on: bool) {
+        self.opt_g.measure_grad_norm(on);
+        self.opt_d.measure_grad_norm(on);
+    }
+
+    /// As `Gan::grad_norms`: what the two optimisers measured.
+    pub fn grad_norms(&self) -> GradNorms {
+        GradNorms {
+            g: self.opt_g.grad_norm(),
+            d: self.opt_d.grad_norm(),
+        }
     }
 
     pub fn set_lr(&mut self, lr: f64) {

@@ -8,8 +8,8 @@ use dfdx::prelude::*;
 
 use super::bce_step::{DInputs, bce_step, real_then_fake};
 use super::gan::{
-    Batch, DeviceError, Gan, GanState, IMAGE, LATENT, PhaseTimes, Preset, StateError, StepLosses,
-    check_len,
+    Batch, DeviceError, Gan, GanState, GradNorms, IMAGE, LATENT, PhaseTimes, Preset, StateError,
+    StepLosses, check_len,
 };
 use super::nets::{Layout, Nets};
 use crate::nn::adam::pytorch_defaults;
@@ -108,6 +108,14 @@ impl Gan for Reference {
 
     fn phase_times(&self) -> PhaseTimes {
         self.times
+    }
+
+    fn measure_grad_norms(&mut self, on: bool) {
+        self.nets.measure_grad_norms(on);
+    }
+
+    fn grad_norms(&self) -> GradNorms {
+        self.nets.grad_norms()
     }
 
     fn step_flops(&self, b: usize) -> f64 {

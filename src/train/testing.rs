@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use super::gan::{Batch, DeviceError, Gan, GanState, PhaseTimes, StateError, StepLosses};
+use super::gan::{
+    Batch, DeviceError, Gan, GanState, GradNorms, PhaseTimes, StateError, StepLosses,
+};
 use super::noise::{NoiseKind, NoiseStream};
 use super::trainer::{GanBuilder, TrainJob};
 use crate::config::{Config, Preset};
@@ -159,6 +161,12 @@ impl Gan for Diverging {
     }
     fn phase_times(&self) -> PhaseTimes {
         self.inner.phase_times()
+    }
+    fn measure_grad_norms(&mut self, on: bool) {
+        self.inner.measure_grad_norms(on)
+    }
+    fn grad_norms(&self) -> GradNorms {
+        self.inner.grad_norms()
     }
     fn step_flops(&self, batch: usize) -> f64 {
         self.inner.step_flops(batch)

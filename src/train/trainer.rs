@@ -10,17 +10,18 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::data::{self, DigitSet};
+use crate::doctor::Doctor;
 use crate::eval::Evaluator;
 use crate::files::image;
-use crate::files::run_dir::{MetricsLog, MetricsRecord, QualityFields, RunDir};
+use crate::files::run_dir::{JsonLines, MetricsRecord, QualityFields, RunDir};
 use crate::judge::CLASSES;
 use crate::protocol::{
-    Command, EpochSummary, FinishReason, QualityReport, RunInfo, SampleGrid, SaveReason, StepStats,
-    TrainMsg,
+    Alarm, Command, EpochSummary, FinishReason, QualityReport, RunInfo, SampleGrid, SaveReason,
+    StepStats, TrainMsg,
 };
 
 use super::checkpoint::{self, Checkpoint, EpochTally, Progress, RngPositions};
-use super::gan::{self, Gan, StepLosses};
+use super::gan::{self, Gan, GradNorms, StepLosses};
 use super::noise::{NoiseKind, NoiseStream};
 use super::schedule;
 
@@ -152,7 +153,13 @@ struct Trainer {
     config_toml: String,
     data: DigitSet,
     run: RunDir,
-    metrics: MetricsLog,
+    metrics: JsonLines,
+    /// `events.jsonl`: the doctor's alarms.
+    events: JsonLines,
+    /// The events file failed its last write: reported once until it works again.
+    events_failing: bool,
+    /// The health rules, and the best Fréchet distance so far.
+    doctor: Doctor,
     gan: Box<dyn Gan>,
     msgs: Sender<TrainMsg>,
     cmds: Receiver<Command>,
@@ -186,6 +193,8 @@ struct Trainer {
     evaluator: Option<Result<Evaluator, String>>,
     /// Conditional recipes: the digit the sample grid shows, or all ten.
     show_digit: Option<u8>,
+    /// The gradient norms of the latest step (measured on logged steps only).
+    grad_norms: GradNorms,
 }
 
 impl Trainer {
@@ -234,10 +243,29 @@ impl Trainer {
             }
         };
         let metrics_path = run.metrics_file();
-        let metrics = MetricsLog::open(&metrics_path).map_err(|source| TrainError::Metrics {
-            path: metrics_path,
+        let metrics = JsonLines::open(&metrics_path).map_err(|source| TrainError::Metrics {
+            path: metrics_path.clone(),
             source,
         })?;
+        let events_path = run.events_file();
+        let events = JsonLines::open(&events_path).map_err(|source| TrainError::Metrics {
+            path: events_path,
+            source,
+        })?;
+        // A resumed run's best and its scorings since: from the epoch scorings in its metrics,
+        // which resuming has cut back to the checkpoint's step.
+        let mut doctor = Doctor::new();
+        if resume.is_some() {
+            let text = std::fs::read_to_string(&metrics_path).unwrap_or_default();
+            for record in text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<MetricsRecord>(l).ok())
+            {
+                if let Some(q) = record.quality {
+                    doctor.replay_epoch_fcd(record.stats.step, q.fcd);
+                }
+            }
+        }
         let lr = schedule::lr_at(&cfg.lr_schedule, cfg.lr, progress.step, all_steps);
         Ok(Trainer {
             start_step: progress.step,
@@ -247,6 +275,9 @@ impl Trainer {
             data,
             run,
             metrics,
+            events,
+            events_failing: false,
+            doctor,
             gan,
             msgs,
             cmds,
@@ -268,6 +299,7 @@ impl Trainer {
             metrics_failing: false,
             evaluator: None,
             show_digit: None,
+            grad_norms: GradNorms::default(),
         })
     }
 
@@ -322,12 +354,17 @@ impl Trainer {
                     self.all_steps,
                 );
                 self.gan.set_lr(self.lr);
+                // Only logged steps pay for measuring the gradients' norms.
+                let logged = (self.progress.step + 1).is_multiple_of(self.cfg.log_every)
+                    || self.progress.batch + 1 >= self.batches_per_epoch;
+                self.gan.measure_grad_norms(logged);
                 let losses = self.gan.train_step(&gan::Batch {
                     real: &real,
                     labels: &labels,
                     z: &z,
                     count,
                 })?;
+                self.grad_norms = self.gan.grad_norms();
                 if !losses.all_finite() {
                     break 'run self.diverged(&losses);
                 }
@@ -344,12 +381,14 @@ impl Trainer {
                 }
                 last_losses = Some(losses);
             }
-            self.finish_epoch(last_losses.take())?;
+            if let Flow::Stop = self.finish_epoch(last_losses.take())? {
+                break FinishReason::EarlyStopped;
+            }
         };
         // After a divergence the model holds NaNs: the last good checkpoint stays the newest.
         if reason != FinishReason::Diverged && self.last_saved_step != Some(self.progress.step) {
             let path = self.run.step_checkpoint(self.progress.step);
-            self.save_checkpoint(&path, SaveReason::Exit);
+            self.save_checkpoint(&path, SaveReason::Exit, false);
         }
         let msg = TrainMsg::Finished {
             reason,
@@ -429,7 +468,7 @@ impl Trainer {
                 Command::Pause | Command::Resume => {}
                 Command::SaveCheckpoint => {
                     let path = self.run.step_checkpoint(self.progress.step);
-                    self.save_checkpoint(&path, SaveReason::Requested);
+                    self.save_checkpoint(&path, SaveReason::Requested, false);
                 }
                 Command::Resample => {
                     let len = self.sample_noise.len();
@@ -444,7 +483,9 @@ impl Trainer {
                 Command::Evaluate => {
                     // Its own noise, named by the step, so the training streams do not move.
                     if let Some(q) = self.evaluate((1 << 31) | self.progress.step) {
+                        let alarms = self.doctor.on_scoring(&q);
                         self.send(TrainMsg::Quality(q));
+                        self.raise(alarms);
                     }
                 }
                 Command::Stop => return Ok(Flow::Stop),
@@ -474,6 +515,8 @@ impl Trainer {
                 lr: self.lr,
                 steps_per_s,
                 elapsed_s: elapsed.as_secs_f64(),
+                g_grad_norm: self.grad_norms.g,
+                d_grad_norm: self.grad_norms.d,
             },
             quality: quality.map(QualityFields::from),
         };
@@ -492,6 +535,28 @@ impl Trainer {
             Err(_) => {}
         }
         self.send(TrainMsg::Step(record.stats));
+        let alarms = self.doctor.on_step(&record.stats);
+        self.raise(alarms);
+    }
+
+    /// Writes alarms to `events.jsonl` and tells the front end.
+    fn raise(&mut self, alarms: Vec<Alarm>) {
+        for alarm in alarms {
+            match self.events.append(&alarm) {
+                Ok(()) => self.events_failing = false,
+                Err(error) if !self.events_failing => {
+                    self.events_failing = true;
+                    let path = self.events.path().to_path_buf();
+                    self.send(TrainMsg::WriteFailed {
+                        what: "events".to_string(),
+                        path,
+                        error: error.to_string(),
+                    });
+                }
+                Err(_) => {}
+            }
+            self.send(TrainMsg::Alarm(alarm));
+        }
     }
 
     /// Scores the generator with the judge on `eval_count` digits from evaluation stream `id`;
@@ -562,14 +627,20 @@ impl Trainer {
         Ok(())
     }
 
-    fn finish_epoch(&mut self, last_losses: Option<StepLosses>) -> Result<(), TrainError> {
+    /// Scores, logs and checkpoints the epoch just done; `Flow::Stop` when `train.early_stop`
+    /// scorings in a row found no better Fréchet distance.
+    fn finish_epoch(&mut self, last_losses: Option<StepLosses>) -> Result<Flow, TrainError> {
         let epoch = self.progress.epoch;
         let quality = self.evaluate(u64::from(epoch));
         if let Some(losses) = &last_losses {
             self.log_step(losses, quality.as_ref());
         }
+        let mut best = false;
         if let Some(q) = &quality {
             self.send(TrainMsg::Quality(q.clone()));
+            let (alarms, improved) = self.doctor.on_epoch_scoring(q);
+            self.raise(alarms);
+            best = improved;
         }
         let sample_png = match self.write_epoch_png(epoch) {
             Ok(path) => Some(path),
@@ -608,11 +679,17 @@ impl Trainer {
         self.progress.epoch += 1;
         self.progress.batch = 0;
         let path = self.run.epoch_checkpoint(epoch);
-        self.save_checkpoint(&path, SaveReason::EpochEnd);
+        self.save_checkpoint(&path, SaveReason::EpochEnd, best);
         self.send(TrainMsg::EpochDone(summary));
         // Scoring, pictures and checkpoints are not steps: the next speed window starts now.
         self.window = (self.progress.step, self.clock.active());
-        Ok(())
+        let patience = self.cfg.early_stop;
+        let stalled = self.doctor.best().is_some_and(|b| b.since >= patience);
+        Ok(if patience > 0 && stalled {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
     }
 
     /// Training time the run had before this session (non-zero when resumed).
@@ -653,14 +730,20 @@ impl Trainer {
         }
     }
 
-    /// Writes a checkpoint to `path` and to `latest.safetensors`, and tells the front end how
-    /// it went; then deletes numbered checkpoints beyond the newest `keep_checkpoints`. A failed
-    /// save is reported, not fatal: training goes on, and no older checkpoint is touched.
-    fn save_checkpoint(&mut self, path: &Path, reason: SaveReason) {
+    /// Writes a checkpoint to `path` and to `latest.safetensors` (and, when it is the `best`
+    /// so far, to `best.safetensors`), and tells the front end how it went; then deletes
+    /// numbered checkpoints beyond the newest `keep_checkpoints`. A failed save is reported, not
+    /// fatal: training goes on, and no older checkpoint is touched.
+    fn save_checkpoint(&mut self, path: &Path, reason: SaveReason, best: bool) {
         let ckpt = self.checkpoint();
         let latest = self.run.latest_checkpoint();
+        let best_path = self.run.best_checkpoint();
+        let mut targets = vec![path, latest.as_path()];
+        if best {
+            targets.push(best_path.as_path());
+        }
         let result = ckpt.encode().and_then(|bytes| {
-            for target in [path, latest.as_path()] {
+            for target in targets {
                 crate::files::atomic::write(target, &bytes).map_err(|source| {
                     checkpoint::CheckpointError::Write {
                         path: target.to_path_buf(),
@@ -679,6 +762,13 @@ impl Trainer {
                     step: self.progress.step,
                     reason,
                 });
+                if let Some(b) = self.doctor.best().filter(|_| best) {
+                    self.send(TrainMsg::BestCheckpoint {
+                        path: best_path.clone(),
+                        step: b.step,
+                        fcd: b.fcd,
+                    });
+                }
                 if let Err(error) = self.run.prune_checkpoints(self.cfg.keep_checkpoints, path) {
                     self.send(TrainMsg::WriteFailed {
                         what: "old checkpoints (deleting)".to_string(),

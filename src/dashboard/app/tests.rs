@@ -311,6 +311,14 @@ fn report(step: u64, score: f64) -> QualityReport {
         recognised: 0.9,
         class_shares: [0.1; 10],
         agreement: None,
+        kid: 0.0123,
+        kid_std: 0.0011,
+        kid_floor: 0.0001,
+        precision: 0.71,
+        recall: 0.52,
+        precision_ceiling: 0.78,
+        recall_ceiling: 0.77,
+        class_spread: [Some(0.9); 10],
         seconds: 1.5,
     }
 }

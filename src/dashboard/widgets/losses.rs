@@ -1,5 +1,7 @@
 //! The loss panel: a sparkline per series (D loss, G loss, D(x), D(G(z))) with its current value
-//! and the window's min and max, over recent steps or the whole run.
+//! and the window's min and max, over recent steps or the whole run; under them, when there is
+//! room, the gradient norms of G and D side by side. The doctor's alarms are marked on every
+//! plot by their letter, at the step they were raised.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -16,6 +18,8 @@ use super::put_line;
 
 /// Bar heights are scaled into 1..=BAR_MAX so the window's minimum still shows as a sliver.
 pub const BAR_MAX: u64 = 1000;
+/// Rows inside the panel from which the gradient norms get a slot of their own.
+pub const GRAD_SLOT_FROM: u16 = 10;
 
 pub fn series_style(series: Series, theme: &Theme) -> Style {
     match series {
@@ -23,6 +27,8 @@ pub fn series_style(series: Series, theme: &Theme) -> Style {
         Series::GLoss => theme.loss_g,
         Series::DReal => theme.d_real,
         Series::DFake => theme.d_fake,
+        Series::GGradNorm => theme.loss_g,
+        Series::DGradNorm => theme.loss_d,
     }
 }
 
@@ -122,19 +128,116 @@ impl Widget for &LossPanel<'_> {
             );
             return;
         }
-        // Four slots as equal as the rows allow; a slot is a label row over its sparkline.
-        let (base, extra) = (inner.height / 4, inner.height % 4);
+        // Slots as equal as the rows allow; a slot is a label row over its sparkline.
+        let slots: u16 = if inner.height >= GRAD_SLOT_FROM { 5 } else { 4 };
+        let (base, extra) = (inner.height / slots, inner.height % slots);
         let mut y = inner.y;
-        for (i, series) in Series::ALL.iter().enumerate() {
-            let rows = (base + u16::from((i as u16) < extra)).max(1);
+        for i in 0..slots {
+            let rows = (base + u16::from(i < extra)).max(1);
             if y >= inner.bottom() {
                 break;
             }
             let slot_area = Rect::new(inner.x, y, inner.width, rows.min(inner.bottom() - y));
-            render_series(app, theme, *series, slot_area, buf);
+            match Series::ALL.get(usize::from(i)) {
+                Some(series) => render_series(app, theme, *series, slot_area, buf),
+                None => render_grad_norms(app, theme, slot_area, buf),
+            }
             y += rows;
         }
     }
+}
+
+/// The columns (from the left of a plot `width` wide) and letters of the alarms that fall in
+/// the plotted window.
+pub fn alarm_columns(app: &App, width: usize) -> Vec<(usize, char)> {
+    let run = app.run();
+    let total = run.logged_steps();
+    let history = &run.history(Series::DLoss);
+    run.alarms()
+        .iter()
+        .filter(|a| a.logged > 0)
+        .filter_map(|a| {
+            let index = a.logged - 1;
+            let column = match app.history_view() {
+                HistoryView::Recent => {
+                    let shown = (history.recent.len().min(width)) as u64;
+                    let first = total.saturating_sub(shown);
+                    (index >= first).then(|| (index - first) as usize)?
+                }
+                HistoryView::WholeRun => {
+                    let per = history.full.per_point().max(1);
+                    let point = (index / per) as usize;
+                    let points = history.full.points().len();
+                    if points <= width {
+                        point
+                    } else {
+                        point * width / points.max(1)
+                    }
+                }
+            };
+            (column < width).then_some((column, a.kind.letter()))
+        })
+        .collect()
+}
+
+/// Draws the alarms' letters on the top row of a plot.
+fn mark_alarms(app: &App, theme: &Theme, plot: Rect, buf: &mut Buffer) {
+    let plot = plot.intersection(buf.area);
+    if plot.is_empty() {
+        return;
+    }
+    for (column, letter) in alarm_columns(app, usize::from(plot.width)) {
+        let x = plot.x + u16::try_from(column).unwrap_or(u16::MAX);
+        if x < plot.right() {
+            buf[(x, plot.y)]
+                .set_char(letter)
+                .set_style(theme.warning.add_modifier(Modifier::BOLD));
+        }
+    }
+}
+
+/// A sparkline of `series` filling `area`, scaled to its own window, alarms marked.
+fn render_spark(app: &App, theme: &Theme, series: Series, area: Rect, buf: &mut Buffer) {
+    let points = window(app, series, usize::from(area.width));
+    Sparkline::default()
+        .data(to_bars(&points))
+        .max(BAR_MAX)
+        .style(series_style(series, theme))
+        .absent_value_symbol("·")
+        .absent_value_style(theme.warning)
+        .render(area, buf);
+    mark_alarms(app, theme, area, buf);
+}
+
+/// G's and D's gradient norms: their latest values on one row, a sparkline each side by side.
+fn render_grad_norms(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
+    let last = app.run().last_step();
+    let mut spans = Vec::new();
+    for series in Series::GRAD_NORMS {
+        let value = last
+            .map(|s| series.value(s))
+            .filter(|v| v.is_finite())
+            .map_or("-".to_string(), format_value);
+        if !spans.is_empty() {
+            spans.push(Span::raw("  "));
+        }
+        spans.push(Span::styled(
+            format!("{} ", series.label()),
+            series_style(series, theme).add_modifier(Modifier::BOLD),
+        ));
+        spans.push(Span::styled(value, theme.text));
+    }
+    spans.push(Span::styled(" grad norms", theme.muted));
+    put_line(buf, area, 0, &Line::from(spans));
+    if area.height < 2 || area.width < 3 {
+        return;
+    }
+    let half = (area.width - 1) / 2;
+    let rows = area.height - 1;
+    let left = Rect::new(area.x, area.y + 1, half, rows);
+    let right = Rect::new(area.x + half + 1, area.y + 1, area.width - half - 1, rows);
+    render_spark(app, theme, Series::GGradNorm, left, buf);
+    render_spark(app, theme, Series::DGradNorm, right, buf);
 }
 
 fn render_series(app: &App, theme: &Theme, series: Series, area: Rect, buf: &mut Buffer) {
@@ -159,13 +262,7 @@ fn render_series(app: &App, theme: &Theme, series: Series, area: Rect, buf: &mut
         return;
     }
     let spark_area = Rect::new(area.x, area.y + 1, area.width, area.height - 1);
-    Sparkline::default()
-        .data(to_bars(&points))
-        .max(BAR_MAX)
-        .style(style)
-        .absent_value_symbol("·")
-        .absent_value_style(theme.warning)
-        .render(spark_area, buf);
+    render_spark(app, theme, series, spark_area, buf);
 }
 
 #[cfg(test)]

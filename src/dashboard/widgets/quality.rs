@@ -11,6 +11,7 @@ use crate::dashboard::action::Action;
 use crate::dashboard::app::App;
 use crate::dashboard::theme::Theme;
 use crate::protocol::QualityReport;
+use crate::run::format::format_kid;
 use crate::run::state::{Phase, SCORING_OFF_NOTE};
 
 use super::losses::{BAR_MAX, finite_range, fit_to_width, to_bars};
@@ -25,9 +26,9 @@ pub const WAITING_ROWS: u16 = 4;
 /// Rows the loss panel above keeps at least (borders included): a label and a sparkline row
 /// for each of its four series.
 pub const LOSS_ROWS: u16 = 10;
-/// A digit the judge reads this rarely (a fifth of a fair tenth) has all but vanished from the
-/// generator's repertoire: its label is drawn as a warning.
-pub const RARE_SHARE: f64 = 0.02;
+/// A digit the judge reads rarer than this has all but vanished (the doctor's `mode_collapse`
+/// says so too): its label is drawn as a warning.
+pub use crate::doctor::RARE_SHARE;
 /// Rows a part needs before it gets a caption row over its chart.
 const CAPTION_FROM: u16 = 4;
 /// Columns the trend needs to be worth drawing beside the bars.
@@ -101,6 +102,58 @@ pub fn number_segments(q: &QualityReport, theme: &Theme) -> Vec<Vec<Span<'static
     }
     segments
 }
+
+/// KID and precision/recall, each beside real digits' own (`manifold_lines` packs them).
+pub fn manifold_segments(q: &QualityReport, theme: &Theme) -> Vec<Vec<Span<'static>>> {
+    vec![
+        vec![
+            Span::styled(
+                format!("kid {}±{}", format_kid(q.kid), format_kid(q.kid_std)),
+                theme.text,
+            ),
+            Span::styled(format!(" (floor {})", format_kid(q.kid_floor)), theme.muted),
+        ],
+        vec![
+            Span::styled(
+                format!("P/R {}/{}", percent(q.precision), percent(q.recall)),
+                theme.text,
+            ),
+            Span::styled(
+                format!(
+                    " (real {}/{})",
+                    percent(q.precision_ceiling),
+                    percent(q.recall_ceiling)
+                ),
+                theme.muted,
+            ),
+        ],
+    ]
+}
+
+/// Packs segments into lines at most `width` wide, breaking only between them.
+fn pack(segments: Vec<Vec<Span<'static>>>, theme: &Theme, width: u16) -> Vec<Line<'static>> {
+    let width = usize::from(width);
+    let mut lines: Vec<Vec<Span<'static>>> = Vec::new();
+    let mut used = 0usize;
+    for segment in segments {
+        let w: usize = segment.iter().map(Span::width).sum();
+        match lines.last_mut() {
+            Some(line) if used + GAP.len() + w <= width => {
+                line.push(Span::styled(GAP, theme.muted));
+                line.extend(segment);
+                used += GAP.len() + w;
+            }
+            _ => {
+                lines.push(segment);
+                used = w;
+            }
+        }
+    }
+    lines.into_iter().map(Line::from).collect()
+}
+
+/// Rows the charts under the numbers keep at least; KID and precision/recall give way to them.
+const CHART_ROWS: u16 = 4;
 
 /// Packs segments into lines at most `width` wide, breaking only between them; the shares start
 /// a line of their own when the score and fcd share one.
@@ -234,7 +287,12 @@ fn render_waiting(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
 }
 
 fn render_report(app: &App, theme: &Theme, q: &QualityReport, area: Rect, buf: &mut Buffer) {
-    let numbers = number_lines(q, theme, area.width);
+    let mut numbers = number_lines(q, theme, area.width);
+    let manifold = pack(manifold_segments(q, theme), theme, area.width);
+    let rows = numbers.len() + manifold.len();
+    if usize::from(area.height) >= rows + usize::from(CHART_ROWS) {
+        numbers.extend(manifold);
+    }
     for (row, line) in numbers.iter().enumerate() {
         put_line(buf, area, u16::try_from(row).unwrap_or(u16::MAX), line);
     }
@@ -350,6 +408,14 @@ pub(crate) mod tests_support {
             recognised: 0.934,
             class_shares: [0.09, 0.14, 0.1, 0.1, 0.08, 0.01, 0.11, 0.12, 0.15, 0.1],
             agreement: None,
+            kid: 0.0123,
+            kid_std: 0.0011,
+            kid_floor: 0.0001,
+            precision: 0.71,
+            recall: 0.52,
+            precision_ceiling: 0.78,
+            recall_ceiling: 0.77,
+            class_spread: [Some(0.9); 10],
             seconds: 1.25,
         }
     }

@@ -38,6 +38,12 @@ pub fn state_badge(app: &App, theme: &Theme) -> (String, Style) {
 pub fn fact_segments(app: &App, theme: &Theme) -> Vec<Span<'static>> {
     let (badge, badge_style) = state_badge(app, theme);
     let mut out = vec![Span::styled(format!(" {badge} "), badge_style)];
+    if let Some(alarm) = app.run().last_alarm() {
+        out.push(Span::styled(
+            format!("alarm {} at step {}", alarm.kind.name(), alarm.step),
+            theme.warning,
+        ));
+    }
     if let Some(run) = app.run().run_info() {
         out.push(Span::styled(run.preset.clone(), theme.title));
         out.push(Span::styled(run.data_source.clone(), theme.text));

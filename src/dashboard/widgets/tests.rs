@@ -40,6 +40,8 @@ fn stats(step: u64) -> StepStats {
         lr: 2e-4,
         steps_per_s: 50.0,
         elapsed_s: step as f64 / 50.0,
+        g_grad_norm: Some(0.5),
+        d_grad_norm: Some(0.25),
     }
 }
 

@@ -33,6 +33,8 @@ pub(crate) fn step(n: u64, d_loss: f32) -> StepStats {
         lr: 2e-4,
         steps_per_s: 100.0,
         elapsed_s: n as f64 / 100.0,
+        g_grad_norm: Some(0.5),
+        d_grad_norm: Some(0.25),
     }
 }
 
