@@ -9,7 +9,6 @@ pub mod cgan;
 pub mod checkpoint;
 pub mod dcgan;
 pub mod gan;
-
 pub mod nets;
 pub mod noise;
 pub mod presets;
