@@ -569,6 +569,21 @@ pub(super) trait Accepts: Sized {
     fn from_flag(key: &Key<Self>, value: &Self::FlagValue) -> Result<Self::Value, ConfigError>;
 }
 
+/// The flag items of an `Accepts` impl whose flag value goes through the key's own `check`: the
+/// parsed type, whether it may look negative, its parser, and how `check` takes it.
+macro_rules! checked_flag {
+    ($parsed:ty, $parser:expr, $numeric:expr, |$v:ident| $checked:expr) => {
+        type FlagValue = $parsed;
+        const NUMERIC: bool = $numeric;
+        fn flag_parser() -> ValueParser {
+            $parser
+        }
+        fn from_flag(key: &Key<Self>, $v: &$parsed) -> Result<Self::Value, ConfigError> {
+            key.check($checked, || key.flag_origin($v))
+        }
+    };
+}
+
 /// The message for an integer no machine integer holds.
 const INTEGER_OVERFLOW: &str = "integer number overflowed";
 
@@ -661,14 +676,9 @@ impl Accepts for Int {
             _ => Err(Refusal::WrongType),
         }
     }
-    type FlagValue = u64;
-    const NUMERIC: bool = true;
-    fn flag_parser() -> ValueParser {
-        clap::value_parser!(u64).into()
-    }
-    fn from_flag(key: &Key<Self>, value: &u64) -> Result<u64, ConfigError> {
-        key.check(i128::from(*value), || key.flag_origin(value))
-    }
+    checked_flag!(u64, clap::value_parser!(u64).into(), true, |v| i128::from(
+        *v
+    ));
 }
 
 impl Accepts for Positive {
@@ -687,14 +697,7 @@ impl Accepts for Positive {
     ) -> Result<Self::Value, Refusal> {
         key.check(number(raw)?, origin).map_err(Refusal::Rejected)
     }
-    type FlagValue = f64;
-    const NUMERIC: bool = true;
-    fn flag_parser() -> ValueParser {
-        clap::value_parser!(f64).into()
-    }
-    fn from_flag(key: &Key<Self>, value: &f64) -> Result<f64, ConfigError> {
-        key.check(*value, || key.flag_origin(value))
-    }
+    checked_flag!(f64, clap::value_parser!(f64).into(), true, |v| *v);
 }
 
 impl Accepts for Fraction {
@@ -713,14 +716,7 @@ impl Accepts for Fraction {
     ) -> Result<Self::Value, Refusal> {
         key.check(number(raw)?, origin).map_err(Refusal::Rejected)
     }
-    type FlagValue = f64;
-    const NUMERIC: bool = true;
-    fn flag_parser() -> ValueParser {
-        clap::value_parser!(f64).into()
-    }
-    fn from_flag(key: &Key<Self>, value: &f64) -> Result<f64, ConfigError> {
-        key.check(*value, || key.flag_origin(value))
-    }
+    checked_flag!(f64, clap::value_parser!(f64).into(), true, |v| *v);
 }
 
 impl Accepts for ScheduleName {
@@ -741,14 +737,7 @@ impl Accepts for ScheduleName {
     ) -> Result<Self::Value, Refusal> {
         key.check(text(raw)?, origin).map_err(Refusal::Rejected)
     }
-    type FlagValue = String;
-    const NUMERIC: bool = false;
-    fn flag_parser() -> ValueParser {
-        ValueParser::string()
-    }
-    fn from_flag(key: &Key<Self>, value: &String) -> Result<ScheduleKind, ConfigError> {
-        key.check(value, || key.flag_origin(value))
-    }
+    checked_flag!(String, ValueParser::string(), false, |v| v.as_str());
 }
 
 impl Accepts for PresetName {
@@ -794,14 +783,7 @@ impl Accepts for Name {
     ) -> Result<Self::Value, Refusal> {
         key.check(text(raw)?, origin).map_err(Refusal::Rejected)
     }
-    type FlagValue = String;
-    const NUMERIC: bool = false;
-    fn flag_parser() -> ValueParser {
-        ValueParser::string()
-    }
-    fn from_flag(key: &Key<Self>, value: &String) -> Result<String, ConfigError> {
-        key.check(value, || key.flag_origin(value))
-    }
+    checked_flag!(String, ValueParser::string(), false, |v| v.as_str());
 }
 
 impl Accepts for WriteErrorChoice {
@@ -822,14 +804,7 @@ impl Accepts for WriteErrorChoice {
     ) -> Result<Self::Value, Refusal> {
         key.check(text(raw)?, origin).map_err(Refusal::Rejected)
     }
-    type FlagValue = String;
-    const NUMERIC: bool = false;
-    fn flag_parser() -> ValueParser {
-        ValueParser::string()
-    }
-    fn from_flag(key: &Key<Self>, value: &String) -> Result<OnWriteError, ConfigError> {
-        key.check(value, || key.flag_origin(value))
-    }
+    checked_flag!(String, ValueParser::string(), false, |v| v.as_str());
 }
 
 impl Key<WriteErrorChoice> {
