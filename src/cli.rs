@@ -1,10 +1,11 @@
-//! The command line: flags for a training run and the subcommands (clap derive).
+//! The command line: flags for a training run and the subcommands (clap derive). The flags that
+//! override config keys come from the key rows (`config::flag_args`), parsed into `Overrides`.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, Command, FromArgMatches, Parser, Subcommand};
 
-use crate::config::{Overrides, Preset};
+use crate::config::{self, Overrides, Preset};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,36 +27,9 @@ pub struct TrainArgs {
     /// Config file (default: the user's config.toml, if it exists; see --print-paths).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Model recipe.
-    #[arg(long, value_name = "NAME", value_parser = parse_preset)]
-    pub preset: Option<Preset>,
-    /// Epochs to train.
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub epochs: Option<u32>,
-    /// Stop after this many steps in all (0: no limit).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub max_steps: Option<u64>,
-    /// End the run after this many epoch scorings without a better Fréchet distance (0: off).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub early_stop: Option<u32>,
-    /// Images per batch.
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub batch_size: Option<usize>,
-    /// Seed for weights, noise and shuffling: the same seed gives the same run.
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub seed: Option<u64>,
-    /// Learning rate of both optimisers.
-    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
-    pub lr: Option<f64>,
-    /// Folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] (default: the built-in MNIST).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Run folder for config, metrics, samples and checkpoints (default: a new one under the runs dir).
-    #[arg(long, value_name = "DIR")]
-    pub run_dir: Option<PathBuf>,
-    /// Dashboard colour theme.
-    #[arg(long, value_name = "NAME")]
-    pub theme: Option<String>,
+    /// `--preset`, `--epochs`, ...: one flag for each config key that has one.
+    #[command(flatten)]
+    pub overrides: Overrides,
     /// Print progress lines instead of the dashboard (also chosen when stdout is not a terminal).
     #[arg(long)]
     pub no_tui: bool,
@@ -68,20 +42,23 @@ pub struct TrainArgs {
     pub print_paths: bool,
 }
 
-impl TrainArgs {
-    pub fn overrides(&self) -> Overrides {
-        Overrides {
-            preset: self.preset,
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            seed: self.seed,
-            max_steps: self.max_steps,
-            early_stop: self.early_stop,
-            lr: self.lr,
-            data_dir: self.data_dir.clone(),
-            run_dir: self.run_dir.clone(),
-            theme: self.theme.clone(),
-        }
+/// The key rows' flags on the training command line.
+impl Args for Overrides {
+    fn augment_args(cmd: Command) -> Command {
+        cmd.args(config::flag_args())
+    }
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for Overrides {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Overrides::from_matches(matches.clone()))
+    }
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Overrides::from_matches(matches.clone());
+        Ok(())
     }
 }
 
@@ -104,7 +81,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(5..=1_000_000))]
     pub steps: u32,
     /// Model recipe.
-    #[arg(long, value_name = "NAME", value_parser = parse_preset, default_value = "reference")]
+    #[arg(long, value_name = "NAME", value_parser = config::parse_preset, default_value = "reference")]
     pub preset: Preset,
     /// Images per step.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
@@ -168,16 +145,6 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-fn parse_preset(s: &str) -> Result<Preset, String> {
-    Preset::from_name(s).ok_or_else(|| {
-        let known: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
-        format!(
-            "unknown preset `{s}`; the presets are: {}",
-            known.join(", ")
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,13 +167,13 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.train.no_tui);
-        let o = cli.train.overrides();
-        assert_eq!(o.preset, Some(Preset::Reference));
-        assert_eq!(
-            (o.epochs, o.seed, o.max_steps),
-            (Some(3), Some(7), Some(10))
-        );
-        assert_eq!(o.run_dir, Some(PathBuf::from("R")));
+        let o = &cli.train.overrides;
+        assert_eq!(o.run_dir(), Some(std::path::Path::new("R")));
+        let no_file = std::path::Path::new("/nonexistent/gan-tui-test/config.toml");
+        let c = config::load(None, no_file, o).unwrap().config;
+        assert_eq!(c.preset, Preset::Reference);
+        assert_eq!((c.epochs, c.seed, c.max_steps), (3, 7, Some(10)));
+        assert_eq!(c.run_dir, Some(std::path::absolute("R").unwrap()));
     }
 
     #[test]

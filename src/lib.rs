@@ -80,7 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             if cli.train.config.is_some() {
                 bail!("--resume takes its settings from the checkpoint; drop --config");
             }
-            let resume = resume::prepare(path, &cli.train.overrides(), new_run_dir)?;
+            let resume = resume::prepare(path, &cli.train.overrides, new_run_dir)?;
             // Check the data before touching the run folder.
             let data = data::load(resume.config.data_dir.as_deref(), data::Split::Train)?;
             let run = resume::open_run_dir(&resume)?;
@@ -91,7 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             let loaded = config::load(
                 cli.train.config.as_deref(),
                 &paths.config_file,
-                &cli.train.overrides(),
+                &cli.train.overrides,
             )?;
             let mut cfg = loaded.config;
             let data = data::load(cfg.data_dir.as_deref(), data::Split::Train)?;

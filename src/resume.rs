@@ -65,7 +65,7 @@ pub fn prepare(
     // By default the run goes on in the folder the checkpoint belongs to; another folder must
     // not hold a run already, as its metrics would be cut.
     let owner = owning_run(path);
-    let run_root = match (&overrides.run_dir, &config.run_dir) {
+    let run_root = match (overrides.run_dir(), &config.run_dir) {
         (Some(flag), Some(dir)) if !flag.as_os_str().is_empty() => {
             let taken = ["metrics.jsonl", "config.toml"]
                 .iter()

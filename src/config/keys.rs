@@ -1,10 +1,13 @@
 //! The settings, one row each: where a key lives in the file, the flag that overrides it, the
 //! values it accepts, its help text and how a resolved `Config` writes it back. The file layer,
-//! the overrides, `Config::to_toml`, `config.example.toml` and the README's settings table all
-//! follow from these rows.
+//! the command line's flags (their parsing and `--help`), the overrides, `Config::to_toml`,
+//! `config.example.toml` and the README's settings table all follow from these rows.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use clap::builder::ValueParser;
+use clap::{Arg, ArgMatches};
 
 use crate::train::schedule::ScheduleKind;
 
@@ -16,13 +19,27 @@ pub(super) const TABLES: &[&str] = &["train", "data", "run", "ui"];
 /// The most bytes read from a config file: `config.example.toml` is under 2 KiB.
 pub(super) const MAX_FILE_BYTES: u64 = 1 << 20;
 
+/// The preset a command-line value names, or the usage message listing them.
+pub fn parse_preset(name: &str) -> Result<Preset, String> {
+    Preset::from_name(name).ok_or_else(|| {
+        format!(
+            "unknown preset `{name}`; the presets are: {}",
+            Preset::known_names()
+        )
+    })
+}
+
 /// The largest integer a TOML file can hold.
 pub(super) const TOML_INT_MAX: u64 = i64::MAX as u64;
 
 pub(super) const PRESET: Key<PresetName> = Key {
     table: "train",
     name: "preset",
-    flag: "--preset",
+    flag: Some(Flag {
+        name: "--preset",
+        value_name: "NAME",
+        help: "Model recipe",
+    }),
     accepts: PresetName,
     doc: "model recipe",
     help: "model recipe (see Recipes); `reference` is the reference program's MLP GAN",
@@ -33,7 +50,11 @@ pub(super) const PRESET: Key<PresetName> = Key {
 pub(super) const EPOCHS: Key<Int> = Key {
     table: "train",
     name: "epochs",
-    flag: "--epochs",
+    flag: Some(Flag {
+        name: "--epochs",
+        value_name: "N",
+        help: "Epochs to train",
+    }),
     accepts: Int {
         min: 1,
         max: 10_000,
@@ -47,7 +68,11 @@ pub(super) const EPOCHS: Key<Int> = Key {
 pub(super) const BATCH_SIZE: Key<Int> = Key {
     table: "train",
     name: "batch_size",
-    flag: "--batch-size",
+    flag: Some(Flag {
+        name: "--batch-size",
+        value_name: "N",
+        help: "Images per batch",
+    }),
     accepts: Int { min: 1, max: 4096 },
     doc: "images per training step",
     help: "images per training step",
@@ -58,7 +83,11 @@ pub(super) const BATCH_SIZE: Key<Int> = Key {
 pub(super) const SEED: Key<Int> = Key {
     table: "train",
     name: "seed",
-    flag: "--seed",
+    flag: Some(Flag {
+        name: "--seed",
+        value_name: "N",
+        help: "Seed for weights, noise and shuffling: the same seed gives the same run",
+    }),
     accepts: Int {
         min: 0,
         max: TOML_INT_MAX,
@@ -72,7 +101,11 @@ pub(super) const SEED: Key<Int> = Key {
 pub(super) const MAX_STEPS: Key<Int> = Key {
     table: "train",
     name: "max_steps",
-    flag: "--max-steps",
+    flag: Some(Flag {
+        name: "--max-steps",
+        value_name: "N",
+        help: "Stop after this many steps in all (0: no limit)",
+    }),
     accepts: Int {
         min: 0,
         max: TOML_INT_MAX,
@@ -86,7 +119,11 @@ pub(super) const MAX_STEPS: Key<Int> = Key {
 pub(super) const EARLY_STOP: Key<Int> = Key {
     table: "train",
     name: "early_stop",
-    flag: "--early-stop",
+    flag: Some(Flag {
+        name: "--early-stop",
+        value_name: "N",
+        help: "End the run after this many epoch scorings without a better Fréchet distance (0: off)",
+    }),
     accepts: Int {
         min: 0,
         max: 1_000_000,
@@ -100,7 +137,11 @@ pub(super) const EARLY_STOP: Key<Int> = Key {
 pub(super) const LR: Key<Positive> = Key {
     table: "train",
     name: "lr",
-    flag: "--lr",
+    flag: Some(Flag {
+        name: "--lr",
+        value_name: "RATE",
+        help: "Learning rate of both optimisers",
+    }),
     accepts: Positive { max: 1.0 },
     doc: "learning rate; leave it out for the preset's own",
     help: "learning rate of both optimisers; absent: the preset's own, 0.0004 for `cgan`, 0.0001 for `wgan-gp`, 0.0002 for the others",
@@ -111,7 +152,7 @@ pub(super) const LR: Key<Positive> = Key {
 pub(super) const LR_SCHEDULE: Key<ScheduleName> = Key {
     table: "train",
     name: "lr_schedule",
-    flag: "lr_schedule",
+    flag: None,
     accepts: ScheduleName,
     doc: "learning-rate schedule: constant, step, cosine or linear",
     help: "how the rate changes: `step` multiplies it by `lr_gamma` every `lr_step_every` steps, `cosine` and `linear` take it to `lr_final` x `lr` at the last step (see Recipes)",
@@ -122,7 +163,7 @@ pub(super) const LR_SCHEDULE: Key<ScheduleName> = Key {
 pub(super) const LR_STEP_EVERY: Key<Int> = Key {
     table: "train",
     name: "lr_step_every",
-    flag: "lr_step_every",
+    flag: None,
     accepts: Int {
         min: 1,
         max: TOML_INT_MAX,
@@ -136,7 +177,7 @@ pub(super) const LR_STEP_EVERY: Key<Int> = Key {
 pub(super) const LR_GAMMA: Key<Positive> = Key {
     table: "train",
     name: "lr_gamma",
-    flag: "lr_gamma",
+    flag: None,
     accepts: Positive { max: 1.0 },
     doc: "step schedule: factor of each drop",
     help: "step schedule: factor of each drop",
@@ -147,7 +188,7 @@ pub(super) const LR_GAMMA: Key<Positive> = Key {
 pub(super) const LR_FINAL: Key<Fraction> = Key {
     table: "train",
     name: "lr_final",
-    flag: "lr_final",
+    flag: None,
     accepts: Fraction,
     doc: "cosine and linear: final rate as a fraction of lr",
     help: "cosine and linear: the last step's rate as a fraction of `lr`",
@@ -158,7 +199,11 @@ pub(super) const LR_FINAL: Key<Fraction> = Key {
 pub(super) const DATA_DIR: Key<Dir> = Key {
     table: "data",
     name: "dir",
-    flag: "--data-dir",
+    flag: Some(Flag {
+        name: "--data-dir",
+        value_name: "DIR",
+        help: "Folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] (default: the built-in MNIST)",
+    }),
     accepts: Dir,
     doc: "\"\" = built-in MNIST, else a folder with the four MNIST IDX files",
     help: "`\"\"` = the built-in MNIST; else a folder with the four MNIST-named IDX files",
@@ -169,7 +214,11 @@ pub(super) const DATA_DIR: Key<Dir> = Key {
 pub(super) const RUN_DIR: Key<Dir> = Key {
     table: "run",
     name: "dir",
-    flag: "--run-dir",
+    flag: Some(Flag {
+        name: "--run-dir",
+        value_name: "DIR",
+        help: "Run folder for config, metrics, samples and checkpoints (default: a new one under the runs dir)",
+    }),
     accepts: Dir,
     doc: "\"\" = a new folder under the runs directory, else this folder",
     help: "`\"\"` = a new folder under the runs directory; else this folder",
@@ -180,7 +229,7 @@ pub(super) const RUN_DIR: Key<Dir> = Key {
 pub(super) const LOG_EVERY: Key<Int> = Key {
     table: "run",
     name: "log_every",
-    flag: "log_every",
+    flag: None,
     accepts: Int {
         min: 1,
         max: TOML_INT_MAX,
@@ -194,7 +243,7 @@ pub(super) const LOG_EVERY: Key<Int> = Key {
 pub(super) const SAMPLE_EVERY: Key<Int> = Key {
     table: "run",
     name: "sample_every",
-    flag: "sample_every",
+    flag: None,
     accepts: Int {
         min: 1,
         max: TOML_INT_MAX,
@@ -208,7 +257,7 @@ pub(super) const SAMPLE_EVERY: Key<Int> = Key {
 pub(super) const SAMPLE_COUNT: Key<Int> = Key {
     table: "run",
     name: "sample_count",
-    flag: "sample_count",
+    flag: None,
     accepts: Int { min: 1, max: 256 },
     doc: "digits in the sample grid",
     help: "digits in the sample grid",
@@ -219,7 +268,11 @@ pub(super) const SAMPLE_COUNT: Key<Int> = Key {
 pub(super) const THEME: Key<Name> = Key {
     table: "ui",
     name: "theme",
-    flag: "--theme",
+    flag: Some(Flag {
+        name: "--theme",
+        value_name: "NAME",
+        help: "Dashboard colour theme",
+    }),
     accepts: Name,
     doc: "colour theme: built-in \"default\" or a file in the themes folder",
     help: "colour theme: a built-in one (`default`, `light`, `mono`, `amber`) or `<name>.toml` in the themes folder",
@@ -230,7 +283,7 @@ pub(super) const THEME: Key<Name> = Key {
 pub(super) const FPS: Key<Int> = Key {
     table: "ui",
     name: "fps",
-    flag: "fps",
+    flag: None,
     accepts: Int { min: 1, max: 60 },
     doc: "dashboard frames per second",
     help: "dashboard frames per second",
@@ -242,7 +295,7 @@ pub(super) const FPS: Key<Int> = Key {
 pub(super) const KEEP_CHECKPOINTS: Key<Int> = Key {
     table: "run",
     name: "keep_checkpoints",
-    flag: "keep_checkpoints",
+    flag: None,
     accepts: Int {
         min: 0,
         max: 1_000_000,
@@ -256,7 +309,7 @@ pub(super) const KEEP_CHECKPOINTS: Key<Int> = Key {
 pub(super) const EVAL_COUNT: Key<Int> = Key {
     table: "run",
     name: "eval_count",
-    flag: "eval_count",
+    flag: None,
     accepts: Int {
         min: 0,
         max: 50_000,
@@ -270,7 +323,7 @@ pub(super) const EVAL_COUNT: Key<Int> = Key {
 pub(super) const ON_WRITE_ERROR: Key<WriteErrorChoice> = Key {
     table: "run",
     name: "on_write_error",
-    flag: "on_write_error",
+    flag: None,
     accepts: WriteErrorChoice,
     doc: "headless, when a file cannot be written: \"continue\" or \"stop\"",
     help: "headless, when a file cannot be written: train on, or stop cleanly and exit non-zero",
@@ -312,12 +365,12 @@ pub(super) fn toml_path(path: Option<&Path>) -> String {
     toml_string(&path.map(|p| p.to_string_lossy()).unwrap_or_default())
 }
 
-/// One key: where it lives, the flag that overrides it (the bare key name when it has no flag),
-/// what it accepts and how a resolved `Config` writes it.
+/// One key: where it lives, the flag that overrides it (if any), what it accepts and how a
+/// resolved `Config` writes it.
 pub(super) struct Key<A: Accepts> {
     pub(super) table: &'static str,
     pub(super) name: &'static str,
-    pub(super) flag: &'static str,
+    pub(super) flag: Option<Flag>,
     pub(super) accepts: A,
     /// The short help `to_toml` writes beside the value.
     pub(super) doc: &'static str,
@@ -331,7 +384,16 @@ pub(super) struct Key<A: Accepts> {
     pub(super) set: fn(&mut Config, &mut Option<f64>, A::Value),
 }
 
-/// What the file-facing code needs of a key, whatever its kind of value.
+/// A key's command-line flag: its name, the placeholder `--help` shows for its value, and its
+/// line in `--help`. How the value parses comes from the key's kind (`Accepts`).
+pub(super) struct Flag {
+    /// With its dashes: `--epochs`.
+    pub(super) name: &'static str,
+    pub(super) value_name: &'static str,
+    pub(super) help: &'static str,
+}
+
+/// What the file-facing code and the command line need of a key, whatever its kind of value.
 pub(super) trait Setting {
     fn table(&self) -> &'static str;
     fn name(&self) -> &'static str;
@@ -345,6 +407,17 @@ pub(super) trait Setting {
     fn values(&self) -> String;
     /// The command-line flag that overrides the key, if one does.
     fn cli_flag(&self) -> Option<&'static str>;
+    /// That flag as a clap argument: name, value placeholder, help, and the parser of the key's
+    /// kind (a value that does not parse is a usage error).
+    fn flag_arg(&self) -> Option<Arg>;
+    /// Checks the value `flags` holds for the key's flag, if the command line gave one, and puts
+    /// it into `config` (or `lr`).
+    fn read_flag(
+        &self,
+        flags: &ArgMatches,
+        config: &mut Config,
+        lr: &mut Option<f64>,
+    ) -> Result<(), ConfigError>;
     /// Checks a value from a file and puts it into `config` (or `lr`). `origin` says where it
     /// came from, `base` is the folder relative paths start at.
     fn read(
@@ -383,7 +456,29 @@ impl<A: Accepts> Setting for Key<A> {
         self.accepts.values()
     }
     fn cli_flag(&self) -> Option<&'static str> {
-        self.flag.starts_with("--").then_some(self.flag)
+        self.flag.as_ref().map(|f| f.name)
+    }
+    fn flag_arg(&self) -> Option<Arg> {
+        let flag = self.flag.as_ref()?;
+        Some(
+            Arg::new(flag_id(flag.name))
+                .long(flag_id(flag.name))
+                .value_name(flag.value_name)
+                .help(flag.help)
+                .value_parser(A::flag_parser())
+                .allow_negative_numbers(A::NUMERIC),
+        )
+    }
+    fn read_flag(
+        &self,
+        flags: &ArgMatches,
+        config: &mut Config,
+        lr: &mut Option<f64>,
+    ) -> Result<(), ConfigError> {
+        if let Some(given) = self.given(flags) {
+            (self.set)(config, lr, A::from_flag(self, given)?);
+        }
+        Ok(())
     }
     fn read(
         &self,
@@ -446,12 +541,25 @@ impl Bounded for usize {
     const MAX: usize = usize::MAX;
 }
 
+/// A flag's clap id and long name: its name without the dashes.
+fn flag_id(name: &'static str) -> &'static str {
+    name.trim_start_matches('-')
+}
+
 impl<A: Accepts> Key<A> {
     pub(super) fn flag_origin(&self, text: impl fmt::Display) -> Origin {
         Origin::Flag {
-            flag: self.flag,
+            flag: self.flag.as_ref().map_or(self.name, |f| f.name),
             text: text.to_string(),
         }
+    }
+
+    /// The parsed value of the key's flag in `flags`, if the command line gave it.
+    pub(super) fn given<'a>(&self, flags: &'a ArgMatches) -> Option<&'a A::FlagValue> {
+        let flag = self.flag.as_ref()?;
+        // The parser and this lookup both take the type from `A`, so the only error is an id
+        // `flags` does not know: matches made without the key rows' flags hold none of them.
+        flags.try_get_one(flag_id(flag.name)).ok().flatten()
     }
 }
 
@@ -469,6 +577,30 @@ pub(super) trait Accepts: Sized {
         base: &Path,
         origin: &dyn Fn() -> Origin,
     ) -> Result<Self::Value, Refusal>;
+    /// A flag's value once the command line has parsed it.
+    type FlagValue: Clone + Send + Sync + 'static;
+    /// Whether a flag's value may look like a negative number (so `--lr -1` is a value, refused
+    /// by the range check, not a flag).
+    const NUMERIC: bool;
+    /// How the command line parses a flag of this kind.
+    fn flag_parser() -> ValueParser;
+    /// Checks a parsed flag value for `key`.
+    fn from_flag(key: &Key<Self>, value: &Self::FlagValue) -> Result<Self::Value, ConfigError>;
+}
+
+/// The flag items of an `Accepts` impl whose flag value goes through the key's own `check`: the
+/// parsed type, whether it may look negative, its parser, and how `check` takes it.
+macro_rules! checked_flag {
+    ($parsed:ty, $parser:expr, $numeric:expr, |$v:ident| $checked:expr) => {
+        type FlagValue = $parsed;
+        const NUMERIC: bool = $numeric;
+        fn flag_parser() -> ValueParser {
+            $parser
+        }
+        fn from_flag(key: &Key<Self>, $v: &$parsed) -> Result<Self::Value, ConfigError> {
+            key.check($checked, || key.flag_origin($v))
+        }
+    };
 }
 
 /// The message for an integer no machine integer holds.
@@ -563,6 +695,9 @@ impl Accepts for Int {
             _ => Err(Refusal::WrongType),
         }
     }
+    checked_flag!(u64, clap::value_parser!(u64).into(), true, |v| i128::from(
+        *v
+    ));
 }
 
 impl Accepts for Positive {
@@ -581,6 +716,7 @@ impl Accepts for Positive {
     ) -> Result<Self::Value, Refusal> {
         key.check(number(raw)?, origin).map_err(Refusal::Rejected)
     }
+    checked_flag!(f64, clap::value_parser!(f64).into(), true, |v| *v);
 }
 
 impl Accepts for Fraction {
@@ -599,6 +735,7 @@ impl Accepts for Fraction {
     ) -> Result<Self::Value, Refusal> {
         key.check(number(raw)?, origin).map_err(Refusal::Rejected)
     }
+    checked_flag!(f64, clap::value_parser!(f64).into(), true, |v| *v);
 }
 
 impl Accepts for ScheduleName {
@@ -619,6 +756,7 @@ impl Accepts for ScheduleName {
     ) -> Result<Self::Value, Refusal> {
         key.check(text(raw)?, origin).map_err(Refusal::Rejected)
     }
+    checked_flag!(String, ValueParser::string(), false, |v| v.as_str());
 }
 
 impl Accepts for PresetName {
@@ -636,6 +774,15 @@ impl Accepts for PresetName {
         origin: &dyn Fn() -> Origin,
     ) -> Result<Self::Value, Refusal> {
         key.check(text(raw)?, origin).map_err(Refusal::Rejected)
+    }
+    type FlagValue = Preset;
+    const NUMERIC: bool = false;
+    /// An unknown name is a usage error that lists the presets.
+    fn flag_parser() -> ValueParser {
+        ValueParser::new(parse_preset)
+    }
+    fn from_flag(_key: &Key<Self>, value: &Preset) -> Result<Preset, ConfigError> {
+        Ok(*value)
     }
 }
 
@@ -655,6 +802,7 @@ impl Accepts for Name {
     ) -> Result<Self::Value, Refusal> {
         key.check(text(raw)?, origin).map_err(Refusal::Rejected)
     }
+    checked_flag!(String, ValueParser::string(), false, |v| v.as_str());
 }
 
 impl Accepts for WriteErrorChoice {
@@ -675,6 +823,7 @@ impl Accepts for WriteErrorChoice {
     ) -> Result<Self::Value, Refusal> {
         key.check(text(raw)?, origin).map_err(Refusal::Rejected)
     }
+    checked_flag!(String, ValueParser::string(), false, |v| v.as_str());
 }
 
 impl Key<WriteErrorChoice> {
@@ -710,6 +859,15 @@ impl Accepts for Dir {
     ) -> Result<Self::Value, Refusal> {
         Key::<Dir>::resolve(Path::new(text(raw)?), base).map_err(Refusal::Rejected)
     }
+    type FlagValue = PathBuf;
+    const NUMERIC: bool = false;
+    fn flag_parser() -> ValueParser {
+        ValueParser::path_buf()
+    }
+    /// A relative folder starts at the current folder; an empty one is the built-in choice.
+    fn from_flag(_key: &Key<Self>, value: &PathBuf) -> Result<Option<PathBuf>, ConfigError> {
+        Key::<Dir>::resolve(value, Path::new(""))
+    }
 }
 
 impl Key<Int> {
@@ -727,21 +885,6 @@ impl Key<Int> {
                 allowed: self.accepts.to_string(),
             })
     }
-
-    pub(super) fn flag<V, T>(&self, value: Option<V>) -> Result<Option<T>, ConfigError>
-    where
-        V: Copy + fmt::Display,
-        i128: TryFrom<V>,
-        T: TryFrom<u64>,
-    {
-        value
-            .map(|v| {
-                // A value too wide even for i128 is out of range all the same.
-                let wide = i128::try_from(v).unwrap_or(i128::MAX);
-                self.check(wide, || self.flag_origin(v))
-            })
-            .transpose()
-    }
 }
 
 impl Key<Positive> {
@@ -758,12 +901,6 @@ impl Key<Positive> {
                 allowed: self.accepts.to_string(),
             })
         }
-    }
-
-    pub(super) fn flag(&self, value: Option<f64>) -> Result<Option<f64>, ConfigError> {
-        value
-            .map(|v| self.check(v, || self.flag_origin(v)))
-            .transpose()
     }
 }
 
@@ -826,12 +963,6 @@ impl Key<Name> {
             Err(ConfigError::BadName { origin: origin() })
         }
     }
-
-    pub(super) fn flag(&self, value: Option<&str>) -> Result<Option<String>, ConfigError> {
-        value
-            .map(|v| self.check(v, || self.flag_origin(v)))
-            .transpose()
-    }
 }
 
 impl Key<Dir> {
@@ -848,13 +979,6 @@ impl Key<Dir> {
                 path: joined,
                 cause,
             })
-    }
-
-    pub(super) fn flag(
-        &self,
-        value: Option<&Path>,
-    ) -> Result<Option<Option<PathBuf>>, ConfigError> {
-        value.map(|v| Self::resolve(v, Path::new(""))).transpose()
     }
 }
 

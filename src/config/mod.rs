@@ -2,11 +2,11 @@
 //! into one validated runtime `Config`.
 //!
 //! Each key is declared once, as a row in `keys.rs`: where it lives in the file, the flag that
-//! overrides it, the values it accepts, its help, how a resolved `Config` writes it back and how
-//! a checked value goes into one. The file layer (`file.rs`), `Config::to_toml`,
-//! `config.example.toml` and the README's table follow from the rows. Adding a key means a row
-//! there and a field with its default in `Config`; a key with a flag also needs its field in
-//! `Overrides`, a line in `apply_overrides` and the flag in `cli.rs`.
+//! overrides it (name, value placeholder, help), the values it accepts, its help, how a resolved
+//! `Config` writes it back and how a checked value goes into one. The file layer (`file.rs`),
+//! the command line's flags (`flag_args`, their parsing and `--help`), `Overrides`,
+//! `Config::to_toml`, `config.example.toml` and the README's table follow from the rows. Adding a
+//! key means a row there (and in `KEYS`) and a field with its default in `Config`.
 
 use std::fmt::{self, Write as _};
 use std::fs;
@@ -24,10 +24,8 @@ mod tests;
 pub use crate::train::gan::Preset;
 
 use file::FileLayer;
-use keys::{
-    BATCH_SIZE, DATA_DIR, EARLY_STOP, EPOCHS, KEYS, LR, MAX_STEPS, RUN_DIR, SEED, TABLES, THEME,
-};
-pub use keys::{example_file, settings_table};
+use keys::{KEYS, RUN_DIR, TABLES};
+pub use keys::{example_file, parse_preset, settings_table};
 
 /// The resolved, validated settings of one run.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,9 +36,6 @@ pub struct Config {
     pub seed: u64,
     /// Stop after this many steps in all, if set.
     pub max_steps: Option<u64>,
-    /// End the run after this many epoch scorings in a row without a better Fréchet distance;
-    /// 0 never does.
-    pub early_stop: u32,
     pub lr: f64,
     /// How the learning rate changes over the run (`train.lr_schedule` and its settings).
     pub lr_schedule: Schedule,
@@ -95,7 +90,6 @@ impl Default for Config {
             batch_size: 64,
             seed: 0,
             max_steps: None,
-            early_stop: 0,
             lr: Preset::Cgan.default_lr(),
             lr_schedule: Schedule::default(),
             data_dir: None,
@@ -133,24 +127,44 @@ impl Config {
     }
 }
 
-/// Values from the command line, each beating the config file and the defaults.
+/// Values from the command line, each beating the config file and the defaults: the flags of
+/// `flag_args` as the command line parsed them, checked against their keys when a config is
+/// resolved.
 ///
-/// An empty `data_dir` or `run_dir` means the built-in choice, as `""` does in the file, so a
-/// flag can undo a folder the file sets.
+/// `--max-steps 0` lifts any limit the file sets; a relative folder starts at the current folder.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
-    pub preset: Option<Preset>,
-    pub epochs: Option<u32>,
-    pub batch_size: Option<usize>,
-    pub seed: Option<u64>,
-    /// `Some(0)` lifts any limit the file sets.
-    pub max_steps: Option<u64>,
-    /// `Some(0)` turns off early stopping the file sets.
-    pub early_stop: Option<u32>,
-    pub lr: Option<f64>,
-    pub data_dir: Option<PathBuf>,
-    pub run_dir: Option<PathBuf>,
-    pub theme: Option<String>,
+    flags: clap::ArgMatches,
+}
+
+impl Overrides {
+    /// The key flags among `matches` (a command line built with `flag_args`).
+    pub fn from_matches(matches: clap::ArgMatches) -> Self {
+        Overrides { flags: matches }
+    }
+
+    /// `args` (flags only, no program name) parsed as the command line parses them.
+    pub fn parse<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        clap::Command::new("gan-tui")
+            .no_binary_name(true)
+            .args(flag_args())
+            .try_get_matches_from(args)
+            .map(Self::from_matches)
+    }
+
+    /// The run folder `--run-dir` names, as given.
+    pub fn run_dir(&self) -> Option<&Path> {
+        RUN_DIR.given(&self.flags).map(PathBuf::as_path)
+    }
+}
+
+/// The command-line flag of every key that has one, in the rows' order.
+pub fn flag_args() -> impl Iterator<Item = clap::Arg> {
+    KEYS.iter().filter_map(|key| key.flag_arg())
 }
 
 /// Where the file layer of a `Config` came from.
@@ -367,37 +381,10 @@ pub fn from_text(origin: &Path, text: &str, overrides: &Overrides) -> Result<Con
 fn apply_overrides(
     config: &mut Config,
     lr: &mut Option<f64>,
-    o: &Overrides,
+    overrides: &Overrides,
 ) -> Result<(), ConfigError> {
-    if let Some(preset) = o.preset {
-        config.preset = preset;
-    }
-    if let Some(v) = EPOCHS.flag(o.epochs)? {
-        config.epochs = v;
-    }
-    if let Some(v) = BATCH_SIZE.flag(o.batch_size)? {
-        config.batch_size = v;
-    }
-    if let Some(v) = SEED.flag(o.seed)? {
-        config.seed = v;
-    }
-    if let Some(v) = MAX_STEPS.flag(o.max_steps)? {
-        config.max_steps = steps_limit(v);
-    }
-    if let Some(v) = EARLY_STOP.flag(o.early_stop)? {
-        config.early_stop = v;
-    }
-    if let Some(v) = LR.flag(o.lr)? {
-        *lr = Some(v);
-    }
-    if let Some(v) = DATA_DIR.flag(o.data_dir.as_deref())? {
-        config.data_dir = v;
-    }
-    if let Some(v) = RUN_DIR.flag(o.run_dir.as_deref())? {
-        config.run_dir = v;
-    }
-    if let Some(v) = THEME.flag(o.theme.as_deref())? {
-        config.theme = v;
+    for key in KEYS {
+        key.read_flag(&overrides.flags, config, lr)?;
     }
     Ok(())
 }

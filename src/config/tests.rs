@@ -42,6 +42,11 @@ fn assert_error(text: &str, line: usize, needles: &[&str]) {
     }
 }
 
+/// `args` parsed as the command line's flags.
+fn flags(args: &[&str]) -> Overrides {
+    Overrides::parse(args).unwrap()
+}
+
 fn flag_error(overrides: Overrides) -> String {
     load(None, &no_user_file(), &overrides)
         .unwrap_err()
@@ -393,18 +398,28 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
     };
     assert_eq!(from_file, want);
 
-    let overrides = Overrides {
-        preset: Some(Preset::Reference),
-        epochs: Some(4),
-        batch_size: Some(8),
-        seed: Some(12),
-        max_steps: Some(0),
-        early_stop: Some(0),
-        lr: Some(0.5),
-        data_dir: Some(PathBuf::from("/abs/data")),
-        run_dir: Some(PathBuf::new()),
-        theme: Some("night".to_string()),
-    };
+    let overrides = flags(&[
+        "--preset",
+        "reference",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "8",
+        "--seed",
+        "12",
+        "--max-steps",
+        "0",
+        "--early-stop",
+        "0",
+        "--lr",
+        "0.5",
+        "--data-dir",
+        "/abs/data",
+        "--run-dir",
+        "/abs/run",
+        "--theme",
+        "night",
+    ]);
     let flagged = load(Some(&path), &no_user_file(), &overrides)
         .unwrap()
         .config;
@@ -417,7 +432,7 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         early_stop: 0,
         lr: 0.5,
         data_dir: Some(PathBuf::from("/abs/data")),
-        run_dir: None,
+        run_dir: Some(PathBuf::from("/abs/run")),
         theme: "night".to_string(),
         ..want
     };
@@ -483,10 +498,7 @@ fn lr_defaults_to_the_presets_own() {
     assert_eq!(config.lr, 2e-4);
     let config = load_text("[train]\nlr = 0.01\n", &Overrides::default()).unwrap();
     assert_eq!(config.lr, 0.01);
-    let overrides = Overrides {
-        lr: Some(0.02),
-        ..Overrides::default()
-    };
+    let overrides = flags(&["--lr", "0.02"]);
     assert_eq!(
         load_text("[train]\nlr = 0.01\n", &overrides).unwrap().lr,
         0.02
@@ -517,10 +529,7 @@ fn relative_dirs_start_at_the_files_folder_and_empty_means_built_in() {
 
 #[test]
 fn relative_flag_dirs_start_at_the_current_folder() {
-    let overrides = Overrides {
-        data_dir: Some(PathBuf::from("digits")),
-        ..Overrides::default()
-    };
+    let overrides = flags(&["--data-dir", "digits"]);
     let config = load(None, &no_user_file(), &overrides).unwrap().config;
     let want = std::env::current_dir().unwrap().join("digits");
     assert_eq!(config.data_dir, Some(want));
@@ -532,10 +541,7 @@ fn max_steps_zero_is_no_limit() {
     assert_eq!(config.max_steps, None);
     let config = load_text("[train]\nmax_steps = 7\n", &Overrides::default()).unwrap();
     assert_eq!(config.max_steps, Some(7));
-    let overrides = Overrides {
-        max_steps: Some(3),
-        ..Overrides::default()
-    };
+    let overrides = flags(&["--max-steps", "3"]);
     let config = load(None, &no_user_file(), &overrides).unwrap().config;
     assert_eq!(config.max_steps, Some(3));
 }
@@ -544,45 +550,21 @@ fn max_steps_zero_is_no_limit() {
 fn flag_values_are_range_checked_and_name_the_flag() {
     let cases = [
         (
-            Overrides {
-                batch_size: Some(0),
-                ..Overrides::default()
-            },
+            flags(&["--batch-size", "0"]),
             "--batch-size 0 is out of range (1..=4096)",
         ),
         (
-            Overrides {
-                epochs: Some(10_001),
-                ..Overrides::default()
-            },
+            flags(&["--epochs", "10001"]),
             "--epochs 10001 is out of range (1..=10000)",
         ),
         (
-            Overrides {
-                seed: Some(u64::MAX),
-                ..Overrides::default()
-            },
+            flags(&["--seed", "18446744073709551615"]),
             "--seed 18446744073709551615 is out of range (0..=9223372036854775807)",
         ),
+        (flags(&["--lr", "0"]), "--lr 0 is out of range"),
+        (flags(&["--lr", "NaN"]), "--lr NaN is out of range"),
         (
-            Overrides {
-                lr: Some(0.0),
-                ..Overrides::default()
-            },
-            "--lr 0 is out of range",
-        ),
-        (
-            Overrides {
-                lr: Some(f64::NAN),
-                ..Overrides::default()
-            },
-            "--lr NaN is out of range",
-        ),
-        (
-            Overrides {
-                theme: Some("my theme".to_string()),
-                ..Overrides::default()
-            },
+            flags(&["--theme", "my theme"]),
             "--theme my theme is not a valid name",
         ),
     ];
@@ -593,12 +575,18 @@ fn flag_values_are_range_checked_and_name_the_flag() {
 }
 
 #[test]
+fn an_empty_folder_flag_is_a_usage_error() {
+    // (In a file, "" means the built-in choice; on the command line it is a missing value.)
+    for flag in ["--data-dir", "--run-dir"] {
+        let err = Overrides::parse([flag, ""]).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{flag}");
+    }
+}
+
+#[test]
 fn flag_errors_win_over_nothing_but_file_errors_come_first() {
     // A bad file is reported even when a flag would replace the bad value.
-    let overrides = Overrides {
-        epochs: Some(5),
-        ..Overrides::default()
-    };
+    let overrides = flags(&["--epochs", "5"]);
     let msg = load_text("[train]\nepochs = 0\n", &overrides)
         .unwrap_err()
         .to_string();

@@ -155,6 +155,9 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit> TensorCol
     }
 }
 
+/// A batch of values on tape `T`.
+type Values<S, T> = Tensor<S, f32, Cpu, T>;
+
 /// Where the statistics of a pass come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Statistics {
@@ -172,10 +175,10 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
     /// unbiased variance.
     pub fn forward_op<S: ChannelsLast<C>, T: Tape<f32, Cpu>>(
         &self,
-        x: Tensor<S, f32, Cpu, T>,
+        x: Values<S, T>,
         stats: Statistics,
         wants: Wants,
-    ) -> Result<(Tensor<S, f32, Cpu, T>, Vec<GroupStats>), CpuError> {
+    ) -> Result<(Values<S, T>, Vec<GroupStats>), CpuError> {
         let (xv, x, mut tape) = ops::take_input(x)?;
         let rows = xv.len() / C.max(1);
         let (weight, bias) = (ops::read(&self.weight)?, ops::read(&self.bias)?);

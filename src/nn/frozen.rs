@@ -44,85 +44,28 @@ impl<M: FrozenModule<X>, X> Module<X> for Frozen<'_, M> {
     }
 }
 
-impl<X, M1: FrozenModule<X>> FrozenModule<X> for (M1,) {
-    type Output = M1::Output;
-    fn try_forward_frozen(&self, x: X) -> Result<Self::Output, CpuError> {
-        self.0.try_forward_frozen(x)
-    }
+/// `FrozenModule` for a tuple of layers, each frozen in turn: the last element's type, then
+/// each element's type, its index and (from the second on) the element before it.
+macro_rules! frozen_tuple {
+    ($last:ident; $first:ident 0 $(, $m:ident $i:tt after $prev:ident)*) => {
+        impl<X, $first $(, $m)*> FrozenModule<X> for ($first, $($m,)*)
+        where
+            $first: FrozenModule<X>,
+            $($m: FrozenModule<$prev::Output>,)*
+        {
+            type Output = $last::Output;
+            fn try_forward_frozen(&self, x: X) -> Result<Self::Output, CpuError> {
+                let x = self.0.try_forward_frozen(x)?;
+                $(let x = self.$i.try_forward_frozen(x)?;)*
+                Ok(x)
+            }
+        }
+    };
 }
 
-impl<X, M1: FrozenModule<X>, M2: FrozenModule<M1::Output>> FrozenModule<X> for (M1, M2) {
-    type Output = M2::Output;
-    fn try_forward_frozen(&self, x: X) -> Result<Self::Output, CpuError> {
-        let x = self.0.try_forward_frozen(x)?;
-        self.1.try_forward_frozen(x)
-    }
-}
-
-impl<X, M1, M2, M3> FrozenModule<X> for (M1, M2, M3)
-where
-    M1: FrozenModule<X>,
-    M2: FrozenModule<M1::Output>,
-    M3: FrozenModule<M2::Output>,
-{
-    type Output = M3::Output;
-    fn try_forward_frozen(&self, x: X) -> Result<Self::Output, CpuError> {
-        let x = self.0.try_forward_frozen(x)?;
-        let x = self.1.try_forward_frozen(x)?;
-        self.2.try_forward_frozen(x)
-    }
-}
-
-impl<X, M1, M2, M3, M4> FrozenModule<X> for (M1, M2, M3, M4)
-where
-    M1: FrozenModule<X>,
-    M2: FrozenModule<M1::Output>,
-    M3: FrozenModule<M2::Output>,
-    M4: FrozenModule<M3::Output>,
-{
-    type Output = M4::Output;
-    fn try_forward_frozen(&self, x: X) -> Result<Self::Output, CpuError> {
-        let x = self.0.try_forward_frozen(x)?;
-        let x = self.1.try_forward_frozen(x)?;
-        let x = self.2.try_forward_frozen(x)?;
-        self.3.try_forward_frozen(x)
-    }
-}
-
-impl<X, M1, M2, M3, M4, M5> FrozenModule<X> for (M1, M2, M3, M4, M5)
-where
-    M1: FrozenModule<X>,
-    M2: FrozenModule<M1::Output>,
-    M3: FrozenModule<M2::Output>,
-    M4: FrozenModule<M3::Output>,
-    M5: FrozenModule<M4::Output>,
-{
-    type Output = M5::Output;
-    fn try_forward_frozen(&self, x: X) -> Result<Self::Output, CpuError> {
-        let x = self.0.try_forward_frozen(x)?;
-        let x = self.1.try_forward_frozen(x)?;
-        let x = self.2.try_forward_frozen(x)?;
-        let x = self.3.try_forward_frozen(x)?;
-        self.4.try_forward_frozen(x)
-    }
-}
-
-impl<X, M1, M2, M3, M4, M5, M6> FrozenModule<X> for (M1, M2, M3, M4, M5, M6)
-where
-    M1: FrozenModule<X>,
-    M2: FrozenModule<M1::Output>,
-    M3: FrozenModule<M2::Output>,
-    M4: FrozenModule<M3::Output>,
-    M5: FrozenModule<M4::Output>,
-    M6: FrozenModule<M5::Output>,
-{
-    type Output = M6::Output;
-    fn try_forward_frozen(&self, x: X) -> Result<Self::Output, CpuError> {
-        let x = self.0.try_forward_frozen(x)?;
-        let x = self.1.try_forward_frozen(x)?;
-        let x = self.2.try_forward_frozen(x)?;
-        let x = self.3.try_forward_frozen(x)?;
-        let x = self.4.try_forward_frozen(x)?;
-        self.5.try_forward_frozen(x)
-    }
-}
+frozen_tuple!(M1; M1 0);
+frozen_tuple!(M2; M1 0, M2 1 after M1);
+frozen_tuple!(M3; M1 0, M2 1 after M1, M3 2 after M2);
+frozen_tuple!(M4; M1 0, M2 1 after M1, M3 2 after M2, M4 3 after M3);
+frozen_tuple!(M5; M1 0, M2 1 after M1, M3 2 after M2, M4 3 after M3, M5 4 after M4);
+frozen_tuple!(M6; M1 0, M2 1 after M1, M3 2 after M2, M4 3 after M3, M5 4 after M4, M6 5 after M5);

@@ -6,15 +6,18 @@ use std::collections::BTreeMap;
 
 use dfdx::prelude::*;
 
-use super::bce_step::{DInputs, bce_step, real_then_fake};
+use dfdx::nn::tensor_collection::TensorCollection;
+
+use super::bce_step::{DInputs, Logits, Rows, bce_step, real_then_fake};
 use super::gan::{
     Batch, DeviceError, Gan, GanState, GradNorms, IMAGE, LATENT, PhaseTimes, Preset, StateError,
     StepLosses, check_len,
 };
 use super::nets::{Layout, Nets};
 use crate::nn::adam::pytorch_defaults;
+use crate::nn::ops::Plain;
 use crate::nn::params::NamedTensor;
-use crate::nn::{Dense, Identity, LeakyRelu, Tanh, kernels, ops};
+use crate::nn::{Constant, Dense, FrozenModule, Identity, LeakyRelu, Tanh, kernels, ops};
 
 pub type Generator = (
     Dense<LATENT, 256, LeakyRelu>,
@@ -51,22 +54,64 @@ impl Reference {
     }
 
     fn step(&mut self, b: &Batch) -> Result<StepLosses, DeviceError> {
-        check_len(b.real, b.count, IMAGE)?;
-        check_len(b.z, b.count, LATENT)?;
-        let z = self
-            .nets
-            .dev
-            .try_tensor_from_vec(b.z.to_vec(), (b.count, Const::<LATENT>))?;
-        let inputs = DInputs {
-            both: |fake: Tensor<(usize, Const<IMAGE>), f32, Cpu>, grads| {
-                real_then_fake(b.real, &fake, grads)
-            },
-            fake: Ok,
-        };
-        let (losses, times) = bce_step(&mut self.nets, z, 1.0, inputs)?;
+        let (losses, times) = mlp_step(&mut self.nets, b, 1.0)?;
         self.times = times;
         Ok(losses)
     }
+}
+
+/// One BCE step of an MLP recipe (this one, `tuned`) on batch `b` (checked), D taught
+/// `real_target` for real digits.
+pub fn mlp_step<G, D>(
+    nets: &mut Nets<G, D>,
+    b: &Batch,
+    real_target: f32,
+) -> Result<(StepLosses, PhaseTimes), DeviceError>
+where
+    G: TensorCollection<f32, Cpu>
+        + Clone
+        + ModuleMut<Constant<Rows<LATENT>>, Output = Rows<IMAGE>, Error = CpuError>,
+    D: TensorCollection<f32, Cpu>
+        + Clone
+        + ModuleMut<Constant<Rows<IMAGE>>, Output = Logits, Error = CpuError>
+        + FrozenModule<Rows<IMAGE>, Output = Logits>,
+{
+    check_len(b.real, b.count, IMAGE)?;
+    check_len(b.z, b.count, LATENT)?;
+    let z = nets
+        .dev
+        .try_tensor_from_vec(b.z.to_vec(), (b.count, Const::<LATENT>))?;
+    let inputs = DInputs {
+        both: |fake: Tensor<(usize, Const<IMAGE>), f32, Cpu>, grads| {
+            real_then_fake(b.real, &fake, grads)
+        },
+        fake: Ok,
+    };
+    bce_step(nets, z, real_target, inputs)
+}
+
+/// The images the sampler of an MLP recipe's `nets` draws for `count` noise vectors `z`
+/// (checked).
+pub fn mlp_generate<G, D>(
+    nets: &Nets<G, D>,
+    z: &[f32],
+    count: usize,
+) -> Result<Vec<f32>, DeviceError>
+where
+    G: TensorCollection<f32, Cpu>
+        + Clone
+        + Module<
+            Plain<(usize, Const<LATENT>)>,
+            Output = Plain<(usize, Const<IMAGE>)>,
+            Error = CpuError,
+        >,
+    D: TensorCollection<f32, Cpu> + Clone,
+{
+    check_len(z, count, LATENT)?;
+    let z = nets
+        .dev
+        .try_tensor_from_vec(z.to_vec(), (count, Const::<LATENT>))?;
+    Ok(ops::read(&nets.sampler().try_forward(z)?)?)
 }
 
 /// FLOPs of the three products of `layers` (`(in, out)` each) over `rows` rows.
@@ -128,12 +173,7 @@ impl Gan for Reference {
         _labels: Option<&[u8]>,
         count: usize,
     ) -> Result<Vec<f32>, DeviceError> {
-        check_len(z, count, LATENT)?;
-        let z = self
-            .nets
-            .dev
-            .try_tensor_from_vec(z.to_vec(), (count, Const::<LATENT>))?;
-        Ok(ops::read(&self.nets.sampler().try_forward(z)?)?)
+        mlp_generate(&self.nets, z, count)
     }
 
     fn set_lr(&mut self, lr: f64) {

@@ -14,17 +14,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use dfdx::prelude::*;
 
-use super::bce_step::{DInputs, bce_step, real_then_fake};
 use super::gan::{
     Batch, DeviceError, Gan, GanState, GradNorms, IMAGE, LATENT, PhaseTimes, Preset, StateError,
-    StepLosses, check_len,
+    StepLosses,
 };
 use super::nets::{EMA_DECAY, Layout, Nets};
 use super::noise::{NoiseKind, NoiseStream};
-use super::reference::mlp_step_flops;
+use super::reference::{mlp_generate, mlp_step, mlp_step_flops};
 use crate::nn::dropout::MaskSource;
 use crate::nn::params::NamedTensor;
-use crate::nn::{BatchNorm1d, Dense, Dropout, Identity, LeakyRelu, Tanh, kernels, ops};
+use crate::nn::{BatchNorm1d, Dense, Dropout, Identity, LeakyRelu, Tanh, kernels};
 
 /// The target D is taught for real digits (one-sided label smoothing).
 pub const REAL_TARGET: f32 = 0.9;
@@ -89,19 +88,7 @@ impl Tuned {
 
     /// One training step, as `Gan::train_step`.
     fn step(&mut self, b: &Batch) -> Result<StepLosses, DeviceError> {
-        check_len(b.real, b.count, IMAGE)?;
-        check_len(b.z, b.count, LATENT)?;
-        let z = self
-            .nets
-            .dev
-            .try_tensor_from_vec(b.z.to_vec(), (b.count, Const::<LATENT>))?;
-        let inputs = DInputs {
-            both: |fake: Tensor<(usize, Const<IMAGE>), f32, Cpu>, grads| {
-                real_then_fake(b.real, &fake, grads)
-            },
-            fake: Ok,
-        };
-        let (losses, times) = bce_step(&mut self.nets, z, REAL_TARGET, inputs)?;
+        let (losses, times) = mlp_step(&mut self.nets, b, REAL_TARGET)?;
         self.times = times;
         Ok(losses)
     }
@@ -147,12 +134,7 @@ impl Gan for Tuned {
         _labels: Option<&[u8]>,
         count: usize,
     ) -> Result<Vec<f32>, DeviceError> {
-        check_len(z, count, LATENT)?;
-        let z = self
-            .nets
-            .dev
-            .try_tensor_from_vec(z.to_vec(), (count, Const::<LATENT>))?;
-        Ok(ops::read(&self.nets.sampler().try_forward(z)?)?)
+        mlp_generate(&self.nets, z, count)
     }
 
     fn set_lr(&mut self, lr: f64) {
