@@ -36,6 +36,9 @@ pub struct Config {
     pub seed: u64,
     /// Stop after this many steps in all, if set.
     pub max_steps: Option<u64>,
+    /// End the run after this many epoch scorings in a row without a better Fréchet distance;
+    /// 0 never does.
+    pub early_stop: u32,
     pub lr: f64,
     /// How the learning rate changes over the run (`train.lr_schedule` and its settings).
     pub lr_schedule: Schedule,
@@ -90,6 +93,7 @@ impl Default for Config {
             batch_size: 64,
             seed: 0,
             max_steps: None,
+            early_stop: 0,
             lr: Preset::Cgan.default_lr(),
             lr_schedule: Schedule::default(),
             data_dir: None,
