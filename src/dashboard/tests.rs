@@ -131,6 +131,7 @@ fn quit_stops_the_trainer_and_waits_for_it() {
         Link {
             msgs: &msg_rx,
             commands: &cmd_tx,
+            notes: None,
         },
         frame_time(100),
         &flag,
@@ -173,6 +174,7 @@ fn a_signal_quits_like_the_q_key() {
         Link {
             msgs: &msg_rx,
             commands: &cmd_tx,
+            notes: None,
         },
         frame_time(100),
         &flag,
@@ -203,6 +205,7 @@ fn a_vanished_trainer_ends_the_loop_with_an_error_state() {
         Link {
             msgs: &msg_rx,
             commands: &cmd_tx,
+            notes: None,
         },
         frame_time(100),
         &AtomicUsize::new(0),
@@ -244,6 +247,7 @@ fn drawing_is_paced_however_many_messages_arrive() {
         Link {
             msgs: &msg_rx,
             commands: &cmd_tx,
+            notes: None,
         },
         frame,
         &AtomicUsize::new(0),
