@@ -3,5 +3,5 @@
 pub mod bench;
 pub mod eval;
 pub mod judge;
-pub mod watch;
 pub mod sample;
+pub mod watch;

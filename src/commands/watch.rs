@@ -24,7 +24,11 @@ pub fn run(run_dir: Option<&Path>, paths: &Paths) -> anyhow::Result<i32> {
             Ok(loaded) => (loaded.config.theme, loaded.config.fps, None),
             Err(e) => {
                 let defaults = config::Config::default();
-                (defaults.theme, defaults.fps, Some(format!("{e}; drawing with the defaults")))
+                (
+                    defaults.theme,
+                    defaults.fps,
+                    Some(format!("{e}; drawing with the defaults")),
+                )
             }
         };
     let mut app = App::new();

@@ -72,10 +72,7 @@ impl RunLink {
                 ),
             )
         };
-        let _ = log_tx.send(Note {
-            kind,
-            text: notice,
-        });
+        let _ = log_tx.send(Note { kind, text: notice });
         let relay = relay::spawn(
             from_trainer,
             to_front_end,

@@ -44,7 +44,9 @@ impl Replay {
         let how = match self.status.as_ref().map(|s| &s.end) {
             Some(RunEnd::Finished { reason }) => match reason {
                 FinishReason::Completed => format!("completed at step {}", self.step()),
-                FinishReason::StepLimit => format!("reached its step limit at step {}", self.step()),
+                FinishReason::StepLimit => {
+                    format!("reached its step limit at step {}", self.step())
+                }
                 FinishReason::Stopped => format!("was stopped at step {}", self.step()),
                 FinishReason::Diverged => format!("diverged at step {}", self.step()),
             },
@@ -200,9 +202,10 @@ fn info_from_config(run_dir: &Path) -> anyhow::Result<RunInfo> {
         .with_context(|| format!("cannot read the run's settings from {}", path.display()))?;
     Ok(RunInfo {
         preset: cfg.preset.name().to_string(),
-        data_source: cfg.data_dir.as_ref().map_or("built-in MNIST".to_string(), |d| {
-            d.display().to_string()
-        }),
+        data_source: cfg
+            .data_dir
+            .as_ref()
+            .map_or("built-in MNIST".to_string(), |d| d.display().to_string()),
         images: 0,
         epochs: cfg.epochs,
         batch_size: cfg.batch_size,

@@ -331,7 +331,10 @@ fn serve(
                         kind: NoteKind::Info,
                         text: format!("viewer {}: {}", client.id, command_text(command)),
                     });
-                    client.send(&wire::line(&Reply::Accepted { v: VERSION, command }));
+                    client.send(&wire::line(&Reply::Accepted {
+                        v: VERSION,
+                        command,
+                    }));
                 } else {
                     client.send(&wire::line(&Reply::Refused {
                         v: VERSION,

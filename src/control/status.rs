@@ -19,8 +19,12 @@ const MAX_STATUS_BYTES: u64 = 1 << 20;
 pub enum RunEnd {
     /// Still running when last written (or killed before it could say otherwise).
     Running,
-    Finished { reason: FinishReason },
-    Failed { error: String },
+    Finished {
+        reason: FinishReason,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 /// The contents of `status.json`.

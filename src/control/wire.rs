@@ -103,7 +103,10 @@ pub enum LineRead {
 
 /// Reads one line of at most `max` bytes (newline not counted, not returned), never holding
 /// more than `max` bytes whatever the peer sends.
-pub fn read_line_bounded(reader: &mut impl std::io::BufRead, max: usize) -> std::io::Result<LineRead> {
+pub fn read_line_bounded(
+    reader: &mut impl std::io::BufRead,
+    max: usize,
+) -> std::io::Result<LineRead> {
     let mut line = Vec::new();
     loop {
         let buf = match reader.fill_buf() {
@@ -192,7 +195,10 @@ mod tests {
             read_line_bounded(&mut reader, 8).unwrap(),
             LineRead::Line(b"short".to_vec())
         );
-        assert_eq!(read_line_bounded(&mut reader, 8).unwrap(), LineRead::TooLong);
+        assert_eq!(
+            read_line_bounded(&mut reader, 8).unwrap(),
+            LineRead::TooLong
+        );
         let mut input: &[u8] = b"half a line";
         assert_eq!(
             read_line_bounded(&mut input, 100).unwrap(),
@@ -209,7 +215,10 @@ mod tests {
             pixels: vec![0, 255, 3, 4],
             labels: Some(vec![1, 2]),
         });
-        let bytes = line(&Reply::Event { v: VERSION, msg: msg.clone() });
+        let bytes = line(&Reply::Event {
+            v: VERSION,
+            msg: msg.clone(),
+        });
         assert_eq!(
             parse_reply(&bytes[..bytes.len() - 1]),
             Ok(Reply::Event { v: VERSION, msg })

@@ -37,8 +37,7 @@ pub enum WatchMode {
 }
 
 /// The note after the first press of the stop key.
-pub const STOP_CONFIRM_NOTE: &str =
-    "stop the run? press x again to stop it (it saves a checkpoint); any other key: keep it running";
+pub const STOP_CONFIRM_NOTE: &str = "stop the run? press x again to stop it (it saves a checkpoint); any other key: keep it running";
 
 /// The themes `t` cycles through, by name, and why any of them is drawn as the default. The
 /// styles themselves stay with the dashboard's `ThemeSet`, at the same index.
@@ -417,7 +416,9 @@ impl App {
 
     fn refuse(&mut self, what: &str) -> Option<Command> {
         let why = match self.run.phase() {
-            _ if self.watch == Some(WatchMode::Replay) => "the run is not running (this is a replay)",
+            _ if self.watch == Some(WatchMode::Replay) => {
+                "the run is not running (this is a replay)"
+            }
             Phase::Stopping => "the run is stopping",
             Phase::Diverged(_) => "training diverged",
             _ => "training has ended",

@@ -69,7 +69,9 @@ pub fn split_grid_png(
         (info.width as usize, info.height as usize)
     };
     if (img_w as u64) * (img_h as u64) > MAX_GRID_PIXELS {
-        return Err(format!("a {img_w}x{img_h} picture is too large for a sample grid"));
+        return Err(format!(
+            "a {img_w}x{img_h} picture is too large for a sample grid"
+        ));
     }
     let size = reader
         .output_buffer_size()
@@ -83,11 +85,16 @@ pub fn split_grid_png(
     let columns = img_w.saturating_sub(PADDING) / cell_w;
     let rows = img_h.saturating_sub(PADDING) / cell_h;
     if columns == 0 || rows == 0 {
-        return Err(format!("a {img_w}x{img_h} picture holds no {width}x{height} digit"));
+        return Err(format!(
+            "a {img_w}x{img_h} picture holds no {width}x{height} digit"
+        ));
     }
     let mut pixels = Vec::with_capacity(columns * rows * width * height);
     for i in 0..columns * rows {
-        let (x0, y0) = (PADDING + (i % columns) * cell_w, PADDING + (i / columns) * cell_h);
+        let (x0, y0) = (
+            PADDING + (i % columns) * cell_w,
+            PADDING + (i / columns) * cell_h,
+        );
         for y in 0..height {
             let start = (y0 + y) * frame.line_size + x0;
             pixels.extend_from_slice(&buf[start..start + width]);
@@ -97,7 +104,9 @@ pub fn split_grid_png(
     let mut count = columns * rows;
     // The last row may end in empty tiles.
     while count > columns * (rows - 1)
-        && pixels[(count - 1) * per..count * per].iter().all(|&p| p == 0)
+        && pixels[(count - 1) * per..count * per]
+            .iter()
+            .all(|&p| p == 0)
     {
         count -= 1;
     }

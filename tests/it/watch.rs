@@ -107,7 +107,10 @@ fn viewers_follow_and_steer_a_headless_run_and_replay_it_after() {
         let half = UnixStream::connect(&socket).unwrap();
         half.shutdown(std::net::Shutdown::Write).unwrap();
         wait_until(30, "the refusals in the run's log", || {
-            read(&home.path().join("err.txt")).matches("refused a request").count() >= 2
+            read(&home.path().join("err.txt"))
+                .matches("refused a request")
+                .count()
+                >= 2
         });
     }
     let before = metrics_lines(&run);
@@ -131,7 +134,9 @@ fn viewers_follow_and_steer_a_headless_run_and_replay_it_after() {
     wait_until(30, "the checkpoint in the run's log", || {
         read(&log).contains("checkpoint saved: ")
     });
-    first.wait_for(30, "the checkpoint note", |s| s.contains("checkpoint saved"));
+    first.wait_for(30, "the checkpoint note", |s| {
+        s.contains("checkpoint saved")
+    });
 
     // p resumes.
     first.keys("p");
@@ -147,7 +152,10 @@ fn viewers_follow_and_steer_a_headless_run_and_replay_it_after() {
     wait_until(60, "training after the viewer left", || {
         metrics_lines(&run) > detached_at
     });
-    assert!(trainer.try_wait().unwrap().is_none(), "the run ended with its viewer");
+    assert!(
+        trainer.try_wait().unwrap().is_none(),
+        "the run ended with its viewer"
+    );
 
     // Wait for an epoch's scores, then x twice on the second viewer stops the run.
     wait_until(120, "an epoch's scores", || {

@@ -140,7 +140,10 @@ fn viewers_get_the_facts_then_every_message() {
     );
     let (mut second, mut second_reader) = viewer(&f);
     subscribe(&f, &mut second, 2);
-    assert!(matches!(next_reply(&mut second_reader), Reply::Event { .. }));
+    assert!(matches!(
+        next_reply(&mut second_reader),
+        Reply::Event { .. }
+    ));
     hub.publish(&TrainMsg::Paused { step: 2 });
     for reader in [&mut first_reader, &mut second_reader] {
         assert_eq!(
@@ -157,7 +160,9 @@ fn viewers_get_the_facts_then_every_message() {
 fn garbage_is_refused_and_the_connection_goes_on() {
     let f = start();
     let (mut stream, mut reader) = viewer(&f);
-    stream.write_all(b"\xff\xfe garbage\n{\"type\":\"command\",\"v\":9,\"command\":\"pause\"}\n{}\n").unwrap();
+    stream
+        .write_all(b"\xff\xfe garbage\n{\"type\":\"command\",\"v\":9,\"command\":\"pause\"}\n{}\n")
+        .unwrap();
     for _ in 0..3 {
         assert!(matches!(next_reply(&mut reader), Reply::Refused { .. }));
     }
@@ -206,7 +211,10 @@ fn an_oversized_request_is_refused_and_closed() {
             command: Command::Evaluate,
         },
     );
-    assert!(matches!(next_reply(&mut other_reader), Reply::Accepted { .. }));
+    assert!(matches!(
+        next_reply(&mut other_reader),
+        Reply::Accepted { .. }
+    ));
 }
 
 #[test]
