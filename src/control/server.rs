@@ -557,7 +557,7 @@ impl Hub {
         for msg in state.facts.in_order() {
             client.send(&wire::line(&Reply::Event {
                 v: VERSION,
-                msg: msg.clone(),
+                msg: Box::new(msg.clone()),
             }));
         }
         if let Some(c) = state.clients.iter().find(|c| c.id == client.id) {
@@ -577,7 +577,7 @@ impl Hub {
         }
         let bytes = wire::line(&Reply::Event {
             v: VERSION,
-            msg: msg.clone(),
+            msg: Box::new(msg.clone()),
         });
         for client in &state.subscribed {
             client.send(&bytes);

@@ -109,6 +109,7 @@ fn read_events(
         };
         let note = match reply {
             Reply::Event { msg, .. } => {
+                let msg = *msg;
                 let already = match &msg {
                     TrainMsg::Step(s) => s.step <= replayed_step,
                     TrainMsg::Quality(q) => replayed_quality.is_some_and(|at| q.step <= at),

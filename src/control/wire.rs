@@ -30,7 +30,7 @@ pub enum Request {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reply {
     /// A trainer message.
-    Event { v: u32, msg: TrainMsg },
+    Event { v: u32, msg: Box<TrainMsg> },
     /// The command was passed to the trainer (its effect arrives as events).
     Accepted { v: u32, command: Command },
     /// The line was refused; the connection may be closed after this.
@@ -217,11 +217,14 @@ mod tests {
         });
         let bytes = line(&Reply::Event {
             v: VERSION,
-            msg: msg.clone(),
+            msg: Box::new(msg.clone()),
         });
         assert_eq!(
             parse_reply(&bytes[..bytes.len() - 1]),
-            Ok(Reply::Event { v: VERSION, msg })
+            Ok(Reply::Event {
+                v: VERSION,
+                msg: Box::new(msg)
+            })
         );
     }
 

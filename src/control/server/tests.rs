@@ -135,7 +135,7 @@ fn viewers_get_the_facts_then_every_message() {
         next_reply(&mut first_reader),
         Reply::Event {
             v: VERSION,
-            msg: TrainMsg::Step(stats(2))
+            msg: Box::new(TrainMsg::Step(stats(2)))
         }
     );
     let (mut second, mut second_reader) = viewer(&f);
@@ -150,7 +150,7 @@ fn viewers_get_the_facts_then_every_message() {
             next_reply(reader),
             Reply::Event {
                 v: VERSION,
-                msg: TrainMsg::Paused { step: 2 }
+                msg: Box::new(TrainMsg::Paused { step: 2 })
             }
         );
     }
