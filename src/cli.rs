@@ -73,6 +73,19 @@ pub enum CliCommand {
     /// The digit judge that scores generated digits.
     #[command(subcommand)]
     Judge(JudgeCommand),
+    /// Open the dashboard on a run folder: live (and steerable) while its process runs, else a
+    /// replay of what the folder holds.
+    #[command(
+        long_about = "Open the dashboard on a run folder.\n\nWhile the run's process is alive (its control.sock answers) the dashboard follows it live: losses, digits, scores and status as they come, and the steering keys (p pause/resume, s save, r resample, e score, f noise, 0-9 digit) act on the run and are confirmed on the status line. q only leaves the viewer; the run goes on. x, pressed twice, stops the run. Several viewers may watch one run.\n\nWhen the run is not running (finished, stopped, killed), the dashboard replays its folder: the whole loss history, every epoch's scores, the last samples, how the run ended and its last checkpoint."
+    )]
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The run folder (default: the newest run under the runs directory; see --print-paths).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

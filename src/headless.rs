@@ -13,7 +13,7 @@ use crate::console::{say, warn};
 use crate::protocol::{Command, EpochSummary, FinishReason, SaveReason, StepStats, TrainMsg};
 use crate::run::format::{format_duration, format_learning_rate, quality_line};
 use crate::run::signals::StopSignals;
-use crate::run::state::RunState;
+use crate::run::state::{Note, NoteKind, RunState};
 
 /// How a headless run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,11 +123,14 @@ impl Progress {
 }
 
 /// Drains trainer messages and prints progress until the run ends. Signals ask the trainer to
-/// stop (it finishes the step and saves a checkpoint); a second signal is not needed.
+/// stop (it finishes the step and saves a checkpoint); a second signal is not needed. Lines of
+/// `control_log` (the control socket: where it is, each viewer's command) are printed as they
+/// come.
 pub fn run(
     msgs: Receiver<TrainMsg>,
     cmds: Sender<Command>,
     on_write_error: OnWriteError,
+    control_log: Option<&Receiver<Note>>,
 ) -> Result<HeadlessOutcome, HeadlessError> {
     let signals = StopSignals::register().map_err(HeadlessError::Signals)?;
     let progress = Progress::new();
@@ -143,7 +146,16 @@ pub fn run(
             let _ = cmds.send(Command::Stop);
         }
     };
+    let print_control_log = |progress: &Progress| {
+        for note in control_log.into_iter().flat_map(|log| log.try_iter()) {
+            progress.above(|| match note.kind {
+                NoteKind::Info | NoteKind::Ok => say(&note.text),
+                NoteKind::Warning | NoteKind::Error => warn(format!("warning: {}", note.text)),
+            });
+        }
+    };
     loop {
+        print_control_log(&progress);
         if signal.is_none()
             && let Some(sig) = signals.take()
         {
@@ -227,6 +239,7 @@ pub fn run(
                 let _ = cmds.send(Command::Stop);
             }
             TrainMsg::Finished { reason, step, .. } => {
+                print_control_log(&progress);
                 progress.close();
                 let why = match reason {
                     FinishReason::Completed => "all epochs done",
@@ -344,7 +357,7 @@ mod tests {
         // NaN losses from step 4, in the second epoch of 2 steps.
         let job = crate::train::testing::diverging_job(tmp.path(), 4);
         let handle = crate::train::trainer::spawn(job, msg_tx, cmd_rx).unwrap();
-        let err = run(msg_rx, cmd_tx, OnWriteError::Continue).unwrap_err();
+        let err = run(msg_rx, cmd_tx, OnWriteError::Continue, None).unwrap_err();
         handle.join().unwrap();
         match &err {
             HeadlessError::Diverged {

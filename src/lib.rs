@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod console;
+pub mod control;
 pub mod dashboard;
 pub mod data;
 pub mod doctor;
@@ -71,6 +72,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             judge_command::train(a.epochs, a.seed, &a.out, &mut std::io::stdout())?;
             return Ok(0);
         }
+        Some(CliCommand::Watch(args)) => {
+            return commands::watch::run(args.run_dir.as_deref(), &paths);
+        }
         None => {}
     }
     let headless = cli.train.no_tui || !std::io::stdout().is_terminal();
@@ -107,8 +111,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     };
     let (run, data) = run;
 
-    let (msg_tx, msg_rx) = mpsc::channel();
     let (cmd_tx, cmd_rx) = mpsc::channel();
+    let (link, msg_tx, msg_rx) = control::RunLink::open(run.root(), cfg.control, &cmd_tx)
+        .context("cannot start the thread between the trainer and the front end")?;
     let job = train::TrainJob {
         config_toml: cfg.to_toml(),
         config: cfg.clone(),
@@ -123,12 +128,13 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         if let (_, Some(warning)) = Theme::load(&cfg.theme, &paths.themes_dir) {
             console::warn(format!("warning: {warning}"));
         }
-        let result = headless::run(msg_rx, cmd_tx, cfg.on_write_error);
+        let result = headless::run(msg_rx, cmd_tx, cfg.on_write_error, Some(&link.log));
         let _ = trainer.join();
+        link.close();
         let outcome = result?;
         outcome.signal.map_or(0, signals::exit_code)
     } else {
-        run_dashboard(&cfg, &paths, msg_rx, cmd_tx, trainer)?
+        run_dashboard(&cfg, &paths, msg_rx, cmd_tx, trainer, link)?
     };
     Ok(code)
 }
@@ -140,16 +146,20 @@ fn run_dashboard(
     msg_rx: mpsc::Receiver<protocol::TrainMsg>,
     cmd_tx: mpsc::Sender<protocol::Command>,
     trainer: std::thread::JoinHandle<()>,
+    link: control::RunLink,
 ) -> anyhow::Result<i32> {
+    // The word about the control socket and the viewers' commands show on the status line.
     let opts = dashboard::TuiOptions {
         fps: cfg.fps,
         theme: &cfg.theme,
         themes_dir: &paths.themes_dir,
         stay_open_when_done: true,
+        notes: Some(&link.log),
     };
     let result = dashboard::run(dashboard::app::App::new(), msg_rx, cmd_tx, &opts);
     // The dashboard asked the trainer to stop (or it finished); wait for its checkpoint.
     let _ = trainer.join();
+    link.close();
     let app = result?;
     // The terminal may be gone (a hang-up); the summary is then simply not shown.
     console::say(app.summary());

@@ -1,13 +1,15 @@
 //! The messages between the trainer thread and a front end: plain data only, no tensors.
 //!
 //! `TrainMsg` flows from the trainer to the front end, `Command` the other way. These are the
-//! only types the trainer and the front ends share. (`StepStats` also derives serde's traits:
-//! it is what a line of `metrics.jsonl` records.)
+//! only types the trainer and the front ends share. They derive serde's traits: a line of
+//! `metrics.jsonl` records a `StepStats`, and the control socket carries both kinds to viewers
+//! in another process.
 
 use std::path::PathBuf;
 
 /// What the front end asks the trainer to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     /// Stop taking steps until `Resume` (the trainer blocks, using no CPU).
     Pause,
@@ -27,7 +29,7 @@ pub enum Command {
 }
 
 /// Facts about a run that do not change while it trains.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunInfo {
     pub preset: String,
     /// Where the digits come from: "built-in MNIST" or a folder.
@@ -77,7 +79,7 @@ pub struct StepStats {
 }
 
 /// A batch of generated digits, as 8-bit grey pixels (0 = black background, 255 = white ink).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SampleGrid {
     /// The training step whose generator drew these digits.
     pub step: u64,
@@ -103,7 +105,7 @@ impl SampleGrid {
 }
 
 /// Means over one finished epoch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochSummary {
     pub epoch: u32,
     pub epochs: u32,
@@ -121,7 +123,7 @@ pub struct EpochSummary {
 }
 
 /// The digit judge's view of the generator's digits.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QualityReport {
     /// The step whose generator was scored.
     pub step: u64,
@@ -211,7 +213,7 @@ impl AlarmKind {
 }
 
 /// Why a checkpoint was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SaveReason {
     Requested,
     EpochEnd,
@@ -219,7 +221,7 @@ pub enum SaveReason {
 }
 
 /// Why the run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FinishReason {
     /// Every epoch ran.
     Completed,
@@ -234,7 +236,7 @@ pub enum FinishReason {
 }
 
 /// What the trainer tells the front end.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum TrainMsg {
     Started(RunInfo),
     Step(StepStats),

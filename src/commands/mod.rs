@@ -4,3 +4,4 @@ pub mod bench;
 pub mod eval;
 pub mod judge;
 pub mod sample;
+pub mod watch;

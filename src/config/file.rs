@@ -233,6 +233,7 @@ fn raw_value<'a>(value: &'a DeValue<'_>) -> RawValue<'a> {
             Err(_) => RawValue::FloatOverflow,
         },
         DeValue::String(text) => RawValue::Text(text.as_ref()),
+        DeValue::Boolean(b) => RawValue::Bool(*b),
         _ => RawValue::Other,
     }
 }

@@ -265,6 +265,17 @@ pub(super) const SAMPLE_COUNT: Key<Int> = Key {
     write: |c| c.sample_count.to_string(),
     set: |c, _, v| c.sample_count = narrow(v),
 };
+pub(super) const CONTROL: Key<Switch> = Key {
+    table: "run",
+    name: "control",
+    flag: None,
+    accepts: Switch,
+    doc: "listen on control.sock in the run folder for `gan-tui watch`",
+    help: "listen on `control.sock` in the run folder (owner-only), so `gan-tui watch` can follow and steer the run; `false`: no socket, `watch` replays the folder",
+    default_shown: None,
+    write: |c| c.control.to_string(),
+    set: |c, _, v| c.control = v,
+};
 pub(super) const THEME: Key<Name> = Key {
     table: "ui",
     name: "theme",
@@ -353,6 +364,7 @@ pub(super) const KEYS: &[&dyn Setting] = &[
     &KEEP_CHECKPOINTS,
     &ON_WRITE_ERROR,
     &EVAL_COUNT,
+    &CONTROL,
     &THEME,
     &FPS,
 ];
@@ -509,7 +521,8 @@ pub(super) enum RawValue<'a> {
     /// Too large for an f64.
     FloatOverflow,
     Text(&'a str),
-    /// A boolean, a date, an array or a table: no key takes one.
+    Bool(bool),
+    /// A date, an array or a table: no key takes one.
     Other,
 }
 
@@ -655,6 +668,38 @@ pub(super) struct Dir;
 
 /// The name of one of `OnWriteError::ALL`.
 pub(super) struct WriteErrorChoice;
+
+/// `true` or `false`.
+pub(super) struct Switch;
+
+impl Accepts for Switch {
+    type Value = bool;
+    fn expected(&self) -> String {
+        "a boolean (true or false)".to_string()
+    }
+    fn values(&self) -> String {
+        "true, false".to_string()
+    }
+    fn take(
+        _key: &Key<Self>,
+        raw: &RawValue,
+        _base: &Path,
+        _origin: &dyn Fn() -> Origin,
+    ) -> Result<Self::Value, Refusal> {
+        match *raw {
+            RawValue::Bool(b) => Ok(b),
+            _ => Err(Refusal::WrongType),
+        }
+    }
+    type FlagValue = bool;
+    const NUMERIC: bool = false;
+    fn flag_parser() -> ValueParser {
+        clap::value_parser!(bool).into()
+    }
+    fn from_flag(_key: &Key<Self>, value: &bool) -> Result<bool, ConfigError> {
+        Ok(*value)
+    }
+}
 
 impl fmt::Display for Int {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -62,6 +62,8 @@ pub struct Config {
     pub on_write_error: OnWriteError,
     /// Digits the judge scores after each epoch (and on request); 0 turns scoring off.
     pub eval_count: usize,
+    /// Listen on the run folder's `control.sock` for viewers (`gan-tui watch`).
+    pub control: bool,
 }
 
 /// What a headless run does when a file cannot be written (a full or read-only disk).
@@ -106,6 +108,7 @@ impl Default for Config {
             keep_checkpoints: 5,
             on_write_error: OnWriteError::Continue,
             eval_count: 2000,
+            control: true,
         }
     }
 }

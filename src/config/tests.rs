@@ -370,7 +370,7 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
     let text = "[train]\nepochs = 3\nbatch_size = 32\nseed = 11\nmax_steps = 100\nearly_stop = 4\nlr = 0.001\n\
                 [data]\ndir = \"digits\"\n[run]\ndir = \"out\"\nlog_every = 5\n\
                 sample_every = 50\nsample_count = 16\nkeep_checkpoints = 2\n\
-                on_write_error = \"stop\"\neval_count = 300\n[ui]\ntheme = \"mono\"\nfps = 30\n";
+                on_write_error = \"stop\"\neval_count = 300\ncontrol = false\n[ui]\ntheme = \"mono\"\nfps = 30\n";
     let (tmp, path) = write_config(text);
     let from_file = load(Some(&path), &no_user_file(), &Overrides::default())
         .unwrap()
@@ -395,6 +395,7 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         keep_checkpoints: 2,
         on_write_error: OnWriteError::Stop,
         eval_count: 300,
+        control: false,
     };
     assert_eq!(from_file, want);
 
@@ -622,6 +623,7 @@ fn to_toml_loads_back_equal() {
         keep_checkpoints: 0,
         on_write_error: OnWriteError::Stop,
         eval_count: 0,
+        control: false,
     };
     for config in [config, Config::default()] {
         let text = config.to_toml();

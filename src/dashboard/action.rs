@@ -26,6 +26,9 @@ pub enum Action {
     /// Close the help popup if it is open, otherwise quit.
     Back,
     Quit,
+    /// Stop the run (asks for a second press first). In `gan-tui watch`, where `q` only
+    /// leaves the viewer, this is how a run is stopped.
+    StopRun,
 }
 
 /// One key as the table spells it.
@@ -165,8 +168,14 @@ pub const KEYS: &[KeyBinding] = &[
     KeyBinding {
         keys: &[Key::Char('q'), Key::Ctrl('c')],
         action: Action::Quit,
-        description: "stop training, save a checkpoint and quit (twice: quit at once)",
+        description: "stop training, save a checkpoint and quit (twice: quit at once); watching: leave, the run goes on",
         hint: "quit",
+    },
+    KeyBinding {
+        keys: &[Key::Char('x')],
+        action: Action::StopRun,
+        description: "stop the run after a second press to confirm (it saves a checkpoint)",
+        hint: "",
     },
 ];
 

@@ -8,7 +8,7 @@
 
 use crate::dashboard::action::Action;
 use crate::protocol::{Command, TrainMsg};
-use crate::run::state::{NoteKind, Phase, RunState, SCORING_OFF_NOTE};
+use crate::run::state::{Note, NoteKind, Phase, RunState, SCORING_OFF_NOTE};
 
 /// The status note while the trainer scores on request.
 pub const SCORING_NOTE: &str = "scoring...";
@@ -26,6 +26,18 @@ pub enum DigitMode {
     Ascii,
     HalfBlock,
 }
+
+/// What a `gan-tui watch` dashboard looks at: a run in another process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchMode {
+    /// The run is alive: commands go to it over its control socket.
+    Live,
+    /// The run is not running: its folder, read back; nothing can be steered.
+    Replay,
+}
+
+/// The note after the first press of the stop key.
+pub const STOP_CONFIRM_NOTE: &str = "stop the run? press x again to stop it (it saves a checkpoint); any other key: keep it running";
 
 /// The themes `t` cycles through, by name, and why any of them is drawn as the default. The
 /// styles themselves stay with the dashboard's `ThemeSet`, at the same index.
@@ -65,6 +77,10 @@ pub struct App {
     fresh_noise: bool,
     themes: ThemeChoice,
     stay_open_when_done: bool,
+    /// Watching a run in another process, if this dashboard does.
+    watch: Option<WatchMode>,
+    /// The stop key was pressed once; a second press stops the run.
+    stop_armed: bool,
     /// The signal that asked the dashboard to quit, if one did.
     signalled: Option<i32>,
     exit: bool,
@@ -91,6 +107,8 @@ impl App {
             fresh_noise: false,
             themes: ThemeChoice::default(),
             stay_open_when_done: true,
+            watch: None,
+            stop_armed: false,
             signalled: None,
             exit: false,
         }
@@ -108,6 +126,22 @@ impl App {
     /// final digits can be looked at. When false the loop ends with the run.
     pub fn set_stay_open_when_done(&mut self, stay: bool) {
         self.stay_open_when_done = stay;
+    }
+
+    /// Makes this a viewer of a run in another process: `q` then only leaves the viewer.
+    pub fn set_watch(&mut self, mode: WatchMode) {
+        self.watch = Some(mode);
+    }
+
+    /// The run this dashboard watches from another process, if it does.
+    pub fn watch_mode(&self) -> Option<WatchMode> {
+        self.watch
+    }
+
+    /// News from outside the trainer's messages (the control socket's answers, a notice about
+    /// it) for the status line.
+    pub fn notify(&mut self, note: Note) {
+        self.tell(note.kind, note.text);
     }
 
     /// Folds one trainer message into the state.
@@ -169,7 +203,8 @@ impl App {
                     );
                 }
             }
-            TrainMsg::Error(_) => self.exit = true,
+            // A viewer stays to show what went wrong; `q` leaves it.
+            TrainMsg::Error(_) => self.exit = self.watch.is_none(),
             TrainMsg::Started(_)
             | TrainMsg::Alarm(_)
             | TrainMsg::BestCheckpoint { .. }
@@ -182,6 +217,15 @@ impl App {
     /// The trainer's channel closed. After `Finished` that is normal; before it, the trainer
     /// died without saying why (a panic, most likely).
     pub fn on_disconnect(&mut self) {
+        if self.watch.is_some() {
+            if !matches!(self.run.phase(), Phase::Finished(_) | Phase::Failed(_)) {
+                self.tell(
+                    NoteKind::Error,
+                    "lost the run: its process ended without a final word (killed?) or dropped this viewer; q leaves".to_string(),
+                );
+            }
+            return;
+        }
         self.run.on_disconnect();
         if matches!(self.run.phase(), Phase::Failed(_)) {
             self.exit = true;
@@ -213,6 +257,9 @@ impl App {
 
     /// Applies an action; the returned command is for the trainer.
     pub fn update(&mut self, action: Action) -> Option<Command> {
+        if action != Action::StopRun && std::mem::take(&mut self.stop_armed) {
+            self.tell(NoteKind::Info, "the run goes on".to_string());
+        }
         match action {
             Action::TogglePause => {
                 if !self.accepts_commands() {
@@ -303,11 +350,31 @@ impl App {
                 None
             }
             Action::Back | Action::Quit => self.quit(),
+            Action::StopRun => {
+                if !self.accepts_commands() && !matches!(self.run.phase(), Phase::Diverged(_)) {
+                    return self.refuse("stop the run");
+                }
+                let confirmed = self.stop_armed;
+                self.stop_armed = !confirmed;
+                if !confirmed {
+                    self.tell(NoteKind::Warning, STOP_CONFIRM_NOTE.to_string());
+                    return None;
+                }
+                self.help_open = false;
+                self.run.stop_requested();
+                self.tell(NoteKind::Info, "stopping the run...".to_string());
+                Some(Command::Stop)
+            }
         }
     }
 
     fn quit(&mut self) -> Option<Command> {
         self.help_open = false;
+        if self.watch.is_some() {
+            // A viewer only leaves; the run goes on.
+            self.exit = true;
+            return None;
+        }
         match self.run.phase() {
             Phase::Starting | Phase::Training | Phase::Diverged(_) => {
                 self.run.stop_requested();
@@ -356,6 +423,9 @@ impl App {
 
     fn refuse(&mut self, what: &str) -> Option<Command> {
         let why = match self.run.phase() {
+            _ if self.watch == Some(WatchMode::Replay) => {
+                "the run is not running (this is a replay)"
+            }
             Phase::Stopping => "the run is stopping",
             Phase::Diverged(_) => "training diverged",
             _ => "training has ended",
@@ -382,7 +452,8 @@ impl App {
     }
 
     fn accepts_commands(&self) -> bool {
-        matches!(self.run.phase(), Phase::Starting | Phase::Training)
+        self.watch != Some(WatchMode::Replay)
+            && matches!(self.run.phase(), Phase::Starting | Phase::Training)
     }
 
     /// The event loop should end now.

@@ -24,6 +24,7 @@ use ratatui::crossterm::event::Event;
 
 use crate::protocol::{Command, TrainMsg};
 use crate::run::signals::{StopSignals, take_signal};
+use crate::run::state::Note;
 
 use self::action::Action;
 use self::app::App;
@@ -45,6 +46,8 @@ pub struct TuiOptions<'a> {
     pub themes_dir: &'a Path,
     /// Keep the dashboard up after the run ends on its own, until a quit key.
     pub stay_open_when_done: bool,
+    /// News for the status line from outside the trainer (a watched run's answers).
+    pub notes: Option<&'a Receiver<Note>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +119,7 @@ pub fn run(
         Link {
             msgs: &msg_rx,
             commands: &cmd_tx,
+            notes: opts.notes,
         },
         frame_time(opts.fps),
         signals.latest(),
@@ -138,7 +142,10 @@ pub fn run(
             ..
         } => {
             // The dashboard is failing; ask the trainer to save and stop rather than train unseen.
-            let _ = cmd_tx.send(Command::Stop);
+            // A viewer of another process's run only goes away: the run is watched elsewhere.
+            if app.watch_mode().is_none() {
+                let _ = cmd_tx.send(Command::Stop);
+            }
             // A terminal that fails after SIGHUP/SIGTERM has simply gone away: the run ends as
             // the signal asks, not as an error.
             if let Some(signal) = signals.seen() {
@@ -156,11 +163,12 @@ pub fn frame_time(fps: u32) -> Duration {
     Duration::from_secs(1) / fps.clamp(1, MAX_FPS)
 }
 
-/// The two channels to the trainer.
+/// The two channels to the trainer, and news from elsewhere.
 #[derive(Clone, Copy)]
 pub struct Link<'a> {
     pub msgs: &'a Receiver<TrainMsg>,
     pub commands: &'a Sender<Command>,
+    pub notes: Option<&'a Receiver<Note>>,
 }
 
 /// The loop, generic over the terminal and the event source so tests can drive it.
@@ -192,6 +200,11 @@ pub fn event_loop<B: Backend, E: EventSource>(
                     backlog = false;
                     break;
                 }
+            }
+        }
+        if let Some(notes) = link.notes {
+            while let Ok(note) = notes.try_recv() {
+                app.notify(note);
             }
         }
         // A signal counts as a quit key; a second one stops waiting for the checkpoint.

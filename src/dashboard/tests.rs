@@ -133,6 +133,7 @@ fn quit_stops_the_trainer_and_waits_for_it() {
         Link {
             msgs: &msg_rx,
             commands: &cmd_tx,
+            notes: None,
         },
         frame_time(100),
         &flag,
@@ -175,6 +176,7 @@ fn a_signal_quits_like_the_q_key() {
         Link {
             msgs: &msg_rx,
             commands: &cmd_tx,
+            notes: None,
         },
         frame_time(100),
         &flag,
@@ -205,6 +207,7 @@ fn a_vanished_trainer_ends_the_loop_with_an_error_state() {
         Link {
             msgs: &msg_rx,
             commands: &cmd_tx,
+            notes: None,
         },
         frame_time(100),
         &AtomicUsize::new(0),
@@ -246,6 +249,7 @@ fn drawing_is_paced_however_many_messages_arrive() {
         Link {
             msgs: &msg_rx,
             commands: &cmd_tx,
+            notes: None,
         },
         frame,
         &AtomicUsize::new(0),

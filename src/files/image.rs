@@ -51,6 +51,69 @@ pub fn grid_png(
     Ok(out)
 }
 
+/// The most pixels `split_grid_png` decodes: far more than any grid the runs write.
+const MAX_GRID_PIXELS: u64 = 16 << 20;
+
+/// Reads a PNG grid as `grid_png` writes it, back into its digits of `width x height` (trailing
+/// all-black tiles of a last, partly filled row are dropped). Returns the pixels and the count.
+pub fn split_grid_png(
+    bytes: &[u8],
+    width: usize,
+    height: usize,
+) -> Result<(Vec<u8>, usize), String> {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let (img_w, img_h) = {
+        let info = reader.info();
+        (info.width as usize, info.height as usize)
+    };
+    if (img_w as u64) * (img_h as u64) > MAX_GRID_PIXELS {
+        return Err(format!(
+            "a {img_w}x{img_h} picture is too large for a sample grid"
+        ));
+    }
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| "the picture is too large".to_string())?;
+    let mut buf = vec![0; size];
+    let frame = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
+    if frame.color_type != png::ColorType::Grayscale || frame.bit_depth != png::BitDepth::Eight {
+        return Err("not an 8-bit greyscale sample grid".to_string());
+    }
+    let (cell_w, cell_h) = (width + PADDING, height + PADDING);
+    let columns = img_w.saturating_sub(PADDING) / cell_w;
+    let rows = img_h.saturating_sub(PADDING) / cell_h;
+    if columns == 0 || rows == 0 {
+        return Err(format!(
+            "a {img_w}x{img_h} picture holds no {width}x{height} digit"
+        ));
+    }
+    let mut pixels = Vec::with_capacity(columns * rows * width * height);
+    for i in 0..columns * rows {
+        let (x0, y0) = (
+            PADDING + (i % columns) * cell_w,
+            PADDING + (i / columns) * cell_h,
+        );
+        for y in 0..height {
+            let start = (y0 + y) * frame.line_size + x0;
+            pixels.extend_from_slice(&buf[start..start + width]);
+        }
+    }
+    let per = width * height;
+    let mut count = columns * rows;
+    // The last row may end in empty tiles.
+    while count > columns * (rows - 1)
+        && pixels[(count - 1) * per..count * per]
+            .iter()
+            .all(|&p| p == 0)
+    {
+        count -= 1;
+    }
+    pixels.truncate(count * per);
+    Ok((pixels, count))
+}
+
 /// Columns for a roughly square grid of `count` digits.
 pub fn square_columns(count: usize) -> usize {
     (count as f64).sqrt().ceil().max(1.0) as usize
@@ -84,6 +147,15 @@ mod tests {
         assert_eq!(buf[2 * w + 6], 50);
         assert_eq!(buf[6 * w + 2], 90);
         assert_eq!(buf[0], 0);
+    }
+
+    #[test]
+    fn a_grid_splits_back_into_its_digits() {
+        let pixels: Vec<u8> = (1..=5 * 4).map(|v| v as u8).collect();
+        let bytes = grid_png(&pixels, 2, 2, 3).unwrap();
+        assert_eq!(split_grid_png(&bytes, 2, 2).unwrap(), (pixels, 5));
+        assert!(split_grid_png(b"not a png", 2, 2).is_err());
+        assert!(split_grid_png(&bytes, 40, 40).is_err());
     }
 
     #[test]

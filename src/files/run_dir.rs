@@ -30,6 +30,13 @@ impl RunDir {
         Ok(dir)
     }
 
+    /// The run folder at `root`, for reading: nothing is created.
+    pub fn at(root: &Path) -> RunDir {
+        RunDir {
+            root: root.to_path_buf(),
+        }
+    }
+
     /// Creates the folder of a new run and writes its `config.toml`, refusing a folder that
     /// already holds a run so nothing of it is overwritten.
     pub fn start_new(root: &Path, config_toml: &str) -> anyhow::Result<RunDir> {

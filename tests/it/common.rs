@@ -140,3 +140,13 @@ impl Drop for Tmux {
 pub fn sh_quote(p: &Path) -> String {
     format!("'{}'", p.display())
 }
+
+/// The step number the status bar shows ("step 123/...").
+pub fn shown_step(screen: &str) -> Option<u64> {
+    screen.match_indices("step ").find_map(|(at, _)| {
+        let rest = &screen[at + 5..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let after = rest[digits.len()..].chars().next();
+        (!digits.is_empty() && after == Some('/')).then(|| digits.parse().ok())?
+    })
+}

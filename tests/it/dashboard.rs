@@ -11,16 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The step number the status bar shows ("step 123/...").
-fn shown_step(screen: &str) -> Option<u64> {
-    screen.match_indices("step ").find_map(|(at, _)| {
-        let rest = &screen[at + 5..];
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        let after = rest[digits.len()..].chars().next();
-        (!digits.is_empty() && after == Some('/')).then(|| digits.parse().ok())?
-    })
-}
-
 /// The digit panel's rows: the right-hand box of the screen's upper part.
 fn digit_panel(screen: &str) -> String {
     screen

@@ -8,3 +8,4 @@ mod dashboard;
 mod fuzz_inputs;
 mod headless;
 mod resume;
+mod watch;

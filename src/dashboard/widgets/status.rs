@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use crate::dashboard::action::{Action, KEYS};
-use crate::dashboard::app::App;
+use crate::dashboard::app::{App, WatchMode};
 use crate::dashboard::theme::Theme;
 use crate::run::format::{format_duration, format_learning_rate};
 use crate::run::state::{NoteKind, Phase};
@@ -19,7 +19,9 @@ const GAP: &str = "  ";
 
 /// The state badge: what the trainer last confirmed, or that a request is on its way.
 pub fn state_badge(app: &App, theme: &Theme) -> (String, Style) {
+    let replay = app.watch_mode() == Some(WatchMode::Replay);
     match app.run().phase() {
+        Phase::Starting | Phase::Training if replay => ("NOT RUNNING".to_string(), theme.muted),
         Phase::Starting => ("STARTING".to_string(), theme.muted),
         Phase::Stopping => ("STOPPING".to_string(), theme.warning),
         Phase::Finished(_) => ("FINISHED".to_string(), theme.ok),
@@ -38,6 +40,11 @@ pub fn state_badge(app: &App, theme: &Theme) -> (String, Style) {
 pub fn fact_segments(app: &App, theme: &Theme) -> Vec<Span<'static>> {
     let (badge, badge_style) = state_badge(app, theme);
     let mut out = vec![Span::styled(format!(" {badge} "), badge_style)];
+    match app.watch_mode() {
+        Some(WatchMode::Live) => out.push(Span::styled("watching live", theme.title)),
+        Some(WatchMode::Replay) => out.push(Span::styled("replay", theme.warning)),
+        None => {}
+    }
     if let Some(alarm) = app.run().last_alarm() {
         out.push(Span::styled(
             format!("alarm {} at step {}", alarm.kind.name(), alarm.step),

@@ -1,0 +1,270 @@
+//! The control socket's messages: one JSON object per line, each carrying the protocol version,
+//! bounded in size and checked before anything acts on it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{Command, TrainMsg};
+
+/// The version every line carries; a line of another version is refused.
+pub const VERSION: u32 = 1;
+
+/// The longest line a viewer may send, newline included: a command is under 100 bytes.
+pub const MAX_REQUEST_BYTES: usize = 4096;
+
+/// The longest line a viewer accepts from the run: a sample grid of 256 digits as JSON is
+/// under 1 MiB.
+pub const MAX_EVENT_BYTES: usize = 8 << 20;
+
+/// What a viewer asks of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Send the run's current facts, then every trainer message from now on.
+    Subscribe { v: u32 },
+    /// Pass a command to the trainer.
+    Command { v: u32, command: Command },
+}
+
+/// What the run tells a viewer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    /// A trainer message.
+    Event { v: u32, msg: Box<TrainMsg> },
+    /// The command was passed to the trainer (its effect arrives as events).
+    Accepted { v: u32, command: Command },
+    /// The line was refused; the connection may be closed after this.
+    Refused { v: u32, error: String },
+}
+
+/// Why a request line was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("a request is at most {MAX_REQUEST_BYTES} bytes")]
+    TooLong,
+    #[error("a request is one line of UTF-8 JSON")]
+    NotText,
+    #[error("not a request: {0}")]
+    Malformed(String),
+    #[error("protocol version {0} is not supported; this run speaks version {VERSION}")]
+    Version(u32),
+    #[error("no digit {0}: digits are 0-9")]
+    BadDigit(u8),
+}
+
+/// Parses and checks one request line (without its newline).
+pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
+    if line.len() >= MAX_REQUEST_BYTES {
+        return Err(RequestError::TooLong);
+    }
+    let text = std::str::from_utf8(line).map_err(|_| RequestError::NotText)?;
+    let request: Request = serde_json::from_str(text.trim_end_matches('\r'))
+        .map_err(|e| RequestError::Malformed(e.to_string()))?;
+    let v = match request {
+        Request::Subscribe { v } | Request::Command { v, .. } => v,
+    };
+    if v != VERSION {
+        return Err(RequestError::Version(v));
+    }
+    if let Request::Command {
+        command: Command::ShowDigit(Some(d)),
+        ..
+    } = request
+        && d > 9
+    {
+        return Err(RequestError::BadDigit(d));
+    }
+    Ok(request)
+}
+
+/// One line of JSON with its newline.
+pub fn line<T: Serialize>(value: &T) -> Vec<u8> {
+    // Our own types with string keys always serialise; an empty line is skipped by readers.
+    let mut bytes = serde_json::to_vec(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Parses a line from the run, as a viewer reads it.
+pub fn parse_reply(line: &[u8]) -> Result<Reply, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_string())?;
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// How a line reader ends a line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineRead {
+    Line(Vec<u8>),
+    /// The peer closed the connection (a partial last line is dropped).
+    Closed,
+    /// More than `max` bytes came without a newline.
+    TooLong,
+}
+
+/// Reads one line of at most `max` bytes (newline not counted, not returned), never holding
+/// more than `max` bytes whatever the peer sends.
+pub fn read_line_bounded(
+    reader: &mut impl std::io::BufRead,
+    max: usize,
+) -> std::io::Result<LineRead> {
+    let mut line = Vec::new();
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(LineRead::Closed);
+        }
+        let (taken, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(at) => (at, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + taken > max {
+            return Ok(LineRead::TooLong);
+        }
+        line.extend_from_slice(&buf[..taken]);
+        reader.consume(taken + usize::from(done));
+        if done {
+            return Ok(LineRead::Line(line));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn requests_round_trip_and_are_checked() {
+        for request in [
+            Request::Subscribe { v: VERSION },
+            Request::Command {
+                v: VERSION,
+                command: Command::Pause,
+            },
+            Request::Command {
+                v: VERSION,
+                command: Command::ShowDigit(Some(7)),
+            },
+            Request::Command {
+                v: VERSION,
+                command: Command::FreshNoise(true),
+            },
+        ] {
+            let bytes = line(&request);
+            assert_eq!(parse_request(&bytes[..bytes.len() - 1]), Ok(request));
+        }
+        assert_eq!(
+            parse_request(br#"{"type":"command","v":1,"command":"pause"}"#),
+            Ok(Request::Command {
+                v: 1,
+                command: Command::Pause
+            })
+        );
+        assert_eq!(
+            parse_request(br#"{"type":"subscribe","v":2}"#),
+            Err(RequestError::Version(2))
+        );
+        assert_eq!(
+            parse_request(br#"{"type":"command","v":1,"command":{"show_digit":12}}"#),
+            Err(RequestError::BadDigit(12))
+        );
+        assert!(matches!(
+            parse_request(br#"{"type":"command","v":1,"command":"explode"}"#),
+            Err(RequestError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_request(br#"{"type":"subscribe","v":1,"extra":0}"#),
+            Err(RequestError::Malformed(_))
+        ));
+        assert_eq!(parse_request(&[0xff, 0xfe]), Err(RequestError::NotText));
+        assert_eq!(
+            parse_request(&vec![b' '; MAX_REQUEST_BYTES]),
+            Err(RequestError::TooLong)
+        );
+    }
+
+    #[test]
+    fn the_line_reader_stops_at_its_bound() {
+        let mut input: &[u8] = b"short\nmuch too long a line\nrest";
+        let mut reader = std::io::BufReader::with_capacity(4, &mut input);
+        assert_eq!(
+            read_line_bounded(&mut reader, 8).unwrap(),
+            LineRead::Line(b"short".to_vec())
+        );
+        assert_eq!(
+            read_line_bounded(&mut reader, 8).unwrap(),
+            LineRead::TooLong
+        );
+        let mut input: &[u8] = b"half a line";
+        assert_eq!(
+            read_line_bounded(&mut input, 100).unwrap(),
+            LineRead::Closed
+        );
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let msg = TrainMsg::Samples(crate::protocol::SampleGrid {
+            step: 5,
+            width: 2,
+            height: 1,
+            pixels: vec![0, 255, 3, 4],
+            labels: Some(vec![1, 2]),
+        });
+        let bytes = line(&Reply::Event {
+            v: VERSION,
+            msg: Box::new(msg.clone()),
+        });
+        assert_eq!(
+            parse_reply(&bytes[..bytes.len() - 1]),
+            Ok(Reply::Event {
+                v: VERSION,
+                msg: Box::new(msg)
+            })
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever bytes arrive, parsing answers with a request or an error, never a panic,
+        /// and only well-formed version-1 requests are accepted.
+        #[test]
+        fn any_bytes_parse_or_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(request) = parse_request(&bytes) {
+                let v = match request {
+                    Request::Subscribe { v } | Request::Command { v, .. } => v,
+                };
+                prop_assert_eq!(v, VERSION);
+            }
+        }
+
+        /// Near-valid JSON (a valid request with one byte changed) never panics either.
+        #[test]
+        fn mutated_requests_never_panic(at in 0usize..60, byte in any::<u8>()) {
+            let mut bytes = line(&Request::Command { v: VERSION, command: Command::ShowDigit(Some(3)) });
+            bytes.pop();
+            if let Some(b) = bytes.get_mut(at) {
+                *b = byte;
+            }
+            let _ = parse_request(&bytes);
+        }
+
+        /// The line reader never returns more than its bound, whatever the input.
+        #[test]
+        fn the_line_reader_is_bounded(bytes in proptest::collection::vec(any::<u8>(), 0..200), max in 0usize..50) {
+            let mut input: &[u8] = &bytes;
+            let mut reader = std::io::BufReader::with_capacity(7, &mut input);
+            for _ in 0..300 {
+                match read_line_bounded(&mut reader, max).unwrap() {
+                    LineRead::Line(l) => prop_assert!(l.len() <= max),
+                    LineRead::Closed | LineRead::TooLong => break,
+                }
+            }
+        }
+    }
+}
