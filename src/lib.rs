@@ -58,12 +58,21 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             return Ok(0);
         }
         Some(CliCommand::Bench(args)) => {
-            let report = bench::run(args.preset, args.steps as usize, args.batch_size as usize)?;
-            console::say(if args.json {
-                report.json()
-            } else {
-                report.text()
-            });
+            nn::threads::set(nn::threads::Threads::from_setting(args.threads as usize))?;
+            let presets = args.preset.presets();
+            let mut reports = Vec::new();
+            for &preset in &presets {
+                let report = bench::run(preset, args.steps as usize, args.batch_size as usize)?;
+                if args.json {
+                    console::say(report.json());
+                } else if presets.len() == 1 {
+                    console::say(report.text());
+                }
+                reports.push(report);
+            }
+            if !args.json && presets.len() > 1 {
+                console::say(bench::table(&reports));
+            }
             return Ok(0);
         }
         Some(CliCommand::Judge(cli::JudgeCommand::Train(a))) => {
@@ -105,6 +114,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     };
     let (run, data) = run;
+    nn::threads::set(nn::threads::Threads::from_setting(cfg.threads))?;
 
     let (msg_tx, msg_rx) = mpsc::channel();
     let (cmd_tx, cmd_rx) = mpsc::channel();

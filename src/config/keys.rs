@@ -83,6 +83,17 @@ pub(super) const MAX_STEPS: Key<Int> = Key {
     write: |c| c.max_steps.unwrap_or(0).to_string(),
     set: |c, _, v| c.max_steps = steps_limit(v),
 };
+pub(super) const THREADS: Key<Int> = Key {
+    table: "train",
+    name: "threads",
+    flag: "--threads",
+    accepts: Int { min: 0, max: 1024 },
+    doc: "threads a step may use; 0 = the cores this process may use",
+    help: "threads a training step may use; 0 = the cores this process may use, falling back to one thread while more do not pay (another program busy on a core)",
+    default_shown: None,
+    write: |c| c.threads.to_string(),
+    set: |c, _, v| c.threads = narrow(v),
+};
 pub(super) const LR: Key<Positive> = Key {
     table: "train",
     name: "lr",
@@ -272,6 +283,7 @@ pub(super) const KEYS: &[&dyn Setting] = &[
     &BATCH_SIZE,
     &SEED,
     &MAX_STEPS,
+    &THREADS,
     &LR,
     &LR_SCHEDULE,
     &LR_STEP_EVERY,

@@ -24,7 +24,9 @@ mod tests;
 pub use crate::train::gan::Preset;
 
 use file::FileLayer;
-use keys::{BATCH_SIZE, DATA_DIR, EPOCHS, KEYS, LR, MAX_STEPS, RUN_DIR, SEED, TABLES, THEME};
+use keys::{
+    BATCH_SIZE, DATA_DIR, EPOCHS, KEYS, LR, MAX_STEPS, RUN_DIR, SEED, TABLES, THEME, THREADS,
+};
 pub use keys::{example_file, settings_table};
 
 /// The resolved, validated settings of one run.
@@ -36,6 +38,8 @@ pub struct Config {
     pub seed: u64,
     /// Stop after this many steps in all, if set.
     pub max_steps: Option<u64>,
+    /// Threads a training step may use; 0: the cores this process may use (see `nn::threads`).
+    pub threads: usize,
     pub lr: f64,
     /// How the learning rate changes over the run (`train.lr_schedule` and its settings).
     pub lr_schedule: Schedule,
@@ -90,6 +94,7 @@ impl Default for Config {
             batch_size: 64,
             seed: 0,
             max_steps: None,
+            threads: 0,
             lr: Preset::Cgan.default_lr(),
             lr_schedule: Schedule::default(),
             data_dir: None,
@@ -139,6 +144,7 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// `Some(0)` lifts any limit the file sets.
     pub max_steps: Option<u64>,
+    pub threads: Option<usize>,
     pub lr: Option<f64>,
     pub data_dir: Option<PathBuf>,
     pub run_dir: Option<PathBuf>,
@@ -375,6 +381,9 @@ fn apply_overrides(
     }
     if let Some(v) = MAX_STEPS.flag(o.max_steps)? {
         config.max_steps = steps_limit(v);
+    }
+    if let Some(v) = THREADS.flag(o.threads)? {
+        config.threads = v;
     }
     if let Some(v) = LR.flag(o.lr)? {
         *lr = Some(v);

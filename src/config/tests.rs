@@ -362,7 +362,7 @@ fn theme_must_be_a_plain_name() {
 
 #[test]
 fn file_values_beat_defaults_and_flags_beat_the_file() {
-    let text = "[train]\nepochs = 3\nbatch_size = 32\nseed = 11\nmax_steps = 100\nlr = 0.001\n\
+    let text = "[train]\nepochs = 3\nbatch_size = 32\nseed = 11\nmax_steps = 100\nthreads = 1\nlr = 0.001\n\
                 [data]\ndir = \"digits\"\n[run]\ndir = \"out\"\nlog_every = 5\n\
                 sample_every = 50\nsample_count = 16\nkeep_checkpoints = 2\n\
                 on_write_error = \"stop\"\neval_count = 300\n[ui]\ntheme = \"mono\"\nfps = 30\n";
@@ -377,6 +377,7 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         batch_size: 32,
         seed: 11,
         max_steps: Some(100),
+        threads: 1,
         lr: 0.001,
         lr_schedule: Schedule::default(),
         data_dir: Some(dir.join("digits")),
@@ -398,6 +399,7 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         batch_size: Some(8),
         seed: Some(12),
         max_steps: Some(0),
+        threads: Some(0),
         lr: Some(0.5),
         data_dir: Some(PathBuf::from("/abs/data")),
         run_dir: Some(PathBuf::new()),
@@ -412,6 +414,7 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         batch_size: 8,
         seed: 12,
         max_steps: None,
+        threads: 0,
         lr: 0.5,
         data_dir: Some(PathBuf::from("/abs/data")),
         run_dir: None,
@@ -613,6 +616,7 @@ fn to_toml_loads_back_equal() {
         batch_size: 17,
         seed: i64::MAX as u64,
         max_steps: Some(123),
+        threads: 3,
         lr: 0.1 + 0.2,
         lr_schedule: Schedule {
             kind: ScheduleKind::Cosine,

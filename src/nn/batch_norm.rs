@@ -18,6 +18,7 @@ use super::dense::Activation;
 use super::frozen::FrozenModule;
 use super::kernels;
 use super::ops::{self, put_grad, take_grad};
+use super::profile::{self, OpKind, Pass};
 
 /// PyTorch's defaults.
 const EPS: f64 = 1e-5;
@@ -138,145 +139,153 @@ impl<const C: usize, A: Activation, const GROUPS: usize> BatchNorm2d<C, A, GROUP
         stats: Statistics,
         wants: Wants,
     ) -> Result<(Images<B, H, W, C, T>, Vec<GroupStats>), CpuError> {
-        let (xv, x, mut tape) = ops::take_input(x)?;
-        let rows = xv.len() / C.max(1);
-        let (weight, bias) = (ops::read(&self.weight)?, ops::read(&self.bias)?);
-        let groups = match stats {
-            Statistics::Batch(g) => g,
-            Statistics::Running => 1,
-        };
-        if groups == 0 || rows == 0 || !rows.is_multiple_of(groups) {
-            return Err(CpuError::WrongNumElements);
-        }
-        let per = rows / groups;
-        // Per group and channel: 1/sqrt(var + eps) and the mean the pass normalises with.
-        let mut inv_std = vec![0.0f32; groups * C];
-        let mut means = vec![0.0f32; groups * C];
-        let mut found = Vec::new();
-        match stats {
-            Statistics::Running => {
-                let (rm, rv) = (
-                    ops::read(&self.running_mean)?,
-                    ops::read(&self.running_var)?,
-                );
-                for c in 0..C {
-                    means[c] = rm[c];
-                    inv_std[c] = (1.0 / (rv[c] as f64 + EPS).sqrt()) as f32;
-                }
+        profile::timed(OpKind::BatchNorm, Pass::Forward, || {
+            let (xv, x, mut tape) = ops::take_input(x)?;
+            let rows = xv.len() / C.max(1);
+            let (weight, bias) = (ops::read(&self.weight)?, ops::read(&self.bias)?);
+            let groups = match stats {
+                Statistics::Batch(g) => g,
+                Statistics::Running => 1,
+            };
+            if groups == 0 || rows == 0 || !rows.is_multiple_of(groups) {
+                return Err(CpuError::WrongNumElements);
             }
-            Statistics::Batch(_) => {
-                for (gi, xg) in xv.chunks_exact(per * C).enumerate() {
-                    let s = group_stats::<C>(xg, per);
+            let per = rows / groups;
+            // Per group and channel: 1/sqrt(var + eps) and the mean the pass normalises with.
+            let mut inv_std = vec![0.0f32; groups * C];
+            let mut means = vec![0.0f32; groups * C];
+            let mut found = Vec::new();
+            match stats {
+                Statistics::Running => {
+                    let (rm, rv) = (
+                        ops::read(&self.running_mean)?,
+                        ops::read(&self.running_var)?,
+                    );
                     for c in 0..C {
-                        means[gi * C + c] = s.mean[c] as f32;
-                        inv_std[gi * C + c] = (1.0 / (s.biased_var[c] + EPS).sqrt()) as f32;
+                        means[c] = rm[c];
+                        inv_std[c] = (1.0 / (rv[c] as f64 + EPS).sqrt()) as f32;
                     }
-                    found.push(GroupStats {
-                        mean: s.mean.iter().map(|&m| m as f32).collect(),
-                        unbiased_var: s.unbiased_var.iter().map(|&v| v as f32).collect(),
-                    });
                 }
-            }
-        }
-        let mut xhat = xv;
-        let mut y = vec![0.0f32; xhat.len()];
-        for (gi, (xg, yg)) in xhat
-            .chunks_exact_mut(per * C)
-            .zip(y.chunks_exact_mut(per * C))
-            .enumerate()
-        {
-            let (m, s) = (&means[gi * C..][..C], &inv_std[gi * C..][..C]);
-            for (xr, yr) in xg.chunks_exact_mut(C).zip(yg.chunks_exact_mut(C)) {
-                for c in 0..C {
-                    let h = (xr[c] - m[c]) * s[c];
-                    xr[c] = h;
-                    yr[c] = weight[c] * h;
-                }
-            }
-        }
-        A::bias_act(&mut y, &bias);
-        let kept_y = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
-        let out = x.device().try_tensor_from_vec(y, *x.shape())?;
-        if T::OWNS_TAPE {
-            let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
-            let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
-            let batch_stats = stats != Statistics::Running;
-            tape.add_backward_op(move |grads| {
-                let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
-                if let Some(y) = &kept_y {
-                    A::grad(&mut dy, y);
-                }
-                let mut dweight = vec![0.0f32; C];
-                let mut dbias = vec![0.0f32; C];
-                let mut dx = vec![0.0f32; dy.len()];
-                for (gi, ((dg, hg), dxg)) in dy
-                    .chunks_exact(per * C)
-                    .zip(xhat.chunks_exact(per * C))
-                    .zip(dx.chunks_exact_mut(per * C))
-                    .enumerate()
-                {
-                    let mut sum_dy = vec![0.0f64; C];
-                    let mut sum_dy_xhat = vec![0.0f64; C];
-                    for (d, h) in dg.chunks_exact(C).zip(hg.chunks_exact(C)) {
+                Statistics::Batch(_) => {
+                    for (gi, xg) in xv.chunks_exact(per * C).enumerate() {
+                        let s = group_stats::<C>(xg, per);
                         for c in 0..C {
-                            sum_dy[c] += d[c] as f64;
-                            sum_dy_xhat[c] += (d[c] * h[c]) as f64;
+                            means[gi * C + c] = s.mean[c] as f32;
+                            inv_std[gi * C + c] = (1.0 / (s.biased_var[c] + EPS).sqrt()) as f32;
                         }
+                        found.push(GroupStats {
+                            mean: s.mean.iter().map(|&m| m as f32).collect(),
+                            unbiased_var: s.unbiased_var.iter().map(|&v| v as f32).collect(),
+                        });
                     }
-                    let n = per as f64;
-                    let mut k = vec![0.0f32; C];
-                    let mut mean_dy = vec![0.0f32; C];
-                    let mut mean_dy_xhat = vec![0.0f32; C];
+                }
+            }
+            let mut xhat = xv;
+            let mut y = vec![0.0f32; xhat.len()];
+            for (gi, (xg, yg)) in xhat
+                .chunks_exact_mut(per * C)
+                .zip(y.chunks_exact_mut(per * C))
+                .enumerate()
+            {
+                let (m, s) = (&means[gi * C..][..C], &inv_std[gi * C..][..C]);
+                for (xr, yr) in xg.chunks_exact_mut(C).zip(yg.chunks_exact_mut(C)) {
                     for c in 0..C {
-                        dweight[c] += sum_dy_xhat[c] as f32;
-                        dbias[c] += sum_dy[c] as f32;
-                        k[c] = weight[c] * inv_std[gi * C + c];
-                        if batch_stats {
-                            mean_dy[c] = (sum_dy[c] / n) as f32;
-                            mean_dy_xhat[c] = (sum_dy_xhat[c] / n) as f32;
-                        }
-                    }
-                    for ((d, h), out) in dg
-                        .chunks_exact(C)
-                        .zip(hg.chunks_exact(C))
-                        .zip(dxg.chunks_exact_mut(C))
-                    {
-                        for c in 0..C {
-                            out[c] = k[c] * (d[c] - mean_dy[c] - h[c] * mean_dy_xhat[c]);
-                        }
+                        let h = (xr[c] - m[c]) * s[c];
+                        xr[c] = h;
+                        yr[c] = weight[c] * h;
                     }
                 }
-                let add = |g: &mut [f32], d: &[f32]| g.iter_mut().zip(d).for_each(|(g, d)| *g += d);
-                if wants.input {
-                    add(grads.get_or_alloc_mut(&x_ghost)?, &dx);
-                }
-                if wants.params {
-                    add(grads.get_or_alloc_mut(&w_ghost)?, &dweight);
-                    add(grads.get_or_alloc_mut(&b_ghost)?, &dbias);
-                }
-                put_grad!(grads, out_ghost, dy);
-                Ok(())
-            });
-        }
-        Ok((out.put_tape(tape), found))
+            }
+            A::bias_act(&mut y, &bias);
+            let kept_y = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
+            let out = x.device().try_tensor_from_vec(y, *x.shape())?;
+            if T::OWNS_TAPE {
+                let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
+                let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
+                let batch_stats = stats != Statistics::Running;
+                tape.add_backward_op(move |grads| {
+                    profile::timed(OpKind::BatchNorm, Pass::Backward, || {
+                        let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
+                        if let Some(y) = &kept_y {
+                            A::grad(&mut dy, y);
+                        }
+                        let mut dweight = vec![0.0f32; C];
+                        let mut dbias = vec![0.0f32; C];
+                        let mut dx = vec![0.0f32; dy.len()];
+                        for (gi, ((dg, hg), dxg)) in dy
+                            .chunks_exact(per * C)
+                            .zip(xhat.chunks_exact(per * C))
+                            .zip(dx.chunks_exact_mut(per * C))
+                            .enumerate()
+                        {
+                            let mut sum_dy = vec![0.0f64; C];
+                            let mut sum_dy_xhat = vec![0.0f64; C];
+                            for (d, h) in dg.chunks_exact(C).zip(hg.chunks_exact(C)) {
+                                for c in 0..C {
+                                    sum_dy[c] += d[c] as f64;
+                                    sum_dy_xhat[c] += (d[c] * h[c]) as f64;
+                                }
+                            }
+                            let n = per as f64;
+                            let mut k = vec![0.0f32; C];
+                            let mut mean_dy = vec![0.0f32; C];
+                            let mut mean_dy_xhat = vec![0.0f32; C];
+                            for c in 0..C {
+                                dweight[c] += sum_dy_xhat[c] as f32;
+                                dbias[c] += sum_dy[c] as f32;
+                                k[c] = weight[c] * inv_std[gi * C + c];
+                                if batch_stats {
+                                    mean_dy[c] = (sum_dy[c] / n) as f32;
+                                    mean_dy_xhat[c] = (sum_dy_xhat[c] / n) as f32;
+                                }
+                            }
+                            for ((d, h), out) in dg
+                                .chunks_exact(C)
+                                .zip(hg.chunks_exact(C))
+                                .zip(dxg.chunks_exact_mut(C))
+                            {
+                                for c in 0..C {
+                                    out[c] = k[c] * (d[c] - mean_dy[c] - h[c] * mean_dy_xhat[c]);
+                                }
+                            }
+                        }
+                        let add = |g: &mut [f32], d: &[f32]| {
+                            g.iter_mut().zip(d).for_each(|(g, d)| *g += d)
+                        };
+                        if wants.input {
+                            add(grads.get_or_alloc_mut(&x_ghost)?, &dx);
+                        }
+                        if wants.params {
+                            add(grads.get_or_alloc_mut(&w_ghost)?, &dweight);
+                            add(grads.get_or_alloc_mut(&b_ghost)?, &dbias);
+                        }
+                        put_grad!(grads, out_ghost, dy);
+                        Ok(())
+                    })
+                });
+            }
+            Ok((out.put_tape(tape), found))
+        })
     }
 
     /// Moves the running statistics a tenth of the way to each group's, group by group (the
     /// variance unbiased, as PyTorch does).
     pub fn track(&mut self, found: &[GroupStats]) -> Result<(), CpuError> {
-        let (mut rm, mut rv) = (
-            ops::read(&self.running_mean)?,
-            ops::read(&self.running_var)?,
-        );
-        for s in found {
-            for c in 0..C {
-                rm[c] = (1.0 - MOMENTUM) * rm[c] + MOMENTUM * s.mean[c];
-                rv[c] = (1.0 - MOMENTUM) * rv[c] + MOMENTUM * s.unbiased_var[c];
+        profile::timed(OpKind::BatchNorm, Pass::Forward, || {
+            let (mut rm, mut rv) = (
+                ops::read(&self.running_mean)?,
+                ops::read(&self.running_var)?,
+            );
+            for s in found {
+                for c in 0..C {
+                    rm[c] = (1.0 - MOMENTUM) * rm[c] + MOMENTUM * s.mean[c];
+                    rv[c] = (1.0 - MOMENTUM) * rv[c] + MOMENTUM * s.unbiased_var[c];
+                }
             }
-        }
-        self.running_mean.copy_from(&rm);
-        self.running_var.copy_from(&rv);
-        Ok(())
+            self.running_mean.copy_from(&rm);
+            self.running_var.copy_from(&rv);
+            Ok(())
+        })
     }
 }
 

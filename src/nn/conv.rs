@@ -21,6 +21,7 @@ use super::dense::Activation;
 use super::frozen::{Constant, FrozenModule};
 use super::kernels;
 use super::ops::{self, put_grad, take_grad};
+use super::profile::{self, OpKind, Pass};
 
 /// DCGAN's initialisation (Radford et al. 2016): weights normal with this deviation, biases 0.
 pub const INIT_STD: f32 = 0.02;
@@ -449,51 +450,55 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
     out_shape: So,
     wants: Wants,
 ) -> Result<Tensor<So, f32, Cpu, T>, CpuError> {
-    let (k, c) = (geometry.k, geometry.ch);
-    let dims = [out, c, k, k];
-    let (xv, x, mut tape) = ops::take_input(x)?;
-    let batch = xv.len() / geometry.big_len().max(1);
-    let (rows, taps) = (batch * geometry.small * geometry.small, geometry.taps());
-    let w = ops::read(weight)?;
-    if xv.len() != batch * geometry.big_len()
-        || w.len() != out * taps
-        || out_shape.num_elements() != rows * out
-    {
-        return Err(CpuError::WrongNumElements);
-    }
-    let w = permute4(&w, dims, CONV_TO_PRODUCT);
-    let cols = geometry.gather(&xv, batch);
-    drop(xv);
-    let mut y = vec![0.0; rows * out];
-    kernels::forward(&cols, &w, &mut y, rows, taps, out);
-    A::bias_act(&mut y, &ops::read(bias)?);
-    let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
-    let out_t = x.device().try_tensor_from_vec(y, out_shape)?;
-    if T::OWNS_TAPE {
-        let (x_ghost, out_ghost) = (x.ghost(), out_t.ghost());
-        let (w_ghost, b_ghost) = (weight.ghost(), bias.ghost());
-        tape.add_backward_op(move |grads| {
-            let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
-            if let Some(out) = &kept_out {
-                A::grad(&mut dy, out);
-            }
-            if wants.params {
-                let mut dw = vec![0.0; out * taps];
-                kernels::weight_grad(&dy, &cols, &mut dw, rows, taps, out, false);
-                let gw = grads.get_or_alloc_mut(&w_ghost)?;
-                add_unpermuted4(gw, &dw, dims, CONV_TO_PRODUCT);
-                kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
-            }
-            if wants.input {
-                let mut dcols = cols;
-                kernels::input_grad(&dy, &w, &mut dcols, rows, taps, out);
-                geometry.scatter_add(&dcols, grads.get_or_alloc_mut(&x_ghost)?, batch);
-            }
-            put_grad!(grads, out_ghost, dy);
-            Ok(())
-        });
-    }
-    Ok(out_t.put_tape(tape))
+    profile::timed(OpKind::Conv, Pass::Forward, || {
+        let (k, c) = (geometry.k, geometry.ch);
+        let dims = [out, c, k, k];
+        let (xv, x, mut tape) = ops::take_input(x)?;
+        let batch = xv.len() / geometry.big_len().max(1);
+        let (rows, taps) = (batch * geometry.small * geometry.small, geometry.taps());
+        let w = ops::read(weight)?;
+        if xv.len() != batch * geometry.big_len()
+            || w.len() != out * taps
+            || out_shape.num_elements() != rows * out
+        {
+            return Err(CpuError::WrongNumElements);
+        }
+        let w = permute4(&w, dims, CONV_TO_PRODUCT);
+        let cols = geometry.gather(&xv, batch);
+        drop(xv);
+        let mut y = vec![0.0; rows * out];
+        kernels::forward(&cols, &w, &mut y, rows, taps, out);
+        A::bias_act(&mut y, &ops::read(bias)?);
+        let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
+        let out_t = x.device().try_tensor_from_vec(y, out_shape)?;
+        if T::OWNS_TAPE {
+            let (x_ghost, out_ghost) = (x.ghost(), out_t.ghost());
+            let (w_ghost, b_ghost) = (weight.ghost(), bias.ghost());
+            tape.add_backward_op(move |grads| {
+                profile::timed(OpKind::Conv, Pass::Backward, || {
+                    let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
+                    if let Some(out) = &kept_out {
+                        A::grad(&mut dy, out);
+                    }
+                    if wants.params {
+                        let mut dw = vec![0.0; out * taps];
+                        kernels::weight_grad(&dy, &cols, &mut dw, rows, taps, out, false);
+                        let gw = grads.get_or_alloc_mut(&w_ghost)?;
+                        add_unpermuted4(gw, &dw, dims, CONV_TO_PRODUCT);
+                        kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
+                    }
+                    if wants.input {
+                        let mut dcols = cols;
+                        kernels::input_grad(&dy, &w, &mut dcols, rows, taps, out);
+                        geometry.scatter_add(&dcols, grads.get_or_alloc_mut(&x_ghost)?, batch);
+                    }
+                    put_grad!(grads, out_ghost, dy);
+                    Ok(())
+                })
+            });
+        }
+        Ok(out_t.put_tape(tape))
+    })
 }
 
 /// PyTorch's `Conv2d` filters (out, in, kh, kw) as the product's (out, kh, kw, in).
@@ -537,49 +542,53 @@ impl<
         x: Images<B, H, C, T>,
         wants: Wants,
     ) -> Result<Images<B, OH, O, T>, CpuError> {
-        let () = Self::SHAPES_AGREE;
-        let geometry = Self::GEOMETRY;
-        let (xv, x, mut tape) = ops::take_input(x)?;
-        let batch_dim = x.shape().0;
-        let batch = batch_dim.size();
-        let (rows, taps) = (batch * H * H, geometry.taps());
-        let w = permute4(&ops::read(&self.weight)?, [C, O, K, K], Self::TO_PRODUCT);
-        let mut cols = vec![0.0; rows * taps];
-        kernels::forward(&xv, &w, &mut cols, rows, C, taps);
-        let mut y = vec![0.0; batch * OH * OH * O];
-        geometry.scatter_add(&cols, &mut y, batch);
-        drop(cols);
-        A::bias_act(&mut y, &ops::read(&self.bias)?);
-        let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
-        let out = x
-            .device()
-            .try_tensor_from_vec(y, (batch_dim, Const, Const, Const))?;
-        if T::OWNS_TAPE {
-            let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
-            let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
-            tape.add_backward_op(move |grads| {
-                let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
-                if let Some(out) = &kept_out {
-                    A::grad(&mut dy, out);
-                }
-                let dcols = geometry.gather(&dy, batch);
-                if wants.params {
-                    let mut dw = vec![0.0; taps * C];
-                    kernels::weight_grad(&dcols, &xv, &mut dw, rows, C, taps, false);
-                    let gw = grads.get_or_alloc_mut(&w_ghost)?;
-                    add_unpermuted4(gw, &dw, [C, O, K, K], Self::TO_PRODUCT);
-                    kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
-                }
-                if wants.input {
-                    let mut dx: Vec<f32> = take_grad!(grads, x_ghost);
-                    kernels::input_grad_add(&dcols, &w, &mut dx, rows, C, taps);
-                    put_grad!(grads, x_ghost, dx);
-                }
-                put_grad!(grads, out_ghost, dy);
-                Ok(())
-            });
-        }
-        Ok(out.put_tape(tape))
+        profile::timed(OpKind::ConvTranspose, Pass::Forward, || {
+            let () = Self::SHAPES_AGREE;
+            let geometry = Self::GEOMETRY;
+            let (xv, x, mut tape) = ops::take_input(x)?;
+            let batch_dim = x.shape().0;
+            let batch = batch_dim.size();
+            let (rows, taps) = (batch * H * H, geometry.taps());
+            let w = permute4(&ops::read(&self.weight)?, [C, O, K, K], Self::TO_PRODUCT);
+            let mut cols = vec![0.0; rows * taps];
+            kernels::forward(&xv, &w, &mut cols, rows, C, taps);
+            let mut y = vec![0.0; batch * OH * OH * O];
+            geometry.scatter_add(&cols, &mut y, batch);
+            drop(cols);
+            A::bias_act(&mut y, &ops::read(&self.bias)?);
+            let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
+            let out = x
+                .device()
+                .try_tensor_from_vec(y, (batch_dim, Const, Const, Const))?;
+            if T::OWNS_TAPE {
+                let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
+                let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
+                tape.add_backward_op(move |grads| {
+                    profile::timed(OpKind::ConvTranspose, Pass::Backward, || {
+                        let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
+                        if let Some(out) = &kept_out {
+                            A::grad(&mut dy, out);
+                        }
+                        let dcols = geometry.gather(&dy, batch);
+                        if wants.params {
+                            let mut dw = vec![0.0; taps * C];
+                            kernels::weight_grad(&dcols, &xv, &mut dw, rows, C, taps, false);
+                            let gw = grads.get_or_alloc_mut(&w_ghost)?;
+                            add_unpermuted4(gw, &dw, [C, O, K, K], Self::TO_PRODUCT);
+                            kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
+                        }
+                        if wants.input {
+                            let mut dx: Vec<f32> = take_grad!(grads, x_ghost);
+                            kernels::input_grad_add(&dcols, &w, &mut dx, rows, C, taps);
+                            put_grad!(grads, x_ghost, dx);
+                        }
+                        put_grad!(grads, out_ghost, dy);
+                        Ok(())
+                    })
+                });
+            }
+            Ok(out.put_tape(tape))
+        })
     }
 }
 

@@ -7,6 +7,8 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::threads;
+
 /// Defines `pub fn $name` whose body is compiled three times: for AVX-512, for AVX2 and for the
 /// baseline, choosing at run time by what the CPU has. Element-wise loops then run 16 or 8 lanes
 /// wide instead of 4. Every path does the same IEEE operations on each element (no fused
@@ -86,11 +88,17 @@ fn with_helper_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     result
 }
 
-/// Runs `work` (a training step) on a thread of the pool with the pool's other thread kept
-/// awake: the products in it then hand work over directly, instead of each waking the pool from
-/// outside and sleeping until it is done (measured on the reference step: 6.1 -> 4.8 ms).
+/// Runs `work` (a training step) on the threads `threads` chooses for it, on a thread of the
+/// pool with the pool's other thread kept awake: the products in it then hand work over
+/// directly, instead of each waking the pool from outside and sleeping until it is done
+/// (measured on the reference step: 6.1 -> 4.8 ms).
 pub fn in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| with_helper_awake(work))
+    threads::run_step(|| rayon::scope(|_| with_helper_awake(work)))
+}
+
+/// `in_pool` for work other than a training step (sampling): on the threads steps run on now.
+pub fn in_pool_untimed<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    threads::run(|| rayon::scope(|_| with_helper_awake(work)))
 }
 
 fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
