@@ -184,8 +184,7 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
             let batch = rows.size();
             let w = ops::read(&self.weight)?;
             let b = ops::read(&self.bias)?;
-            let mut y = vec![0.0f32; batch * O];
-            kernels::forward(&xv, &w, &mut y, batch, I, O);
+            let mut y = kernels::forward_new(&xv, &w, batch, I, O);
             A::bias_act(&mut y, &b);
             if !T::OWNS_TAPE {
                 let out = x.device().try_tensor_from_vec(y, (rows, Const::<O>))?;
