@@ -86,6 +86,8 @@ impl Pools {
                 .build()
                 .map_err(|source| ThreadsError { threads, source })
         };
+        // Before the threads start, so they share one heap (see `memory`).
+        super::memory::keep_freed_memory();
         let most = setting.most();
         Ok(Pools {
             setting,
