@@ -93,15 +93,43 @@ pub struct BenchArgs {
     /// Timed steps (after a warm-up of a tenth as many), split into 5 windows.
     #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(5..=1_000_000))]
     pub steps: u32,
-    /// Model recipe.
-    #[arg(long, value_name = "NAME", value_parser = config::parse_preset, default_value = "reference")]
-    pub preset: Preset,
+    /// Model recipe, or `all` for a table of every preset.
+    #[arg(long, value_name = "NAME", value_parser = parse_bench_presets, default_value = "reference")]
+    pub preset: BenchPresets,
+    /// Threads a step may use (0: the cores this process may use, one when more do not pay).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    pub threads: u32,
     /// Images per step.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub batch_size: u32,
-    /// Print one JSON line instead of text.
+    /// Print one JSON line (per preset) instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The presets `bench` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchPresets {
+    One(Preset),
+    All,
+}
+
+impl BenchPresets {
+    pub fn presets(self) -> Vec<Preset> {
+        match self {
+            BenchPresets::One(p) => vec![p],
+            BenchPresets::All => Preset::ALL.to_vec(),
+        }
+    }
+}
+
+fn parse_bench_presets(s: &str) -> Result<BenchPresets, String> {
+    if s == "all" {
+        return Ok(BenchPresets::All);
+    }
+    config::parse_preset(s)
+        .map(BenchPresets::One)
+        .map_err(|e| format!("{e}, or `all`"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -60,12 +60,21 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             return Ok(0);
         }
         Some(CliCommand::Bench(args)) => {
-            let report = bench::run(args.preset, args.steps as usize, args.batch_size as usize)?;
-            console::say(if args.json {
-                report.json()
-            } else {
-                report.text()
-            });
+            nn::threads::set(nn::threads::Threads::from_setting(args.threads as usize))?;
+            let presets = args.preset.presets();
+            let mut reports = Vec::new();
+            for &preset in &presets {
+                let report = bench::run(preset, args.steps as usize, args.batch_size as usize)?;
+                if args.json {
+                    console::say(report.json());
+                } else if presets.len() == 1 {
+                    console::say(report.text());
+                }
+                reports.push(report);
+            }
+            if !args.json && presets.len() > 1 {
+                console::say(bench::table(&reports));
+            }
             return Ok(0);
         }
         Some(CliCommand::Judge(cli::JudgeCommand::Train(a))) => {
@@ -110,6 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     };
     let (run, data) = run;
+    nn::threads::set(nn::threads::Threads::from_setting(cfg.threads))?;
 
     let (cmd_tx, cmd_rx) = mpsc::channel();
     let (link, msg_tx, msg_rx) = control::RunLink::open(run.root(), cfg.control, &cmd_tx)

@@ -1,10 +1,14 @@
 //! `gan-tui bench`: times training steps of a recipe on real digits and prints ms per step
-//! (median of several windows), the D/G split, GFLOP/s and images/s, as text or one JSON line.
+//! (median of several windows), the D/G split, GFLOP/s and images/s, and where a step's time
+//! goes by op kind (one more window, with the engine's op timing on), as text or one JSON line;
+//! for several presets, a table.
 
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Preset};
 use crate::data::{self, DigitSet};
+use crate::nn::profile;
+use crate::nn::threads::{self, StepCounts};
 use crate::train::gan;
 use crate::train::noise::{NoiseKind, NoiseStream};
 
@@ -12,7 +16,12 @@ use crate::train::noise::{NoiseKind, NoiseStream};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchReport {
     pub preset: String,
+    /// The most threads a step may use.
     pub threads: usize,
+    /// `auto` (one thread while more do not pay) or `fixed`.
+    pub threads_setting: &'static str,
+    /// Timed steps that ran on one thread and on all of them.
+    pub steps_on: StepCounts,
     pub batch: usize,
     pub steps: usize,
     pub windows: usize,
@@ -29,6 +38,25 @@ pub struct BenchReport {
     pub gflops: f64,
     /// Real images consumed per second.
     pub images_per_s: f64,
+    /// Mean step time of the window timed op by op; it runs slightly slower than the others.
+    pub ms_per_step_timed_ops: f64,
+    /// Where that window's step time went, per step: each op kind, then `other` (dfdx's own
+    /// ops, the tape, allocation, the data).
+    pub ops: Vec<OpShare>,
+}
+
+/// The time of one kind of op in a step.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OpShare {
+    pub op: &'static str,
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+}
+
+impl OpShare {
+    fn total(&self) -> f64 {
+        self.forward_ms + self.backward_ms
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +117,7 @@ pub fn run(preset: Preset, steps: usize, batch: usize) -> Result<BenchReport, Be
         step(model.as_mut())?;
     }
     let per_window = steps / WINDOWS;
+    let counts_before = threads::step_counts();
     let (mut windows, mut d_times, mut g_times) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..WINDOWS {
         let start = Instant::now();
@@ -99,11 +128,46 @@ pub fn run(preset: Preset, steps: usize, batch: usize) -> Result<BenchReport, Be
         }
         windows.push(start.elapsed().as_secs_f64() * 1e3 / per_window as f64);
     }
+    let counts = threads::step_counts();
+    let steps_on = StepCounts {
+        on_one: counts.on_one - counts_before.on_one,
+        on_all: counts.on_all - counts_before.on_all,
+    };
+    // One more window, op by op.
+    profile::set_enabled(true);
+    let start = Instant::now();
+    for _ in 0..per_window {
+        step(model.as_mut())?;
+    }
+    let profiled_ms = start.elapsed().as_secs_f64() * 1e3 / per_window as f64;
+    let totals = profile::totals();
+    profile::set_enabled(false);
+    let per_step = |d: Duration| d.as_secs_f64() * 1e3 / per_window as f64;
+    let mut ops: Vec<OpShare> = totals
+        .iter()
+        .map(|t| OpShare {
+            op: t.kind.name(),
+            forward_ms: per_step(t.forward),
+            backward_ms: per_step(t.backward),
+        })
+        .filter(|o| o.total() > 0.0)
+        .collect();
+    let timed: f64 = ops.iter().map(OpShare::total).sum();
+    ops.push(OpShare {
+        op: "other",
+        forward_ms: (profiled_ms - timed).max(0.0),
+        backward_ms: 0.0,
+    });
     let ms_per_step = median(&mut windows.clone());
     let gflop = model.step_flops(batch) / 1e9;
     Ok(BenchReport {
         preset: preset.name().to_string(),
-        threads: rayon::current_num_threads(),
+        threads: threads::setting().most(),
+        threads_setting: match threads::setting() {
+            threads::Threads::Auto => "auto",
+            threads::Threads::Fixed(_) => "fixed",
+        },
+        steps_on,
         batch,
         steps: per_window * WINDOWS,
         windows: WINDOWS,
@@ -115,19 +179,24 @@ pub fn run(preset: Preset, steps: usize, batch: usize) -> Result<BenchReport, Be
         gflop_per_step: gflop,
         gflops: gflop / (ms_per_step / 1e3),
         images_per_s: batch as f64 / (ms_per_step / 1e3),
+        ms_per_step_timed_ops: profiled_ms,
+        ops,
     })
 }
 
 impl BenchReport {
     pub fn text(&self) -> String {
-        format!(
-            "preset {}, batch {}, {} threads, {} steps in {} windows\n\
+        let mut text = format!(
+            "preset {}, batch {}, {} threads ({}; {} of {} timed steps on one), {} steps in {} windows\n\
              {:.3} ms/step (median window; fastest {:.3}, slowest {:.3})\n\
              D step {:.3} ms + G step {:.3} ms (medians)\n\
              {:.3} GFLOP/step -> {:.1} GFLOP/s, {:.0} images/s",
             self.preset,
             self.batch,
             self.threads,
+            self.threads_setting,
+            self.steps_on.on_one,
+            self.steps_on.on_one + self.steps_on.on_all,
             self.steps,
             self.windows,
             self.ms_per_step,
@@ -138,10 +207,39 @@ impl BenchReport {
             self.gflop_per_step,
             self.gflops,
             self.images_per_s
-        )
+        );
+        text.push_str(&format!(
+            "\nwhere a step goes ({:.3} ms/step with op timing on):\n{:<11} {:>8} {:>9} {:>6}",
+            self.ms_per_step_timed_ops, "op", "fwd ms", "bwd ms", "share"
+        ));
+        for o in &self.ops {
+            text.push_str(&format!(
+                "\n{:<11} {:>8.3} {:>9.3} {:>5.1}%",
+                o.op,
+                o.forward_ms,
+                o.backward_ms,
+                100.0 * o.total() / self.ms_per_step_timed_ops.max(f64::MIN_POSITIVE)
+            ));
+        }
+        text
     }
 
     pub fn json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// Several reports as a table, one row per preset.
+pub fn table(reports: &[BenchReport]) -> String {
+    let mut out = format!(
+        "{:<10} {:>9} {:>8} {:>9} {:>10} {:>8}",
+        "preset", "ms/step", "GFLOP", "GFLOP/s", "images/s", "threads"
+    );
+    for r in reports {
+        out.push_str(&format!(
+            "\n{:<10} {:>9.3} {:>8.3} {:>9.1} {:>10.0} {:>8}",
+            r.preset, r.ms_per_step, r.gflop_per_step, r.gflops, r.images_per_s, r.threads
+        ));
+    }
+    out
 }

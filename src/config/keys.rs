@@ -134,6 +134,21 @@ pub(super) const EARLY_STOP: Key<Int> = Key {
     write: |c| c.early_stop.to_string(),
     set: |c, _, v| c.early_stop = narrow(v),
 };
+pub(super) const THREADS: Key<Int> = Key {
+    table: "train",
+    name: "threads",
+    flag: Some(Flag {
+        name: "--threads",
+        value_name: "N",
+        help: "Threads a training step may use (0: the cores this process may use)",
+    }),
+    accepts: Int { min: 0, max: 1024 },
+    doc: "threads a step may use; 0 = the cores this process may use",
+    help: "threads a training step may use; 0 = the cores this process may use, falling back to one thread while more do not pay (another program busy on a core)",
+    default_shown: None,
+    write: |c| c.threads.to_string(),
+    set: |c, _, v| c.threads = narrow(v),
+};
 pub(super) const LR: Key<Positive> = Key {
     table: "train",
     name: "lr",
@@ -351,6 +366,7 @@ pub(super) const KEYS: &[&dyn Setting] = &[
     &SEED,
     &MAX_STEPS,
     &EARLY_STOP,
+    &THREADS,
     &LR,
     &LR_SCHEDULE,
     &LR_STEP_EVERY,

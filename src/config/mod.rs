@@ -39,6 +39,8 @@ pub struct Config {
     /// End the run after this many epoch scorings in a row without a better Fréchet distance;
     /// 0 never does.
     pub early_stop: u32,
+    /// Threads a training step may use; 0: the cores this process may use (see `nn::threads`).
+    pub threads: usize,
     pub lr: f64,
     /// How the learning rate changes over the run (`train.lr_schedule` and its settings).
     pub lr_schedule: Schedule,
@@ -96,6 +98,7 @@ impl Default for Config {
             seed: 0,
             max_steps: None,
             early_stop: 0,
+            threads: 0,
             lr: Preset::Cgan.default_lr(),
             lr_schedule: Schedule::default(),
             data_dir: None,

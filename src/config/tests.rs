@@ -367,7 +367,7 @@ fn theme_must_be_a_plain_name() {
 
 #[test]
 fn file_values_beat_defaults_and_flags_beat_the_file() {
-    let text = "[train]\nepochs = 3\nbatch_size = 32\nseed = 11\nmax_steps = 100\nearly_stop = 4\nlr = 0.001\n\
+    let text = "[train]\nepochs = 3\nbatch_size = 32\nseed = 11\nmax_steps = 100\nearly_stop = 4\nthreads = 1\nlr = 0.001\n\
                 [data]\ndir = \"digits\"\n[run]\ndir = \"out\"\nlog_every = 5\n\
                 sample_every = 50\nsample_count = 16\nkeep_checkpoints = 2\n\
                 on_write_error = \"stop\"\neval_count = 300\ncontrol = false\n[ui]\ntheme = \"mono\"\nfps = 30\n";
@@ -383,6 +383,7 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         seed: 11,
         max_steps: Some(100),
         early_stop: 4,
+        threads: 1,
         lr: 0.001,
         lr_schedule: Schedule::default(),
         data_dir: Some(dir.join("digits")),
@@ -412,6 +413,8 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         "0",
         "--early-stop",
         "0",
+        "--threads",
+        "0",
         "--lr",
         "0.5",
         "--data-dir",
@@ -431,6 +434,7 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         seed: 12,
         max_steps: None,
         early_stop: 0,
+        threads: 0,
         lr: 0.5,
         data_dir: Some(PathBuf::from("/abs/data")),
         run_dir: Some(PathBuf::from("/abs/run")),
@@ -606,6 +610,7 @@ fn to_toml_loads_back_equal() {
         seed: i64::MAX as u64,
         max_steps: Some(123),
         early_stop: 9,
+        threads: 3,
         lr: 0.1 + 0.2,
         lr_schedule: Schedule {
             kind: ScheduleKind::Cosine,

@@ -20,6 +20,7 @@ use dfdx::prelude::*;
 use super::kernels::{self, AdamStep};
 use super::ops;
 use super::params::{self, NamedTensor, Names};
+use super::profile::{self, OpKind, Pass};
 
 /// PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, no weight decay.
 pub fn pytorch_defaults(lr: f64) -> AdamConfig {
@@ -119,7 +120,9 @@ impl Adam {
         model: &mut M,
         grads: &mut Gradients<f32, Cpu>,
     ) -> Result<(), CpuError> {
-        self.walk(model, Grads::Owned(grads))
+        profile::timed(OpKind::Adam, Pass::Forward, || {
+            self.walk(model, Grads::Owned(grads))
+        })
     }
 
     fn walk<M: TensorCollection<f32, Cpu>>(

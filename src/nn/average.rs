@@ -8,6 +8,7 @@ use dfdx::prelude::*;
 
 use super::ops;
 use super::params::{self, NamedTensor};
+use super::profile::{self, OpKind, Pass};
 
 /// The decay of a weight average after `updates` updates: `target` once it is well under way,
 /// less at first (`(1 + t) / (10 + t)`, as TensorFlow's `ExponentialMovingAverage` warms up), so
@@ -24,17 +25,19 @@ pub fn ema_update<M: TensorCollection<f32, Cpu>>(
     net: &M,
     decay: f32,
 ) -> Result<(), CpuError> {
-    let targets = params::export(net, "");
-    let mut visitor = Towards {
-        targets: targets.into_iter(),
-        decay,
-        scratch: Vec::new(),
-    };
-    M::iter_tensors(&mut RecursiveWalker {
-        m: (avg, String::new()),
-        f: &mut visitor,
-    })?;
-    Ok(())
+    profile::timed(OpKind::Average, Pass::Forward, || {
+        let targets = params::export(net, "");
+        let mut visitor = Towards {
+            targets: targets.into_iter(),
+            decay,
+            scratch: Vec::new(),
+        };
+        M::iter_tensors(&mut RecursiveWalker {
+            m: (avg, String::new()),
+            f: &mut visitor,
+        })?;
+        Ok(())
+    })
 }
 
 struct Towards {

@@ -19,6 +19,7 @@ use super::dense::Activation;
 use super::frozen::FrozenModule;
 use super::kernels;
 use super::ops::{self, put_grad, take_grad};
+use super::profile::{self, OpKind, Pass};
 
 /// PyTorch's defaults (`EPS` as an `f32`, as the checkpoints of the first engine were trained and
 /// sampled with it, so they still sample the same digits).
@@ -179,6 +180,18 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
         stats: Statistics,
         wants: Wants,
     ) -> Result<(Values<S, T>, Vec<GroupStats>), CpuError> {
+        profile::timed(OpKind::BatchNorm, Pass::Forward, || {
+            self.untimed_forward_op(x, stats, wants)
+        })
+    }
+
+    /// `forward_op` without the op timing.
+    fn untimed_forward_op<S: ChannelsLast<C>, T: Tape<f32, Cpu>>(
+        &self,
+        x: Values<S, T>,
+        stats: Statistics,
+        wants: Wants,
+    ) -> Result<(Values<S, T>, Vec<GroupStats>), CpuError> {
         let (xv, x, mut tape) = ops::take_input(x)?;
         let rows = xv.len() / C.max(1);
         let (weight, bias) = (ops::read(&self.weight)?, ops::read(&self.bias)?);
@@ -252,60 +265,63 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
             let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
             let batch_stats = stats != Statistics::Running;
             tape.add_backward_op(move |grads| {
-                let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
-                if let Some(y) = &kept_y {
-                    A::grad(&mut dy, y);
-                }
-                let mut dweight = vec![0.0f32; C];
-                let mut dbias = vec![0.0f32; C];
-                let mut dx = vec![0.0f32; dy.len()];
-                for (gi, ((dg, hg), dxg)) in dy
-                    .chunks_exact(per * C)
-                    .zip(xhat.chunks_exact(per * C))
-                    .zip(dx.chunks_exact_mut(per * C))
-                    .enumerate()
-                {
-                    let mut sum_dy = vec![0.0f64; C];
-                    let mut sum_dy_xhat = vec![0.0f64; C];
-                    for (d, h) in dg.chunks_exact(C).zip(hg.chunks_exact(C)) {
-                        for c in 0..C {
-                            sum_dy[c] += d[c] as f64;
-                            sum_dy_xhat[c] += (d[c] * h[c]) as f64;
-                        }
+                profile::timed(OpKind::BatchNorm, Pass::Backward, || {
+                    let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
+                    if let Some(y) = &kept_y {
+                        A::grad(&mut dy, y);
                     }
-                    let n = per as f64;
-                    let mut k = vec![0.0f32; C];
-                    let mut mean_dy = vec![0.0f32; C];
-                    let mut mean_dy_xhat = vec![0.0f32; C];
-                    for c in 0..C {
-                        dweight[c] += sum_dy_xhat[c] as f32;
-                        dbias[c] += sum_dy[c] as f32;
-                        k[c] = weight[c] * inv_std[gi * C + c];
-                        if batch_stats {
-                            mean_dy[c] = (sum_dy[c] / n) as f32;
-                            mean_dy_xhat[c] = (sum_dy_xhat[c] / n) as f32;
-                        }
-                    }
-                    for ((d, h), out) in dg
-                        .chunks_exact(C)
-                        .zip(hg.chunks_exact(C))
-                        .zip(dxg.chunks_exact_mut(C))
+                    let mut dweight = vec![0.0f32; C];
+                    let mut dbias = vec![0.0f32; C];
+                    let mut dx = vec![0.0f32; dy.len()];
+                    for (gi, ((dg, hg), dxg)) in dy
+                        .chunks_exact(per * C)
+                        .zip(xhat.chunks_exact(per * C))
+                        .zip(dx.chunks_exact_mut(per * C))
+                        .enumerate()
                     {
+                        let mut sum_dy = vec![0.0f64; C];
+                        let mut sum_dy_xhat = vec![0.0f64; C];
+                        for (d, h) in dg.chunks_exact(C).zip(hg.chunks_exact(C)) {
+                            for c in 0..C {
+                                sum_dy[c] += d[c] as f64;
+                                sum_dy_xhat[c] += (d[c] * h[c]) as f64;
+                            }
+                        }
+                        let n = per as f64;
+                        let mut k = vec![0.0f32; C];
+                        let mut mean_dy = vec![0.0f32; C];
+                        let mut mean_dy_xhat = vec![0.0f32; C];
                         for c in 0..C {
-                            out[c] = k[c] * (d[c] - mean_dy[c] - h[c] * mean_dy_xhat[c]);
+                            dweight[c] += sum_dy_xhat[c] as f32;
+                            dbias[c] += sum_dy[c] as f32;
+                            k[c] = weight[c] * inv_std[gi * C + c];
+                            if batch_stats {
+                                mean_dy[c] = (sum_dy[c] / n) as f32;
+                                mean_dy_xhat[c] = (sum_dy_xhat[c] / n) as f32;
+                            }
+                        }
+                        for ((d, h), out) in dg
+                            .chunks_exact(C)
+                            .zip(hg.chunks_exact(C))
+                            .zip(dxg.chunks_exact_mut(C))
+                        {
+                            for c in 0..C {
+                                out[c] = k[c] * (d[c] - mean_dy[c] - h[c] * mean_dy_xhat[c]);
+                            }
                         }
                     }
-                }
-                let add = |g: &mut [f32], d: &[f32]| g.iter_mut().zip(d).for_each(|(g, d)| *g += d);
-                if wants.input {
-                    add(grads.get_or_alloc_mut(&x_ghost)?, &dx);
-                }
-                if wants.params {
-                    add(grads.get_or_alloc_mut(&w_ghost)?, &dweight);
-                    add(grads.get_or_alloc_mut(&b_ghost)?, &dbias);
-                }
-                put_grad!(grads, out_ghost, dy);
-                Ok(())
+                    let add =
+                        |g: &mut [f32], d: &[f32]| g.iter_mut().zip(d).for_each(|(g, d)| *g += d);
+                    if wants.input {
+                        add(grads.get_or_alloc_mut(&x_ghost)?, &dx);
+                    }
+                    if wants.params {
+                        add(grads.get_or_alloc_mut(&w_ghost)?, &dweight);
+                        add(grads.get_or_alloc_mut(&b_ghost)?, &dbias);
+                    }
+                    put_grad!(grads, out_ghost, dy);
+                    Ok(())
+                })
             });
         }
         Ok((out.put_tape(tape), found))
@@ -314,6 +330,12 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
     /// Moves the running statistics a tenth of the way to each group's, group by group (the
     /// variance unbiased, as PyTorch does).
     pub fn track(&mut self, found: &[GroupStats]) -> Result<(), CpuError> {
+        profile::timed(OpKind::BatchNorm, Pass::Forward, || {
+            self.untimed_track(found)
+        })
+    }
+
+    fn untimed_track(&mut self, found: &[GroupStats]) -> Result<(), CpuError> {
         let (mut rm, mut rv) = (
             ops::read(&self.running_mean)?,
             ops::read(&self.running_var)?,

@@ -36,6 +36,7 @@ use rand_distr::Uniform;
 use super::frozen::{Constant, FrozenModule};
 use super::kernels;
 use super::ops::{self, put_grad, take_grad};
+use super::profile::{self, OpKind, Pass};
 
 /// An activation the dense layer applies in the same pass as its bias.
 pub trait Activation: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
@@ -177,65 +178,68 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
         x: Batch<I, B, T>,
         wants: Wants,
     ) -> Result<Batch<O, B, T>, CpuError> {
-        let (xv, x, mut tape) = ops::take_input(x)?;
-        let rows = x.shape().0;
-        let batch = rows.size();
-        let w = ops::read(&self.weight)?;
-        let b = ops::read(&self.bias)?;
-        let mut y = vec![0.0f32; batch * O];
-        kernels::forward(&xv, &w, &mut y, batch, I, O);
-        A::bias_act(&mut y, &b);
-        if !T::OWNS_TAPE {
-            let out = x.device().try_tensor_from_vec(y, (rows, Const::<O>))?;
-            return Ok(out.put_tape(tape));
-        }
-        let y_kept = if A::NEEDS_OUTPUT {
-            y.clone()
-        } else {
-            Vec::new()
-        };
-        let out = x.device().try_tensor_from_vec(y, (rows, Const::<O>))?;
-        let (x_id, w_id, b_id, out_id) = (
-            x.ghost(),
-            self.weight.ghost(),
-            self.bias.ghost(),
-            out.ghost(),
-        );
-        tape.add_backward_op(move |grads| {
-            // The gradient before the activation, from the output's (left as it is).
-            let mut dy = grads.get_or_alloc_mut(&out_id)?.to_vec();
-            A::grad(&mut dy, &y_kept);
-            let mut dx: Vec<f32> = if wants.input {
-                take_grad!(grads, x_id)
+        profile::timed(OpKind::Dense, Pass::Forward, || {
+            let (xv, x, mut tape) = ops::take_input(x)?;
+            let rows = x.shape().0;
+            let batch = rows.size();
+            let w = ops::read(&self.weight)?;
+            let b = ops::read(&self.bias)?;
+            let mut y = kernels::forward_new(&xv, &w, batch, I, O);
+            A::bias_act(&mut y, &b);
+            if !T::OWNS_TAPE {
+                let out = x.device().try_tensor_from_vec(y, (rows, Const::<O>))?;
+                return Ok(out.put_tape(tape));
+            }
+            let y_kept = if A::NEEDS_OUTPUT {
+                y.clone()
             } else {
                 Vec::new()
             };
-            let input_grad = |dx: &mut Vec<f32>| {
-                if wants.input {
-                    kernels::input_grad_add(&dy, &w, dx, batch, I, O);
-                }
-            };
-            if wants.params {
-                let mut dw: Vec<f32> = take_grad!(grads, w_id);
-                let mut db: Vec<f32> = take_grad!(grads, b_id);
-                kernels::side_by_side(
-                    || {
-                        kernels::weight_grad(&dy, &xv, &mut dw, batch, I, O, true);
-                        kernels::bias_grad(&dy, &mut db, true);
-                    },
-                    || input_grad(&mut dx),
-                );
-                put_grad!(grads, w_id, dw);
-                put_grad!(grads, b_id, db);
-            } else {
-                input_grad(&mut dx);
-            }
-            if wants.input {
-                put_grad!(grads, x_id, dx);
-            }
-            Ok(())
-        });
-        Ok(out.put_tape(tape))
+            let out = x.device().try_tensor_from_vec(y, (rows, Const::<O>))?;
+            let (x_id, w_id, b_id, out_id) = (
+                x.ghost(),
+                self.weight.ghost(),
+                self.bias.ghost(),
+                out.ghost(),
+            );
+            tape.add_backward_op(move |grads| {
+                profile::timed(OpKind::Dense, Pass::Backward, || {
+                    // The gradient before the activation, from the output's (left as it is).
+                    let mut dy = grads.get_or_alloc_mut(&out_id)?.to_vec();
+                    A::grad(&mut dy, &y_kept);
+                    let mut dx: Vec<f32> = if wants.input {
+                        take_grad!(grads, x_id)
+                    } else {
+                        Vec::new()
+                    };
+                    let input_grad = |dx: &mut Vec<f32>| {
+                        if wants.input {
+                            kernels::input_grad_add(&dy, &w, dx, batch, I, O);
+                        }
+                    };
+                    if wants.params {
+                        let mut dw: Vec<f32> = take_grad!(grads, w_id);
+                        let mut db: Vec<f32> = take_grad!(grads, b_id);
+                        kernels::side_by_side(
+                            || {
+                                kernels::weight_grad(&dy, &xv, &mut dw, batch, I, O, true);
+                                kernels::bias_grad(&dy, &mut db, true);
+                            },
+                            || input_grad(&mut dx),
+                        );
+                        put_grad!(grads, w_id, dw);
+                        put_grad!(grads, b_id, db);
+                    } else {
+                        input_grad(&mut dx);
+                    }
+                    if wants.input {
+                        put_grad!(grads, x_id, dx);
+                    }
+                    Ok(())
+                })
+            });
+            Ok(out.put_tape(tape))
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::frozen::FrozenModule;
 use super::ops::{self, put_grad, take_grad};
+use super::profile::{self, OpKind, Pass};
 
 /// Every `a * b` block of `src` (one row of the batch), read as an `a x b` matrix, transposed
 /// into a `b x a` one, one row per task: channels-first (c, pixel) to channels-last
@@ -35,23 +36,27 @@ fn relayout<Si: Shape, So: Shape, T: Tape<f32, Cpu>>(
     out_shape: So,
     (a, b): (usize, usize),
 ) -> Result<Tensor<So, f32, Cpu, T>, CpuError> {
-    let (xv, x, mut tape) = ops::take_input(x)?;
-    let out = x
-        .device()
-        .try_tensor_from_vec(transpose_rows(&xv, a, b), out_shape)?;
-    if T::OWNS_TAPE {
-        let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
-        tape.add_backward_op(move |grads| {
-            let dy: Vec<f32> = take_grad!(grads, out_ghost);
-            let dx = transpose_rows(&dy, b, a);
-            for (g, d) in grads.get_or_alloc_mut(&x_ghost)?.iter_mut().zip(&dx) {
-                *g += d;
-            }
-            put_grad!(grads, out_ghost, dy);
-            Ok(())
-        });
-    }
-    Ok(out.put_tape(tape))
+    profile::timed(OpKind::Copies, Pass::Forward, || {
+        let (xv, x, mut tape) = ops::take_input(x)?;
+        let out = x
+            .device()
+            .try_tensor_from_vec(transpose_rows(&xv, a, b), out_shape)?;
+        if T::OWNS_TAPE {
+            let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
+            tape.add_backward_op(move |grads| {
+                profile::timed(OpKind::Copies, Pass::Backward, || {
+                    let dy: Vec<f32> = take_grad!(grads, out_ghost);
+                    let dx = transpose_rows(&dy, b, a);
+                    for (g, d) in grads.get_or_alloc_mut(&x_ghost)?.iter_mut().zip(&dx) {
+                        *g += d;
+                    }
+                    put_grad!(grads, out_ghost, dy);
+                    Ok(())
+                })
+            });
+        }
+        Ok(out.put_tape(tape))
+    })
 }
 
 /// PyTorch's `nn.Unflatten(1, (C, H, H))` into a channels-last image: `N = C * H * H` values per

@@ -4,8 +4,12 @@
 //! Matrices are row-major `f32` slices. A layer's weight `w` is `out x in`, as dfdx and PyTorch
 //! store it.
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
+
+use super::threads;
 
 /// Defines `pub fn $name` whose body is compiled three times: for AVX-512, for AVX2 and for the
 /// baseline, choosing at run time by what the CPU has. Element-wise loops then run 16 or 8 lanes
@@ -86,11 +90,17 @@ fn with_helper_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     result
 }
 
-/// Runs `work` (a training step) on a thread of the pool with the pool's other thread kept
-/// awake: the products in it then hand work over directly, instead of each waking the pool from
-/// outside and sleeping until it is done (measured on the reference step: 6.1 -> 4.8 ms).
+/// Runs `work` (a training step) on the threads `threads` chooses for it, on a thread of the
+/// pool with the pool's other thread kept awake: the products in it then hand work over
+/// directly, instead of each waking the pool from outside and sleeping until it is done
+/// (measured on the reference step: 6.1 -> 4.8 ms).
 pub fn in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| with_helper_awake(work))
+    threads::run_step(|| rayon::scope(|_| with_helper_awake(work)))
+}
+
+/// `in_pool` for work other than a training step (sampling): on the threads steps run on now.
+pub fn in_pool_untimed<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    threads::run(|| rayon::scope(|_| with_helper_awake(work)))
 }
 
 fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
@@ -110,7 +120,7 @@ fn product(
     m: usize,
     n: usize,
     k: usize,
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     (dst_cs, dst_rs): (usize, usize),
     lhs: &[f32],
     (lhs_cs, lhs_rs): (usize, usize),
@@ -143,13 +153,14 @@ fn product(
         return;
     }
     // SAFETY: the asserts above keep every element gemm touches inside the slices; `dst` is a
-    // unique borrow, so it overlaps neither input.
+    // unique borrow, so it overlaps neither input. Without `accumulate` gemm does not read
+    // `dst` (it writes every element first), so `dst` may be uninitialised then.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.as_mut_ptr().cast::<f32>(),
             dst_cs as isize,
             dst_rs as isize,
             accumulate,
@@ -169,19 +180,46 @@ fn product(
     }
 }
 
+/// `dst` as a slice gemm may write to.
+fn written(dst: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same layout; gemm writes only initialised values through it.
+    unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
 /// `y (b x o) = x (b x i) * w^T`, for a weight `w` of `o x i`.
 pub fn forward(x: &[f32], w: &[f32], y: &mut [f32], b: usize, i: usize, o: usize) {
-    product(b, o, i, y, (1, o), x, (1, i), w, (i, 1), false);
+    product(b, o, i, written(y), (1, o), x, (1, i), w, (i, 1), false);
+}
+
+/// `forward` into a new buffer, never zero-filled (the product writes every value).
+pub fn forward_new(x: &[f32], w: &[f32], b: usize, i: usize, o: usize) -> Vec<f32> {
+    let len = b * o;
+    let mut y = Vec::with_capacity(len);
+    product(
+        b,
+        o,
+        i,
+        &mut y.spare_capacity_mut()[..len],
+        (1, o),
+        x,
+        (1, i),
+        w,
+        (i, 1),
+        false,
+    );
+    // SAFETY: a product without `accumulate` writes all `b x o` values of its destination.
+    unsafe { y.set_len(len) };
+    y
 }
 
 /// `dx (b x i) = dy (b x o) * w`.
 pub fn input_grad(dy: &[f32], w: &[f32], dx: &mut [f32], b: usize, i: usize, o: usize) {
-    product(b, i, o, dx, (1, i), dy, (1, o), w, (1, i), false);
+    product(b, i, o, written(dx), (1, i), dy, (1, o), w, (1, i), false);
 }
 
 /// `dx (b x i) += dy (b x o) * w`.
 pub fn input_grad_add(dy: &[f32], w: &[f32], dx: &mut [f32], b: usize, i: usize, o: usize) {
-    product(b, i, o, dx, (1, i), dy, (1, o), w, (1, i), true);
+    product(b, i, o, written(dx), (1, i), dy, (1, o), w, (1, i), true);
 }
 
 /// `dw (o x i) = dy^T * x`, summed over the batch; `+=` when `accumulate`.
@@ -194,7 +232,18 @@ pub fn weight_grad(
     o: usize,
     accumulate: bool,
 ) {
-    product(o, i, b, dw, (1, i), dy, (o, 1), x, (1, i), accumulate);
+    product(
+        o,
+        i,
+        b,
+        written(dw),
+        (1, i),
+        dy,
+        (o, 1),
+        x,
+        (1, i),
+        accumulate,
+    );
 }
 
 simd_fn! {

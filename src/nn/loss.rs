@@ -6,6 +6,7 @@ use dfdx::tensor::Tape;
 
 use super::kernels;
 use super::ops;
+use super::profile::{self, OpKind, Pass};
 
 /// A loss: one number on a tape.
 pub type Scalar<T> = Tensor<Rank0, f32, Cpu, T>;
@@ -34,42 +35,46 @@ pub fn bce_with_logits<T: Tape<f32, Cpu>>(
     logits: Tensor<(usize, Const<1>), f32, Cpu, T>,
     groups: &[Target],
 ) -> Result<(Scalar<T>, BceParts), CpuError> {
-    let (values, logits, mut tape) = ops::take_input(logits)?;
-    if groups.iter().map(|g| g.rows).sum::<usize>() != values.len() {
-        return Err(CpuError::WrongNumElements);
-    }
-    let mut grad = vec![0.0f32; values.len()];
-    let mut means = Vec::with_capacity(groups.len());
-    let mut start = 0;
-    for g in groups {
-        let end = start + g.rows;
-        let scale = 1.0 / g.rows.max(1) as f32;
-        means.push(kernels::bce_with_logits(
-            &values[start..end],
-            g.value,
-            &mut grad[start..end],
-            scale,
-        ));
-        start = end;
-    }
-    let total: f32 = means.iter().sum();
-    let loss = logits.device().try_tensor_from_vec(vec![total], ())?;
-    if T::OWNS_TAPE {
-        let (logits_id, loss_id) = (logits.ghost(), loss.ghost());
-        tape.add_backward_op(move |grads| {
-            let upstream = grads.get_or_alloc_mut(&loss_id)?[0];
-            let dl = grads.get_or_alloc_mut(&logits_id)?;
-            for (d, g) in dl.iter_mut().zip(&grad) {
-                *d += upstream * g;
-            }
-            Ok(())
-        });
-    }
-    let parts = BceParts {
-        means,
-        logits: values,
-    };
-    Ok((loss.put_tape(tape), parts))
+    profile::timed(OpKind::Loss, Pass::Forward, || {
+        let (values, logits, mut tape) = ops::take_input(logits)?;
+        if groups.iter().map(|g| g.rows).sum::<usize>() != values.len() {
+            return Err(CpuError::WrongNumElements);
+        }
+        let mut grad = vec![0.0f32; values.len()];
+        let mut means = Vec::with_capacity(groups.len());
+        let mut start = 0;
+        for g in groups {
+            let end = start + g.rows;
+            let scale = 1.0 / g.rows.max(1) as f32;
+            means.push(kernels::bce_with_logits(
+                &values[start..end],
+                g.value,
+                &mut grad[start..end],
+                scale,
+            ));
+            start = end;
+        }
+        let total: f32 = means.iter().sum();
+        let loss = logits.device().try_tensor_from_vec(vec![total], ())?;
+        if T::OWNS_TAPE {
+            let (logits_id, loss_id) = (logits.ghost(), loss.ghost());
+            tape.add_backward_op(move |grads| {
+                profile::timed(OpKind::Loss, Pass::Backward, || {
+                    let upstream = grads.get_or_alloc_mut(&loss_id)?[0];
+                    let dl = grads.get_or_alloc_mut(&logits_id)?;
+                    for (d, g) in dl.iter_mut().zip(&grad) {
+                        *d += upstream * g;
+                    }
+                    Ok(())
+                })
+            });
+        }
+        let parts = BceParts {
+            means,
+            logits: values,
+        };
+        Ok((loss.put_tape(tape), parts))
+    })
 }
 
 /// The mean of sigmoid over `logits`, summed in f64: the mean probability D gives.

@@ -19,7 +19,9 @@ pub mod ops;
 pub mod params;
 pub mod penalty;
 pub mod pool;
+pub mod profile;
 pub mod projection;
+pub mod threads;
 
 pub use batch_norm::{BatchNorm1d, BatchNorm2d, Relu};
 pub use conv::{Conv2d, ConvTranspose2d};

@@ -9,6 +9,8 @@
 use dfdx::prelude::*;
 use dfdx::tensor::Tape;
 
+use super::profile::{self, OpKind, Pass};
+
 /// A tape-free Cpu tensor of `f32`.
 pub type Plain<S> = Tensor<S, f32, Cpu>;
 
@@ -17,10 +19,12 @@ pub type Plain<S> = Tensor<S, f32, Cpu>;
 /// `t` is made contiguous first, which for a contiguous tensor (a parameter, anything an op of
 /// this engine made) keeps its buffer and id; only a broadcast or permuted view is laid out anew.
 pub fn read_into<S: Shape>(t: &Plain<S>, buf: &mut Vec<f32>) -> Result<(), CpuError> {
-    let t = t.clone().try_contiguous()?;
-    buf.resize(t.shape().num_elements(), 0.0);
-    t.copy_into(buf);
-    Ok(())
+    profile::timed(OpKind::Copies, Pass::Forward, || {
+        let t = t.clone().try_contiguous()?;
+        buf.resize(t.shape().num_elements(), 0.0);
+        t.copy_into(buf);
+        Ok(())
+    })
 }
 
 /// The values of `t` as a new vector.

@@ -10,6 +10,7 @@ use rand_distr::Uniform;
 use super::conv::{Geometry, Wants, conv2d_op};
 use super::dense::Identity;
 use super::ops::{self, put_grad, take_grad};
+use super::profile::{self, OpKind, Pass};
 
 /// The shape of a batch of channels-last images: `batch` x `height` x `width` x `channels`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,50 +35,54 @@ pub fn max_pool2_relu<Si: Shape, So: Shape, T: Tape<f32, Cpu>>(
     s: ImageShape,
     out_shape: So,
 ) -> Result<Tensor<So, f32, Cpu, T>, CpuError> {
-    let (oh, ow) = (s.height / 2, s.width / 2);
-    let odd = !s.height.is_multiple_of(2) || !s.width.is_multiple_of(2);
-    if odd || s.len() != x.shape().num_elements() || out_shape.num_elements() != s.len() / 4 {
-        return Err(CpuError::WrongNumElements);
-    }
-    let (input, x, mut tape) = ops::take_input(x)?;
-    let n = s.len() / 4;
-    let (mut out, mut from) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for b in 0..s.batch {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                for c in 0..s.channels {
-                    let at = |dy: usize, dx: usize| {
-                        ((b * s.height + 2 * oy + dy) * s.width + 2 * ox + dx) * s.channels + c
-                    };
-                    let mut best = at(0, 0);
-                    for i in [at(0, 1), at(1, 0), at(1, 1)] {
-                        if input[i] > input[best] {
-                            best = i;
+    profile::timed(OpKind::Pool, Pass::Forward, || {
+        let (oh, ow) = (s.height / 2, s.width / 2);
+        let odd = !s.height.is_multiple_of(2) || !s.width.is_multiple_of(2);
+        if odd || s.len() != x.shape().num_elements() || out_shape.num_elements() != s.len() / 4 {
+            return Err(CpuError::WrongNumElements);
+        }
+        let (input, x, mut tape) = ops::take_input(x)?;
+        let n = s.len() / 4;
+        let (mut out, mut from) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for b in 0..s.batch {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for c in 0..s.channels {
+                        let at = |dy: usize, dx: usize| {
+                            ((b * s.height + 2 * oy + dy) * s.width + 2 * ox + dx) * s.channels + c
+                        };
+                        let mut best = at(0, 0);
+                        for i in [at(0, 1), at(1, 0), at(1, 1)] {
+                            if input[i] > input[best] {
+                                best = i;
+                            }
                         }
+                        out.push(input[best].max(0.0));
+                        // usize::MAX: ReLU cut this window off, it passes no gradient.
+                        from.push(if input[best] > 0.0 { best } else { usize::MAX });
                     }
-                    out.push(input[best].max(0.0));
-                    // usize::MAX: ReLU cut this window off, it passes no gradient.
-                    from.push(if input[best] > 0.0 { best } else { usize::MAX });
                 }
             }
         }
-    }
-    let out = x.device().try_tensor_from_vec(out, out_shape)?;
-    if T::OWNS_TAPE {
-        let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
-        tape.add_backward_op(move |grads| {
-            let dy: Vec<f32> = take_grad!(grads, out_ghost);
-            let dx = grads.get_or_alloc_mut(&x_ghost)?;
-            for (&i, g) in from.iter().zip(&dy) {
-                if let Some(slot) = dx.get_mut(i) {
-                    *slot += g;
-                }
-            }
-            put_grad!(grads, out_ghost, dy);
-            Ok(())
-        });
-    }
-    Ok(out.put_tape(tape))
+        let out = x.device().try_tensor_from_vec(out, out_shape)?;
+        if T::OWNS_TAPE {
+            let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
+            tape.add_backward_op(move |grads| {
+                profile::timed(OpKind::Pool, Pass::Backward, || {
+                    let dy: Vec<f32> = take_grad!(grads, out_ghost);
+                    let dx = grads.get_or_alloc_mut(&x_ghost)?;
+                    for (&i, g) in from.iter().zip(&dy) {
+                        if let Some(slot) = dx.get_mut(i) {
+                            *slot += g;
+                        }
+                    }
+                    put_grad!(grads, out_ghost, dy);
+                    Ok(())
+                })
+            });
+        }
+        Ok(out.put_tape(tape))
+    })
 }
 
 /// A valid (unpadded) `K`x`K` convolution from `I` to `O` channels with a bias, then ReLU, then

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use super::conv::{Wants, dcgan_normal};
 use super::frozen::FrozenModule;
 use super::ops::{self, put_grad, take_grad};
+use super::profile::{self, OpKind, Pass};
 
 /// `N` features and `CLASSES` labels to one logit per row.
 #[derive(Debug, Clone)]
@@ -72,71 +73,75 @@ impl<const N: usize, const CLASSES: usize> Projection<N, CLASSES> {
         (h, labels): Labelled<B, N, T>,
         wants: Wants,
     ) -> Result<Tensor<(B, Const<1>), f32, Cpu, T>, CpuError> {
-        let labels = labels.as_vec();
-        if labels.iter().any(|&y| y >= CLASSES) {
-            return Err(CpuError::WrongNumElements);
-        }
-        let (hv, h, mut tape) = ops::take_input(h)?;
-        let rows = h.shape().0;
-        let (w, b, e) = (
-            ops::read(&self.weight)?,
-            ops::read(&self.bias)?,
-            ops::read(&self.embedding)?,
-        );
-        let logits: Vec<f32> = hv
-            .par_chunks_exact(N)
-            .zip(labels.par_iter())
-            .map(|(h, &y)| {
-                let ey = &e[y * N..][..N];
-                let s: f32 = h
-                    .iter()
-                    .zip(&w)
-                    .zip(ey)
-                    .map(|((h, w), e)| h * (w + e))
-                    .sum();
-                s + b[0]
-            })
-            .collect();
-        let out = h.device().try_tensor_from_vec(logits, (rows, Const::<1>))?;
-        if T::OWNS_TAPE {
-            let (h_ghost, out_ghost) = (h.ghost(), out.ghost());
-            let (w_ghost, b_ghost, e_ghost) = (
-                self.weight.ghost(),
-                self.bias.ghost(),
-                self.embedding.ghost(),
+        profile::timed(OpKind::Projection, Pass::Forward, || {
+            let labels = labels.as_vec();
+            if labels.iter().any(|&y| y >= CLASSES) {
+                return Err(CpuError::WrongNumElements);
+            }
+            let (hv, h, mut tape) = ops::take_input(h)?;
+            let rows = h.shape().0;
+            let (w, b, e) = (
+                ops::read(&self.weight)?,
+                ops::read(&self.bias)?,
+                ops::read(&self.embedding)?,
             );
-            tape.add_backward_op(move |grads| {
-                let dl: Vec<f32> = take_grad!(grads, out_ghost);
-                if wants.input {
-                    let dh = grads.get_or_alloc_mut(&h_ghost)?;
-                    dh.par_chunks_exact_mut(N)
-                        .zip(labels.par_iter().zip(&dl))
-                        .for_each(|(dh, (&y, &d))| {
-                            let ey = &e[y * N..][..N];
-                            for ((g, w), e) in dh.iter_mut().zip(&w).zip(ey) {
-                                *g += d * (w + e);
-                            }
-                        });
-                }
-                if wants.params {
-                    let mut dw: Vec<f32> = take_grad!(grads, w_ghost);
-                    let mut de: Vec<f32> = take_grad!(grads, e_ghost);
-                    for ((h, &y), &d) in hv.chunks_exact(N).zip(&labels).zip(&dl) {
-                        let dey = &mut de[y * N..][..N];
-                        for ((gw, ge), h) in dw.iter_mut().zip(dey).zip(h) {
-                            *gw += d * h;
-                            *ge += d * h;
+            let logits: Vec<f32> = hv
+                .par_chunks_exact(N)
+                .zip(labels.par_iter())
+                .map(|(h, &y)| {
+                    let ey = &e[y * N..][..N];
+                    let s: f32 = h
+                        .iter()
+                        .zip(&w)
+                        .zip(ey)
+                        .map(|((h, w), e)| h * (w + e))
+                        .sum();
+                    s + b[0]
+                })
+                .collect();
+            let out = h.device().try_tensor_from_vec(logits, (rows, Const::<1>))?;
+            if T::OWNS_TAPE {
+                let (h_ghost, out_ghost) = (h.ghost(), out.ghost());
+                let (w_ghost, b_ghost, e_ghost) = (
+                    self.weight.ghost(),
+                    self.bias.ghost(),
+                    self.embedding.ghost(),
+                );
+                tape.add_backward_op(move |grads| {
+                    profile::timed(OpKind::Projection, Pass::Backward, || {
+                        let dl: Vec<f32> = take_grad!(grads, out_ghost);
+                        if wants.input {
+                            let dh = grads.get_or_alloc_mut(&h_ghost)?;
+                            dh.par_chunks_exact_mut(N)
+                                .zip(labels.par_iter().zip(&dl))
+                                .for_each(|(dh, (&y, &d))| {
+                                    let ey = &e[y * N..][..N];
+                                    for ((g, w), e) in dh.iter_mut().zip(&w).zip(ey) {
+                                        *g += d * (w + e);
+                                    }
+                                });
                         }
-                    }
-                    put_grad!(grads, w_ghost, dw);
-                    put_grad!(grads, e_ghost, de);
-                    grads.get_or_alloc_mut(&b_ghost)?[0] += dl.iter().sum::<f32>();
-                }
-                put_grad!(grads, out_ghost, dl);
-                Ok(())
-            });
-        }
-        Ok(out.put_tape(tape))
+                        if wants.params {
+                            let mut dw: Vec<f32> = take_grad!(grads, w_ghost);
+                            let mut de: Vec<f32> = take_grad!(grads, e_ghost);
+                            for ((h, &y), &d) in hv.chunks_exact(N).zip(&labels).zip(&dl) {
+                                let dey = &mut de[y * N..][..N];
+                                for ((gw, ge), h) in dw.iter_mut().zip(dey).zip(h) {
+                                    *gw += d * h;
+                                    *ge += d * h;
+                                }
+                            }
+                            put_grad!(grads, w_ghost, dw);
+                            put_grad!(grads, e_ghost, de);
+                            grads.get_or_alloc_mut(&b_ghost)?[0] += dl.iter().sum::<f32>();
+                        }
+                        put_grad!(grads, out_ghost, dl);
+                        Ok(())
+                    })
+                });
+            }
+            Ok(out.put_tape(tape))
+        })
     }
 }
 

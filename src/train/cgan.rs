@@ -243,6 +243,11 @@ mod tests {
     }
 
     #[test]
+    fn one_thread_or_two_take_the_same_steps() {
+        testing::assert_threads_change_nothing(|| Box::new(new(4, 2e-4)));
+    }
+
+    #[test]
     fn discriminator_learns() {
         let mut gan = new(1, 2e-4);
         let losses = testing::train(&mut gan, 12, 32, 1);

@@ -301,7 +301,7 @@ impl<const Z: usize, D: ConvDiscriminator> Gan for ConvGan<Z, D> {
             .nets
             .dev
             .try_tensor_from_vec(input, (count, Const::<Z>))?;
-        let images = kernels::in_pool(|| self.nets.sampler().try_forward(z))?;
+        let images = kernels::in_pool_untimed(|| self.nets.sampler().try_forward(z))?;
         Ok(ops::read(&images)?)
     }
 

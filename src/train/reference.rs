@@ -200,6 +200,11 @@ mod tests {
     use crate::train::noise::{NoiseKind, NoiseStream};
     use crate::train::testing::{self, state_map};
 
+    #[test]
+    fn one_thread_or_two_take_the_same_steps() {
+        testing::assert_threads_change_nothing(|| Box::new(Reference::new(4, 2e-4)));
+    }
+
     /// The reference recipe in plain dfdx, the oracle the engine is checked against: dfdx's
     /// `Linear`, its LeakyReLU (`prelu`) and tanh, its autograd and its own Adam, with the step
     /// written as the PyTorch program writes it (two D passes, D's weight gradients in G's step).

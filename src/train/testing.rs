@@ -59,6 +59,26 @@ pub fn train(gan: &mut dyn Gan, steps: usize, batch: usize, seed: u64) -> Vec<St
         .collect()
 }
 
+/// Trains a fresh `build()` for a few steps on one thread and another on two, and checks that
+/// both take the same steps bit for bit (the thread choice may change speed only). Batch 64, so
+/// the large products do run split across the two threads.
+pub fn assert_threads_change_nothing(build: impl Fn() -> Box<dyn Gan> + Sync) {
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut gan = build();
+            let losses = train(gan.as_mut(), 2, 64, 3);
+            (format!("{losses:?}"), state_map(&gan.state()))
+        })
+    };
+    let (one, two) = (on(1), on(2));
+    assert_eq!(one.0, two.0);
+    assert!(one.1 == two.1, "the states differ");
+}
+
 pub fn state_map(state: &GanState) -> BTreeMap<String, NamedTensor> {
     state
         .tensors
