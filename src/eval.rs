@@ -30,7 +30,7 @@ pub enum EvalError {
 pub const SPREAD_MIN_DIGITS: usize = 10;
 
 /// The seed of KID's subsets: the same digits give the same KID.
-const KID_SEED: u64 = 0x4b49_44;
+const KID_SEED: u64 = 0x004b_4944;
 
 /// What real digits score at one count, measured once: the floors and ceilings generated
 /// digits are shown beside, and the test digits' features they are compared with.

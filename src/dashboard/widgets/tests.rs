@@ -828,7 +828,10 @@ fn the_gradient_norms_and_an_alarm_show_at_80x24_and_120x40() {
                     .is_some_and(|c| c.symbol() == "x" && c.fg == warning)
             })
             .count();
-        assert!(marks >= plots, "{marks} marks at {width}x{height}:\n{screen}");
+        assert!(
+            marks >= plots,
+            "{marks} marks at {width}x{height}:\n{screen}"
+        );
     }
     assert_shows(&text(&render(&alarmed_app(), 120, 40)), &["|∇G| 0.500"]);
     // Without the room, the gradient norms give way to the four plots.
