@@ -101,9 +101,9 @@ fn owning_run(checkpoint: &Path) -> Option<PathBuf> {
     (parent.file_name()? == "checkpoints").then(|| parent.parent().map(Path::to_path_buf))?
 }
 
-/// Opens the run folder to continue in: metrics after the checkpoint's step are dropped (they
-/// will be written again, identically), and `config.toml` is rewritten with the settings now in
-/// force. Both are rewritten atomically.
+/// Opens the run folder to continue in: metrics and alarms after the checkpoint's step are
+/// dropped (they will be written again, identically), and `config.toml` is rewritten with the
+/// settings now in force. All are rewritten atomically.
 pub fn open_run_dir(resume: &Resume) -> anyhow::Result<RunDir> {
     let root = &resume.run_root;
     let run = RunDir::create(root)
@@ -116,6 +116,14 @@ pub fn open_run_dir(resume: &Resume) -> anyhow::Result<RunDir> {
         crate::files::atomic::write(&metrics, kept.as_bytes())
             .with_context(|| format!("cannot rewrite {}", metrics.display()))?;
     }
+    let events = run.events_file();
+    if events.exists() {
+        let text = std::fs::read_to_string(&events)
+            .with_context(|| format!("cannot read {}", events.display()))?;
+        let kept = events_up_to(&text, resume.checkpoint.progress.step);
+        crate::files::atomic::write(&events, kept.as_bytes())
+            .with_context(|| format!("cannot rewrite {}", events.display()))?;
+    }
     crate::files::atomic::write(&run.config_file(), resume.config.to_toml().as_bytes())
         .with_context(|| format!("cannot write {}", run.config_file().display()))?;
     Ok(run)
@@ -126,6 +134,16 @@ pub fn metrics_up_to(text: &str, step: u64) -> String {
     text.lines()
         .filter(|line| {
             serde_json::from_str::<MetricsRecord>(line).is_ok_and(|r| r.stats.step <= step)
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// The lines of an `events.jsonl` text for alarms up to `step`; a torn or foreign line goes.
+pub fn events_up_to(text: &str, step: u64) -> String {
+    text.lines()
+        .filter(|line| {
+            serde_json::from_str::<crate::protocol::Alarm>(line).is_ok_and(|a| a.step <= step)
         })
         .map(|line| format!("{line}\n"))
         .collect()
@@ -147,6 +165,13 @@ mod tests {
             metrics_up_to(&text, 2),
             format!("{}\n{}\n", line(1), line(2))
         );
+    }
+
+    #[test]
+    fn alarms_are_cut_at_the_checkpoint_and_torn_lines_dropped() {
+        let line = |step: u64| format!(r#"{{"step":{step},"kind":"d_wins","message":"m"}}"#);
+        let text = format!("{}\n{}\n{{\"step\":3,\"ki", line(1), line(5));
+        assert_eq!(events_up_to(&text, 4), format!("{}\n", line(1)));
     }
 
     #[test]

@@ -289,8 +289,10 @@ fn exploding_text(net: &str, norm: f32, window: &mut VecDeque<f32>) -> Option<St
         let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f32::NAN);
         (median > 0.0 && norm > EXPLODE_FACTOR * median).then(|| {
             format!(
-                "{net}'s gradient norm {norm:.3} is {:.0}x its median {median:.3} over the last {} logged steps",
-                norm / median,
+                "{net}'s gradient norm {} is {}x its median {} over the last {} logged steps",
+                number(norm),
+                ratio(norm / median),
+                number(median),
                 window.len()
             )
         })
@@ -302,6 +304,26 @@ fn exploding_text(net: &str, norm: f32, window: &mut VecDeque<f32>) -> Option<St
         window.pop_front();
     }
     text
+}
+
+/// A number in three decimals, or in scientific form when that would show nothing or too much:
+/// `12.500`, `3.20e-7`, `1.67e21`.
+fn number(v: f32) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e6).contains(&a) {
+        format!("{v:.2e}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A ratio in whole numbers, scientific beyond a million.
+fn ratio(r: f32) -> String {
+    if r < 1e6 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.2e}")
+    }
 }
 
 fn alarm(step: u64, kind: AlarmKind, message: String) -> Alarm {

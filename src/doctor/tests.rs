@@ -189,6 +189,15 @@ fn a_replayed_history_continues_where_it_was() {
 }
 
 #[test]
+fn numbers_in_messages_stay_readable_however_large_or_small() {
+    assert_eq!(number(12.5), "12.500");
+    assert_eq!(number(3.2e-7), "3.20e-7");
+    assert_eq!(number(0.0), "0.000");
+    assert_eq!(ratio(25.4), "25");
+    assert_eq!(ratio(1.67e21), "1.67e21");
+}
+
+#[test]
 fn alarms_are_written_as_the_events_file_says() {
     let a = alarm(12, AlarmKind::ExplodingGradients, "m".to_string());
     assert_eq!(

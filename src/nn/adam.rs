@@ -366,6 +366,35 @@ mod tests {
     }
 
     #[test]
+    fn measuring_the_gradient_norm_reads_it_and_changes_nothing() {
+        let dev: Cpu = Cpu::seed_from_u64(5);
+        let mut plain_model = dev.build_module::<Net, f32>();
+        let mut measured_model = plain_model.clone();
+        let (mut plain, mut measured) = (
+            Adam::new(pytorch_defaults(1e-2), ""),
+            Adam::new(pytorch_defaults(1e-2), ""),
+        );
+        let (mut g1, mut g2) = (plain_model.alloc_grads(), measured_model.alloc_grads());
+        for i in 0..6 {
+            g1 = loss_grads(&plain_model, g1, &dev, i);
+            plain.update_and_zero(&mut plain_model, &mut g1).unwrap();
+            g2 = loss_grads(&measured_model, g2, &dev, i);
+            measured.measure_grad_norm(i % 2 == 0);
+            measured
+                .update_and_zero(&mut measured_model, &mut g2)
+                .unwrap();
+            assert_eq!(measured.grad_norm().is_some(), i % 2 == 0);
+            if let Some(norm) = measured.grad_norm() {
+                assert!(norm.is_finite() && norm > 0.0, "{norm}");
+            }
+        }
+        assert_eq!(
+            params::export(&plain_model, ""),
+            params::export(&measured_model, "")
+        );
+    }
+
+    #[test]
     fn exported_state_restores_the_same_trajectory() {
         let dev: Cpu = Cpu::seed_from_u64(3);
         let mut a_model = dev.build_module::<Net, f32>();

@@ -153,7 +153,7 @@ fn pack(segments: Vec<Vec<Span<'static>>>, theme: &Theme, width: u16) -> Vec<Lin
 }
 
 /// Rows the charts under the numbers keep at least; KID and precision/recall give way to them.
-const CHART_ROWS: u16 = 4;
+const CHART_ROWS: u16 = 7;
 
 /// Packs segments into lines at most `width` wide, breaking only between them; the shares start
 /// a line of their own when the score and fcd share one.

@@ -789,3 +789,72 @@ fn snapshot_each_theme_at_80x24() {
         app.update(Action::CycleTheme);
     }
 }
+
+/// `scored_app` after an exploding-gradients alarm at its latest step.
+fn alarmed_app() -> App {
+    let mut app = scored_app();
+    app.on_msg(TrainMsg::Alarm(crate::protocol::Alarm {
+        step: 600,
+        kind: crate::protocol::AlarmKind::ExplodingGradients,
+        message: "D's gradient norm 50.000 is 25x its median 2.000 over the last 50 logged steps. Try a lower learning rate (--lr)".to_string(),
+    }));
+    app
+}
+
+#[test]
+fn the_gradient_norms_and_an_alarm_show_at_80x24_and_120x40() {
+    // The gradient norms have a slot of their own at 80x24 when the status line is short.
+    assert_shows(
+        &text(&render(&scored_app(), 80, 24)),
+        &["|∇G| 0.500", "|∇D| 0.250"],
+    );
+    // With an alarm's message below, every plot still carries its letter, in the warning
+    // style, at the step it was raised (the last column); at 120x40 the norms' two plots too.
+    for (width, height, plots) in [(80, 24, 4), (120, 40, 6)] {
+        let buf = render(&alarmed_app(), width, height);
+        let screen = text(&buf);
+        assert_shows(
+            &screen,
+            &[
+                "alarm exploding_gradients at step 600",
+                "D's gradient norm 50.000 is 25x",
+            ],
+        );
+        let warning = Theme::default().warning.fg.unwrap_or(Color::Reset);
+        let marks = (0..height)
+            .flat_map(|y| (0..width).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                buf.cell((x, y))
+                    .is_some_and(|c| c.symbol() == "x" && c.fg == warning)
+            })
+            .count();
+        assert!(
+            marks >= plots,
+            "{marks} marks at {width}x{height}:\n{screen}"
+        );
+    }
+    assert_shows(&text(&render(&alarmed_app(), 120, 40)), &["|∇G| 0.500"]);
+    // Without the room, the gradient norms give way to the four plots.
+    let short = text(&render(&alarmed_app(), 80, 15));
+    assert!(!short.contains("|∇G|"), "{short}");
+}
+
+#[test]
+fn kid_and_precision_recall_show_beside_real_digits_when_the_panel_has_room() {
+    let tall = text(&render(&scored_app(), 120, 40));
+    assert_shows(
+        &tall,
+        &[
+            "kid 0.0123±0.0011 (floor 0.0001)",
+            "P/R 71%/52% (real 78%/77%)",
+        ],
+    );
+}
+
+#[test]
+fn snapshot_120x40_with_an_alarm() {
+    insta::assert_snapshot!(
+        "120x40_with_an_alarm",
+        picture(&render(&alarmed_app(), 120, 40))
+    );
+}
