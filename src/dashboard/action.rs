@@ -168,13 +168,13 @@ pub const KEYS: &[KeyBinding] = &[
     KeyBinding {
         keys: &[Key::Char('q'), Key::Ctrl('c')],
         action: Action::Quit,
-        description: "stop training, save a checkpoint and quit (twice: quit at once); watching: leave, the run goes on",
+        description: "stop and save, then quit (twice: at once); in watch: only leave",
         hint: "quit",
     },
     KeyBinding {
         keys: &[Key::Char('x')],
         action: Action::StopRun,
-        description: "stop the run after a second press to confirm (it saves a checkpoint)",
+        description: "stop the run (press twice to confirm; it saves a checkpoint)",
         hint: "",
     },
 ];
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn unbound_keys_and_non_presses_do_nothing() {
-        assert_eq!(Action::from_key(ch('x')), None);
+        assert_eq!(Action::from_key(ch('y')), None);
         assert_eq!(Action::from_key(ch('P')), None);
         assert_eq!(
             Action::from_key(press(KeyCode::Enter, KeyModifiers::NONE)),
@@ -314,6 +314,7 @@ mod tests {
             Action::ToggleHelp,
             Action::Back,
             Action::Quit,
+            Action::StopRun,
         ];
         for action in actions {
             let kind = std::mem::discriminant(&action);

@@ -569,3 +569,57 @@ fn divergence_asks_for_q_before_naming_the_checkpoint() {
     );
     assert_eq!(app.run().phase(), &Phase::Diverged(10_400));
 }
+
+#[test]
+fn a_live_viewer_steers_but_q_only_leaves_and_x_asks_first() {
+    let mut app = running();
+    app.set_watch(WatchMode::Live);
+    assert_eq!(app.update(Action::TogglePause), Some(Command::Pause));
+    // x: a question first; any other key takes it back.
+    assert_eq!(app.update(Action::StopRun), None);
+    assert_eq!(
+        app.run().note().map(|n| n.text.as_str()),
+        Some(STOP_CONFIRM_NOTE)
+    );
+    assert_eq!(app.update(Action::ToggleHistory), None);
+    assert_eq!(app.update(Action::StopRun), None);
+    assert_eq!(app.update(Action::StopRun), Some(Command::Stop));
+    assert_eq!(app.run().phase(), &Phase::Stopping);
+    // q leaves at once and sends nothing.
+    let mut app = running();
+    app.set_watch(WatchMode::Live);
+    assert_eq!(app.update(Action::Quit), None);
+    assert!(app.should_exit());
+}
+
+#[test]
+fn a_replay_refuses_commands_and_a_lost_run_keeps_the_viewer_open() {
+    let mut app = running();
+    app.set_watch(WatchMode::Replay);
+    for action in [
+        Action::TogglePause,
+        Action::SaveCheckpoint,
+        Action::Resample,
+        Action::StopRun,
+    ] {
+        assert_eq!(app.update(action), None, "{action:?}");
+    }
+    assert!(
+        app.run()
+            .note()
+            .is_some_and(|n| n.text.contains("not running")),
+        "{:?}",
+        app.run().note()
+    );
+    let mut app = running();
+    app.set_watch(WatchMode::Live);
+    app.on_disconnect();
+    assert!(!app.should_exit());
+    assert!(
+        app.run()
+            .note()
+            .is_some_and(|n| n.text.starts_with("lost the run"))
+    );
+    app.on_msg(TrainMsg::Error("boom".to_string()));
+    assert!(!app.should_exit());
+}
