@@ -21,7 +21,7 @@ pub const D_WINS_G_LOSS: f32 = 5.0;
 
 /// `exploding_gradients`: a norm more than this many times the median of the norms logged
 /// before it...
-pub const EXPLODE_FACTOR: f32 = 20.0;
+pub const EXPLODE_FACTOR: f32 = 50.0;
 /// ... over at most this many logged steps, once there are at least `EXPLODE_MIN` of them.
 pub const EXPLODE_WINDOW: usize = 50;
 pub const EXPLODE_MIN: usize = 10;
