@@ -710,7 +710,7 @@ impl Accepts for Switch {
     type FlagValue = bool;
     const NUMERIC: bool = false;
     fn flag_parser() -> ValueParser {
-        clap::value_parser!(bool).into()
+        clap::value_parser!(bool)
     }
     fn from_flag(_key: &Key<Self>, value: &bool) -> Result<bool, ConfigError> {
         Ok(*value)
