@@ -139,8 +139,16 @@ impl App {
     }
 
     /// News from outside the trainer's messages (the control socket's answers, a notice about
-    /// it) for the status line.
+    /// it) for the status line. Plain news does not hide a warning or error still shown (such as
+    /// a bad theme's, told before the socket's address).
     pub fn notify(&mut self, note: Note) {
+        let shows_trouble = self
+            .run
+            .note()
+            .is_some_and(|n| matches!(n.kind, NoteKind::Warning | NoteKind::Error));
+        if note.kind == NoteKind::Info && shows_trouble {
+            return;
+        }
         self.tell(note.kind, note.text);
     }
 

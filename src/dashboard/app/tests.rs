@@ -623,3 +623,26 @@ fn a_replay_refuses_commands_and_a_lost_run_keeps_the_viewer_open() {
     app.on_msg(TrainMsg::Error("boom".to_string()));
     assert!(!app.should_exit());
 }
+
+#[test]
+fn plain_news_from_outside_does_not_hide_a_warning() {
+    let mut app = running();
+    let news = |text: &str| Note {
+        kind: NoteKind::Info,
+        text: text.to_string(),
+    };
+    app.notify(news("control socket: here"));
+    assert_eq!(
+        app.run().note().map(|n| n.text.as_str()),
+        Some("control socket: here")
+    );
+    app.notify(Note {
+        kind: NoteKind::Warning,
+        text: "theme bad_colour.toml: blurple".to_string(),
+    });
+    app.notify(news("viewer 1: pause"));
+    assert_eq!(
+        app.run().note().map(|n| (n.kind, n.text.as_str())),
+        Some((NoteKind::Warning, "theme bad_colour.toml: blurple"))
+    );
+}
