@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Overrides, Preset};
+use crate::train::schedule::ScheduleKind;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,6 +45,9 @@ pub struct TrainArgs {
     /// Learning rate of both optimisers.
     #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
     pub lr: Option<f64>,
+    /// Learning-rate schedule: constant, step, cosine or linear.
+    #[arg(long, value_name = "NAME", value_parser = parse_schedule)]
+    pub lr_schedule: Option<ScheduleKind>,
     /// Folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] (default: the built-in MNIST).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -60,6 +64,10 @@ pub struct TrainArgs {
     /// from the checkpoint; --epochs and --max-steps may extend or bound it).
     #[arg(long, value_name = "CHECKPOINT")]
     pub resume: Option<PathBuf>,
+    /// With --resume: continue from the checkpoint's exact state into a new run folder, where
+    /// --lr, --lr-schedule and --epochs may change; the new run records its parent.
+    #[arg(long, requires = "resume")]
+    pub fork: bool,
     /// Show where config, themes, data and runs live, then exit.
     #[arg(long)]
     pub print_paths: bool,
@@ -74,6 +82,7 @@ impl TrainArgs {
             seed: self.seed,
             max_steps: self.max_steps,
             lr: self.lr,
+            lr_schedule: self.lr_schedule,
             data_dir: self.data_dir.clone(),
             run_dir: self.run_dir.clone(),
             theme: self.theme.clone(),
@@ -162,6 +171,16 @@ pub struct EvalArgs {
     /// Print one JSON line instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_schedule(s: &str) -> Result<ScheduleKind, String> {
+    ScheduleKind::from_name(s).ok_or_else(|| {
+        let known: Vec<&str> = ScheduleKind::ALL.iter().map(|k| k.name()).collect();
+        format!(
+            "unknown schedule `{s}`; the schedules are: {}",
+            known.join(", ")
+        )
+    })
 }
 
 fn parse_preset(s: &str) -> Result<Preset, String> {

@@ -79,7 +79,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             if cli.train.config.is_some() {
                 bail!("--resume takes its settings from the checkpoint; drop --config");
             }
-            let resume = resume::prepare(path, &cli.train.overrides(), new_run_dir)?;
+            let how = if cli.train.fork {
+                resume::Continue::Fork
+            } else {
+                resume::Continue::Resume
+            };
+            let resume = resume::prepare(path, &cli.train.overrides(), how, new_run_dir)?;
             // Check the data before touching the run folder.
             let data = data::load(resume.config.data_dir.as_deref(), data::Split::Train)?;
             let run = resume::open_run_dir(&resume)?;
@@ -93,6 +98,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 &cli.train.overrides(),
             )?;
             let mut cfg = loaded.config;
+            // A config copied from a fork's folder starts a new run, not a fork.
+            cfg.forked_from = None;
+            cfg.forked_at_step = 0;
             let data = data::load(cfg.data_dir.as_deref(), data::Split::Train)?;
             // The run's config.toml names its own folder, so it says where this run lives.
             let run_root = match &cfg.run_dir {

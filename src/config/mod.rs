@@ -13,7 +13,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::train::schedule::Schedule;
+use crate::train::schedule::{Schedule, ScheduleKind};
 
 mod file;
 mod keys;
@@ -59,6 +59,10 @@ pub struct Config {
     pub on_write_error: OnWriteError,
     /// Digits the judge scores after each epoch (and on request); 0 turns scoring off.
     pub eval_count: usize,
+    /// A fork's parent: the run folder it was forked from (`--fork`), and the parent's step it
+    /// continued from (`forked_at_step`); `None` for a run that is not a fork.
+    pub forked_from: Option<PathBuf>,
+    pub forked_at_step: u64,
 }
 
 /// What a headless run does when a file cannot be written (a full or read-only disk).
@@ -102,6 +106,8 @@ impl Default for Config {
             keep_checkpoints: 5,
             on_write_error: OnWriteError::Continue,
             eval_count: 2000,
+            forked_from: None,
+            forked_at_step: 0,
         }
     }
 }
@@ -140,6 +146,7 @@ pub struct Overrides {
     /// `Some(0)` lifts any limit the file sets.
     pub max_steps: Option<u64>,
     pub lr: Option<f64>,
+    pub lr_schedule: Option<ScheduleKind>,
     pub data_dir: Option<PathBuf>,
     pub run_dir: Option<PathBuf>,
     pub theme: Option<String>,
@@ -378,6 +385,9 @@ fn apply_overrides(
     }
     if let Some(v) = LR.flag(o.lr)? {
         *lr = Some(v);
+    }
+    if let Some(kind) = o.lr_schedule {
+        config.lr_schedule.kind = kind;
     }
     if let Some(v) = DATA_DIR.flag(o.data_dir.as_deref())? {
         config.data_dir = v;

@@ -389,6 +389,8 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         keep_checkpoints: 2,
         on_write_error: OnWriteError::Stop,
         eval_count: 300,
+        forked_from: None,
+        forked_at_step: 0,
     };
     assert_eq!(from_file, want);
 
@@ -630,6 +632,8 @@ fn to_toml_loads_back_equal() {
         keep_checkpoints: 0,
         on_write_error: OnWriteError::Stop,
         eval_count: 0,
+        forked_from: Some(abs.join("runs").join("r0")),
+        forked_at_step: 1876,
     };
     for config in [config, Config::default()] {
         let text = config.to_toml();
