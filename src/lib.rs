@@ -13,6 +13,7 @@ pub mod files;
 pub mod headless;
 pub mod judge;
 pub mod nn;
+pub mod probe;
 pub mod protocol;
 pub mod resume;
 pub mod run;
@@ -154,7 +155,16 @@ fn run_dashboard(
         themes_dir: &paths.themes_dir,
         stay_open_when_done: true,
     };
-    let result = dashboard::run(dashboard::app::App::new(), msg_rx, cmd_tx, &opts);
+    let mut app = dashboard::app::App::new();
+    if let (Some(parent), Some(steps)) = (&cfg.forked_from, resume::parent_steps(cfg)) {
+        let name = parent.display().to_string();
+        app.set_parent(dashboard::app::ParentCurves::new(
+            name,
+            cfg.forked_at_step,
+            steps,
+        ));
+    }
+    let result = dashboard::run(app, msg_rx, cmd_tx, &opts);
     // The dashboard asked the trainer to stop (or it finished); wait for its checkpoint.
     let _ = trainer.join();
     let app = result?;

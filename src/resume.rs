@@ -198,6 +198,19 @@ pub fn open_run_dir(resume: &Resume) -> anyhow::Result<RunDir> {
     Ok(run)
 }
 
+/// The logged steps of a fork's parent, read from its `metrics.jsonl` (torn or foreign lines
+/// skipped); `None` when `config` is not a fork or the file cannot be read.
+pub fn parent_steps(config: &Config) -> Option<Vec<crate::protocol::StepStats>> {
+    let parent = config.forked_from.as_ref()?;
+    let text = std::fs::read_to_string(RunDir::metrics_file_in(parent)).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<MetricsRecord>(line).ok())
+            .map(|r| r.stats)
+            .collect(),
+    )
+}
+
 /// The lines of a `metrics.jsonl` text for steps up to `step`; a torn or foreign line goes.
 pub fn metrics_up_to(text: &str, step: u64) -> String {
     text.lines()

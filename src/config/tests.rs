@@ -401,6 +401,7 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         seed: Some(12),
         max_steps: Some(0),
         lr: Some(0.5),
+        lr_schedule: Some(crate::train::schedule::ScheduleKind::Cosine),
         data_dir: Some(PathBuf::from("/abs/data")),
         run_dir: Some(PathBuf::new()),
         theme: Some("night".to_string()),
@@ -415,6 +416,10 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         seed: 12,
         max_steps: None,
         lr: 0.5,
+        lr_schedule: crate::train::schedule::Schedule {
+            kind: crate::train::schedule::ScheduleKind::Cosine,
+            ..want.lr_schedule
+        },
         data_dir: Some(PathBuf::from("/abs/data")),
         run_dir: None,
         theme: "night".to_string(),

@@ -124,6 +124,9 @@ impl ConvDiscriminator for ProjectionDiscriminator {
     const CONDITIONAL: bool = true;
     /// Its tensors already carry PyTorch's names (`0`, `2`, `3`, `6`, `label_embedding`).
     const LAYOUT: &'static [&'static str] = &["0", "1", "2", "3", "4", "5", "6"];
+    /// G learns at twice D's rate: three epochs from seed 1 reach fcd 27.3 where equal rates
+    /// reach 37.1 (10,000 digits; see the README's Recipes).
+    const G_LR_FACTOR: f64 = 2.0;
 
     fn build(dev: &Cpu) -> Self {
         dev.build_module::<ProjectionDiscriminator, f32>()

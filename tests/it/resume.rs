@@ -286,10 +286,21 @@ fn a_fork_trains_at_its_new_rate_in_a_new_folder() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--fork"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--fork"),
+        "{}",
+        text(&out)
+    );
     // A fork into the parent's own folder is refused.
     let out = gan_tui(h)
-        .args(["--no-tui", "--resume", s(&ckpt), "--fork", "--run-dir", s(&parent)])
+        .args([
+            "--no-tui",
+            "--resume",
+            s(&ckpt),
+            "--fork",
+            "--run-dir",
+            s(&parent),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -320,6 +331,9 @@ fn a_fork_trains_at_its_new_rate_in_a_new_folder() {
     assert!((lr - 0.0001 * (1.0 - 2.0 / 5.0)).abs() < 1e-12, "{lr}");
     assert!(lines[5]["lr"].as_f64().unwrap() < lines[2]["lr"].as_f64().unwrap());
     assert!(fork.join("checkpoints/epoch-003.safetensors").exists());
-    assert_eq!(std::fs::read(parent.join("metrics.jsonl")).unwrap(), parent_metrics);
+    assert_eq!(
+        std::fs::read(parent.join("metrics.jsonl")).unwrap(),
+        parent_metrics
+    );
     assert!(!parent.join("checkpoints/epoch-003.safetensors").exists());
 }
