@@ -37,6 +37,10 @@ pub struct TrainArgs {
     /// from the checkpoint; --epochs and --max-steps may extend or bound it).
     #[arg(long, value_name = "CHECKPOINT")]
     pub resume: Option<PathBuf>,
+    /// With --resume: continue from the checkpoint's exact state into a new run folder, where
+    /// --lr, --lr-schedule and --epochs may change; the new run records its parent.
+    #[arg(long, requires = "resume")]
+    pub fork: bool,
     /// Show where config, themes, data and runs live, then exit.
     #[arg(long)]
     pub print_paths: bool,

@@ -229,6 +229,11 @@ pub fn run(
                     ))
                 });
             }
+            TrainMsg::ProbeFailed { probe, error } => {
+                progress.above(|| warn(format!("warning: the {probe:?} probe failed: {error}")));
+            }
+            // Probes are drawn by the dashboard; headless never asks for them.
+            TrainMsg::Probes(_) => {}
             TrainMsg::Diverged {
                 step,
                 d_loss,

@@ -15,6 +15,7 @@ pub mod files;
 pub mod headless;
 pub mod judge;
 pub mod nn;
+pub mod probe;
 pub mod protocol;
 pub mod resume;
 pub mod run;
@@ -93,7 +94,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             if cli.train.config.is_some() {
                 bail!("--resume takes its settings from the checkpoint; drop --config");
             }
-            let resume = resume::prepare(path, &cli.train.overrides, new_run_dir)?;
+            let how = if cli.train.fork {
+                resume::Continue::Fork
+            } else {
+                resume::Continue::Resume
+            };
+            let resume = resume::prepare(path, &cli.train.overrides, how, new_run_dir)?;
             // Check the data before touching the run folder.
             let data = data::load(resume.config.data_dir.as_deref(), data::Split::Train)?;
             let run = resume::open_run_dir(&resume)?;
@@ -107,6 +113,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 &cli.train.overrides,
             )?;
             let mut cfg = loaded.config;
+            // A config copied from a fork's folder starts a new run, not a fork.
+            cfg.forked_from = None;
+            cfg.forked_at_step = 0;
             let data = data::load(cfg.data_dir.as_deref(), data::Split::Train)?;
             // The run's config.toml names its own folder, so it says where this run lives.
             let run_root = match &cfg.run_dir {
@@ -166,7 +175,16 @@ fn run_dashboard(
         stay_open_when_done: true,
         notes: Some(&link.log),
     };
-    let result = dashboard::run(dashboard::app::App::new(), msg_rx, cmd_tx, &opts);
+    let mut app = dashboard::app::App::new();
+    if let (Some(parent), Some(steps)) = (&cfg.forked_from, resume::parent_steps(cfg)) {
+        let name = parent.display().to_string();
+        app.set_parent(dashboard::app::ParentCurves::new(
+            name,
+            cfg.forked_at_step,
+            steps,
+        ));
+    }
+    let result = dashboard::run(app, msg_rx, cmd_tx, &opts);
     // The dashboard asked the trainer to stop (or it finished); wait for its checkpoint.
     let _ = trainer.join();
     link.close();

@@ -24,8 +24,82 @@ pub enum Command {
     Evaluate,
     /// Conditional recipes: draw the sample grid as this digit only, or (`None`) all ten.
     ShowDigit(Option<u8>),
+    /// Turn a probe of the generator on or off; while on, a `Probes` message follows every
+    /// sample grid (and one at once).
+    Probe {
+        probe: Probe,
+        on: bool,
+    },
     /// Finish the current step, save a checkpoint and end the run.
     Stop,
+}
+
+/// The probes of the generator the dashboard can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe {
+    /// A strip of digits morphing between two noise vectors (and two digits, if conditional).
+    Morph,
+    /// Each shown digit's nearest training digit in the judge's feature space.
+    Nearest,
+    /// The judge's reading (digit, confidence) of each shown digit.
+    Reading,
+}
+
+/// What the probes that are on found, for the sample grid of the same step.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct ProbeReport {
+    pub step: u64,
+    pub morph: Option<MorphStrip>,
+    /// One per digit of the sample grid, in its order.
+    pub readings: Option<Vec<Reading>>,
+    pub nearest: Option<NearestReport>,
+}
+
+/// Digits of the generator along straight lines between two inputs, as grey pixels.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MorphStrip {
+    pub width: usize,
+    pub height: usize,
+    /// Digits per row.
+    pub steps: usize,
+    /// Row after row of `steps` digits: first from noise vector A to B (conditional: as digit
+    /// `digits.0`), then, for conditional presets, from digit `digits.0` to `digits.1` (noise A).
+    pub pixels: Vec<u8>,
+    pub digits: Option<(u8, u8)>,
+}
+
+/// The judge's reading of one digit.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Reading {
+    pub digit: u8,
+    /// The judge's probability of that digit.
+    pub confidence: f32,
+}
+
+/// Each shown digit's nearest training digit in the judge's feature space.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NearestReport {
+    pub width: usize,
+    pub height: usize,
+    /// One nearest training digit per shown digit, grey pixels, digit after digit.
+    pub pixels: Vec<u8>,
+    /// The feature-space distance of each shown digit to its nearest training digit.
+    pub distances: Vec<f32>,
+    /// Median of `distances`.
+    pub generated_median: f32,
+    /// Median distance of real test digits to their nearest training digit: what a generator
+    /// that does not copy should not beat.
+    pub test_median: f32,
+    /// Training digits searched.
+    pub searched: usize,
+}
+
+impl NearestReport {
+    /// The shown digits sit closer to training digits than real test digits do.
+    pub fn memorising(&self) -> bool {
+        self.generated_median < self.test_median
+    }
 }
 
 /// Facts about a run that do not change while it trains.
@@ -271,6 +345,13 @@ pub enum TrainMsg {
     },
     /// The judge could not score the digits (a request, or an epoch's end); training goes on.
     ScoringFailed(String),
+    /// The probes that are on, for the sample grid just sent.
+    Probes(ProbeReport),
+    /// A probe could not be computed (the judge failed to load, say); it is turned off.
+    ProbeFailed {
+        probe: Probe,
+        error: String,
+    },
     /// A loss became NaN or infinite at `step`. The trainer waits, paused, for `Stop`; it saves
     /// nothing more, so the last good checkpoint stays the newest.
     Diverged {

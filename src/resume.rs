@@ -1,5 +1,6 @@
 //! Continuing a run from a checkpoint: its settings (from the checkpoint, checked against any
-//! flags), its run folder, and its metrics cut back to the checkpoint's step.
+//! flags), its run folder, and its metrics cut back to the checkpoint's step; or, as a fork, the
+//! same exact state continued into a new run folder with another rate, schedule or length.
 
 use std::path::{Path, PathBuf};
 
@@ -15,14 +16,28 @@ pub struct Resume {
     pub checkpoint: Checkpoint,
     /// The run folder the run continues in.
     pub run_root: PathBuf,
+    /// A fork: the parent's folder whose metrics up to the checkpoint's step start the fork's.
+    pub fork_of: Option<PathBuf>,
+}
+
+/// How a checkpoint is continued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continue {
+    /// The same run, in its own folder, with the checkpoint's settings.
+    Resume,
+    /// A new run in a new folder from the checkpoint's state, whose rate, schedule and length
+    /// may differ; its config records the parent.
+    Fork,
 }
 
 /// Reads `path` and works out the config and run folder to continue with. Settings that would
-/// make the continuation a different run (preset, batch size, seed, learning rate, data) must
-/// match the checkpoint's; `epochs` and `max_steps` may change.
+/// make the continuation a different run (preset, batch size, seed, learning rate and schedule,
+/// data) must match the checkpoint's; `epochs` and `max_steps` may change. A fork may also change
+/// the learning rate and its schedule, and goes to a new folder (`--run-dir`, or a new one).
 pub fn prepare(
     path: &Path,
     overrides: &Overrides,
+    how: Continue,
     new_run_dir: impl FnOnce(&Config) -> PathBuf,
 ) -> anyhow::Result<Resume> {
     let checkpoint = Checkpoint::load(path)?;
@@ -34,7 +49,7 @@ pub fn prepare(
             )
         })?;
     let mut config = config::from_text(path, &checkpoint.config_toml, overrides)?;
-    let fixed: [(&str, String, String); 5] = [
+    let mut fixed: Vec<(&str, String, String)> = vec![
         (
             "preset",
             saved.preset.name().to_string(),
@@ -46,25 +61,69 @@ pub fn prepare(
             config.batch_size.to_string(),
         ),
         ("seed", saved.seed.to_string(), config.seed.to_string()),
-        ("learning rate", saved.lr.to_string(), config.lr.to_string()),
         (
             "data",
             show_dir(&saved.data_dir),
             show_dir(&config.data_dir),
         ),
     ];
+    if how == Continue::Resume {
+        fixed.push(("learning rate", saved.lr.to_string(), config.lr.to_string()));
+        fixed.push((
+            "learning-rate schedule",
+            format!("{:?}", saved.lr_schedule),
+            format!("{:?}", config.lr_schedule),
+        ));
+    }
     for (what, in_checkpoint, asked) in fixed {
         if in_checkpoint != asked {
+            let hint = match how {
+                Continue::Resume => {
+                    "resume with the checkpoint's own, fork with --fork to change the rate, \
+                     its schedule or the length, or start a new run"
+                }
+                Continue::Fork => "a fork may change only the rate, its schedule and the length",
+            };
             bail!(
-                "cannot resume {} with another {what}: the checkpoint holds {in_checkpoint}, the settings say {asked}; \
-                 resume with the checkpoint's own, or start a new run",
+                "cannot resume {} with another {what}: the checkpoint holds {in_checkpoint}, the settings say {asked}; {hint}",
                 path.display()
             );
         }
     }
+    let owner = owning_run(path);
+    if how == Continue::Fork {
+        let parent = match &owner {
+            Some(run) => run.clone(),
+            None => std::path::absolute(path)
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .unwrap_or_default(),
+        };
+        let run_root = match overrides.run_dir() {
+            Some(flag) if !flag.as_os_str().is_empty() => config
+                .run_dir
+                .clone()
+                .unwrap_or_else(|| new_run_dir(&config)),
+            _ => new_run_dir(&config),
+        };
+        if owner.as_ref() == Some(&run_root) {
+            bail!(
+                "a fork goes to a new run folder, not its parent's ({}); drop --run-dir or name another",
+                run_root.display()
+            );
+        }
+        config.run_dir = Some(run_root.clone());
+        config.forked_from = Some(parent.clone());
+        config.forked_at_step = checkpoint.progress.step;
+        return Ok(Resume {
+            config,
+            checkpoint,
+            run_root,
+            fork_of: Some(parent),
+        });
+    }
     // By default the run goes on in the folder the checkpoint belongs to; another folder must
     // not hold a run already, as its metrics would be cut.
-    let owner = owning_run(path);
     let run_root = match (overrides.run_dir(), &config.run_dir) {
         (Some(flag), Some(dir)) if !flag.as_os_str().is_empty() => {
             let taken = ["metrics.jsonl", "config.toml"]
@@ -85,6 +144,7 @@ pub fn prepare(
         config,
         checkpoint,
         run_root,
+        fork_of: None,
     })
 }
 
@@ -103,9 +163,26 @@ fn owning_run(checkpoint: &Path) -> Option<PathBuf> {
 
 /// Opens the run folder to continue in: metrics and alarms after the checkpoint's step are
 /// dropped (they will be written again, identically), and `config.toml` is rewritten with the
-/// settings now in force. All are rewritten atomically.
+/// settings now in force. All are rewritten atomically. A fork's folder must be new; it starts
+/// with the parent's metrics up to the checkpoint's step (the parent's folder is only read).
 pub fn open_run_dir(resume: &Resume) -> anyhow::Result<RunDir> {
     let root = &resume.run_root;
+    if let Some(parent) = &resume.fork_of {
+        let run = RunDir::start_new(root, &resume.config.to_toml())?;
+        let parent_metrics = parent.join("metrics.jsonl");
+        let text = match std::fs::read_to_string(&parent_metrics) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", parent_metrics.display()));
+            }
+        };
+        let kept = metrics_up_to(&text, resume.checkpoint.progress.step);
+        let metrics = run.metrics_file();
+        crate::files::atomic::write(&metrics, kept.as_bytes())
+            .with_context(|| format!("cannot write {}", metrics.display()))?;
+        return Ok(run);
+    }
     let run = RunDir::create(root)
         .with_context(|| format!("cannot create the run folder {}", root.display()))?;
     let metrics = run.metrics_file();
@@ -127,6 +204,19 @@ pub fn open_run_dir(resume: &Resume) -> anyhow::Result<RunDir> {
     crate::files::atomic::write(&run.config_file(), resume.config.to_toml().as_bytes())
         .with_context(|| format!("cannot write {}", run.config_file().display()))?;
     Ok(run)
+}
+
+/// The logged steps of a fork's parent, read from its `metrics.jsonl` (torn or foreign lines
+/// skipped); `None` when `config` is not a fork or the file cannot be read.
+pub fn parent_steps(config: &Config) -> Option<Vec<crate::protocol::StepStats>> {
+    let parent = config.forked_from.as_ref()?;
+    let text = std::fs::read_to_string(RunDir::metrics_file_in(parent)).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<MetricsRecord>(line).ok())
+            .map(|r| r.stats)
+            .collect(),
+    )
 }
 
 /// The lines of a `metrics.jsonl` text for steps up to `step`; a torn or foreign line goes.

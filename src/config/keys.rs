@@ -167,7 +167,11 @@ pub(super) const LR: Key<Positive> = Key {
 pub(super) const LR_SCHEDULE: Key<ScheduleName> = Key {
     table: "train",
     name: "lr_schedule",
-    flag: None,
+    flag: Some(Flag {
+        name: "--lr-schedule",
+        value_name: "NAME",
+        help: "Learning-rate schedule: constant, step, cosine or linear",
+    }),
     accepts: ScheduleName,
     doc: "learning-rate schedule: constant, step, cosine or linear",
     help: "how the rate changes: `step` multiplies it by `lr_gamma` every `lr_step_every` steps, `cosine` and `linear` take it to `lr_final` x `lr` at the last step (see Recipes)",
@@ -357,6 +361,31 @@ pub(super) const ON_WRITE_ERROR: Key<WriteErrorChoice> = Key {
     write: |c| toml_string(c.on_write_error.name()),
     set: |c, _, v| c.on_write_error = v,
 };
+pub(super) const FORKED_FROM: Key<Dir> = Key {
+    table: "run",
+    name: "forked_from",
+    flag: None,
+    accepts: Dir,
+    doc: "\"\" = not a fork, else the run folder this run was forked from",
+    help: "written by `--fork`: the run folder the run was forked from; `\"\"` = not a fork",
+    default_shown: None,
+    write: |c| toml_path(c.forked_from.as_deref()),
+    set: |c, _, v| c.forked_from = v,
+};
+pub(super) const FORKED_AT_STEP: Key<Int> = Key {
+    table: "run",
+    name: "forked_at_step",
+    flag: None,
+    accepts: Int {
+        min: 0,
+        max: TOML_INT_MAX,
+    },
+    doc: "the parent's step the fork started from (with forked_from)",
+    help: "written by `--fork`: the parent's step the fork continued from",
+    default_shown: None,
+    write: |c| c.forked_at_step.to_string(),
+    set: |c, _, v| c.forked_at_step = v,
+};
 
 /// Every key, in the order `to_toml` writes them.
 pub(super) const KEYS: &[&dyn Setting] = &[
@@ -381,6 +410,8 @@ pub(super) const KEYS: &[&dyn Setting] = &[
     &ON_WRITE_ERROR,
     &EVAL_COUNT,
     &CONTROL,
+    &FORKED_FROM,
+    &FORKED_AT_STEP,
     &THEME,
     &FPS,
 ];

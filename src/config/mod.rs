@@ -66,6 +66,10 @@ pub struct Config {
     pub eval_count: usize,
     /// Listen on the run folder's `control.sock` for viewers (`gan-tui watch`).
     pub control: bool,
+    /// A fork's parent: the run folder it was forked from (`--fork`), and the parent's step it
+    /// continued from (`forked_at_step`); `None` for a run that is not a fork.
+    pub forked_from: Option<PathBuf>,
+    pub forked_at_step: u64,
 }
 
 /// What a headless run does when a file cannot be written (a full or read-only disk).
@@ -112,6 +116,8 @@ impl Default for Config {
             on_write_error: OnWriteError::Continue,
             eval_count: 2000,
             control: true,
+            forked_from: None,
+            forked_at_step: 0,
         }
     }
 }

@@ -397,6 +397,8 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         on_write_error: OnWriteError::Stop,
         eval_count: 300,
         control: false,
+        forked_from: None,
+        forked_at_step: 0,
     };
     assert_eq!(from_file, want);
 
@@ -417,6 +419,8 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         "0",
         "--lr",
         "0.5",
+        "--lr-schedule",
+        "cosine",
         "--data-dir",
         "/abs/data",
         "--run-dir",
@@ -436,6 +440,10 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         early_stop: 0,
         threads: 0,
         lr: 0.5,
+        lr_schedule: crate::train::schedule::Schedule {
+            kind: crate::train::schedule::ScheduleKind::Cosine,
+            ..want.lr_schedule
+        },
         data_dir: Some(PathBuf::from("/abs/data")),
         run_dir: Some(PathBuf::from("/abs/run")),
         theme: "night".to_string(),
@@ -629,6 +637,8 @@ fn to_toml_loads_back_equal() {
         on_write_error: OnWriteError::Stop,
         eval_count: 0,
         control: false,
+        forked_from: Some(abs.join("runs").join("r0")),
+        forked_at_step: 1876,
     };
     for config in [config, Config::default()] {
         let text = config.to_toml();

@@ -374,6 +374,8 @@ pub fn command_text(command: Command) -> String {
         Command::ShowDigit(Some(d)) => format!("draw digit {d}"),
         Command::ShowDigit(None) => "draw all ten digits".to_string(),
         Command::Stop => "stop the run".to_string(),
+        Command::Probe { probe, on: true } => format!("show the {probe:?} probe"),
+        Command::Probe { probe, on: false } => format!("hide the {probe:?} probe"),
     }
 }
 
@@ -505,6 +507,8 @@ impl Facts {
             TrainMsg::Finished { .. } | TrainMsg::Error(_) | TrainMsg::Diverged { .. } => {
                 &mut self.ending
             }
+            // Probes come again with the next grid while they are on.
+            TrainMsg::Probes(_) | TrainMsg::ProbeFailed { .. } => return,
             TrainMsg::CheckpointFailed { .. }
             | TrainMsg::WriteFailed { .. }
             | TrainMsg::ScoringFailed(_) => return,

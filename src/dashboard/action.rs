@@ -22,6 +22,14 @@ pub enum Action {
     ShowDigit(u8),
     /// Conditional runs: draw all ten digits again.
     AllDigits,
+    /// Probe on or off: a strip morphing between two noise vectors (and two digits).
+    ToggleMorph,
+    /// Probe on or off: each shown digit's nearest training digit, and the memorisation check.
+    ToggleNearest,
+    /// Probe on or off: the judge's reading under each shown digit.
+    ToggleReading,
+    /// A fork: overlay the parent run's curves from the fork's step on.
+    ToggleParentOverlay,
     ToggleHelp,
     /// Close the help popup if it is open, otherwise quit.
     Back,
@@ -121,6 +129,30 @@ pub const KEYS: &[KeyBinding] = &[
         keys: &[Key::Char('a')],
         action: Action::AllDigits,
         description: "conditional runs: draw all ten digits",
+        hint: "",
+    },
+    KeyBinding {
+        keys: &[Key::Char('i')],
+        action: Action::ToggleMorph,
+        description: "probe: a strip morphing between two noises (and two digits)",
+        hint: "",
+    },
+    KeyBinding {
+        keys: &[Key::Char('n')],
+        action: Action::ToggleNearest,
+        description: "probe: each digit's nearest training digit; warns of copying",
+        hint: "",
+    },
+    KeyBinding {
+        keys: &[Key::Char('c')],
+        action: Action::ToggleReading,
+        description: "probe: the judge's reading and confidence under each digit",
+        hint: "",
+    },
+    KeyBinding {
+        keys: &[Key::Char('o')],
+        action: Action::ToggleParentOverlay,
+        description: "forks: overlay the parent run's curves after the fork's step",
         hint: "",
     },
     KeyBinding {
@@ -232,6 +264,10 @@ mod tests {
             (ch('7'), Action::ShowDigit(7)),
             (ch('9'), Action::ShowDigit(9)),
             (ch('a'), Action::AllDigits),
+            (ch('i'), Action::ToggleMorph),
+            (ch('n'), Action::ToggleNearest),
+            (ch('c'), Action::ToggleReading),
+            (ch('o'), Action::ToggleParentOverlay),
             (ch('?'), Action::ToggleHelp),
             (ch('q'), Action::Quit),
             (press(KeyCode::Esc, KeyModifiers::NONE), Action::Back),
@@ -266,9 +302,10 @@ mod tests {
             Action::from_key(press(KeyCode::Char('q'), KeyModifiers::ALT)),
             None
         );
+        // Plain `c` is a probe, not Ctrl-C's quit.
         assert_eq!(
             Action::from_key(press(KeyCode::Char('c'), KeyModifiers::NONE)),
-            None
+            Some(Action::ToggleReading)
         );
         assert_eq!(
             Action::from_key(press(
@@ -311,6 +348,10 @@ mod tests {
             Action::Evaluate,
             Action::ShowDigit(0),
             Action::AllDigits,
+            Action::ToggleMorph,
+            Action::ToggleNearest,
+            Action::ToggleReading,
+            Action::ToggleParentOverlay,
             Action::ToggleHelp,
             Action::Back,
             Action::Quit,

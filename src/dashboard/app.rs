@@ -6,8 +6,11 @@
 //! (`update`). It does no I/O and holds no styles, so every state change is a plain function call
 //! in tests.
 
+use std::collections::BTreeMap;
+
 use crate::dashboard::action::Action;
-use crate::protocol::{Command, TrainMsg};
+use crate::protocol::{Command, Probe, StepStats, TrainMsg};
+use crate::run::history::{History, Series};
 use crate::run::state::{Note, NoteKind, Phase, RunState, SCORING_OFF_NOTE};
 
 /// The status note while the trainer scores on request.
@@ -57,6 +60,78 @@ impl Default for ThemeChoice {
     }
 }
 
+/// Which probes of the generator the dashboard asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProbeToggles {
+    pub morph: bool,
+    pub nearest: bool,
+    pub reading: bool,
+}
+
+impl ProbeToggles {
+    fn get(self, probe: Probe) -> bool {
+        match probe {
+            Probe::Morph => self.morph,
+            Probe::Nearest => self.nearest,
+            Probe::Reading => self.reading,
+        }
+    }
+
+    fn set(&mut self, probe: Probe, on: bool) {
+        match probe {
+            Probe::Morph => self.morph = on,
+            Probe::Nearest => self.nearest = on,
+            Probe::Reading => self.reading = on,
+        }
+    }
+}
+
+/// A fork's parent run, for the overlay: its logged steps (from its `metrics.jsonl`), and its
+/// values at the steps this run has logged, kept beside this run's own histories point for
+/// point.
+#[derive(Debug, Clone)]
+pub struct ParentCurves {
+    /// Where the parent lives, for the panel's title.
+    pub name: String,
+    /// The parent's step the fork started from.
+    pub fork_step: u64,
+    by_step: BTreeMap<u64, StepStats>,
+    histories: [History; 4],
+}
+
+impl ParentCurves {
+    pub fn new(name: String, fork_step: u64, records: Vec<StepStats>) -> ParentCurves {
+        ParentCurves {
+            name,
+            fork_step,
+            by_step: records.into_iter().map(|r| (r.step, r)).collect(),
+            histories: Default::default(),
+        }
+    }
+
+    /// The parent's value of `series` at each step this run logged, NaN where it logged none.
+    pub fn history(&self, series: Series) -> &History {
+        &self.histories[series as usize]
+    }
+
+    /// The parent's record at `step`, if it logged one.
+    pub fn at(&self, step: u64) -> Option<&StepStats> {
+        self.by_step.get(&step)
+    }
+
+    /// Logged steps of the parent after the fork's step.
+    pub fn steps_after_fork(&self) -> usize {
+        self.by_step.range(self.fork_step + 1..).count()
+    }
+
+    fn follow(&mut self, step: u64) {
+        let record = self.by_step.get(&step).copied();
+        for (history, series) in self.histories.iter_mut().zip(Series::ALL) {
+            history.push(record.map_or(f32::NAN, |r| series.value(&r)));
+        }
+    }
+}
+
 /// All dashboard state.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -81,6 +156,10 @@ pub struct App {
     watch: Option<WatchMode>,
     /// The stop key was pressed once; a second press stops the run.
     stop_armed: bool,
+    probes: ProbeToggles,
+    /// A fork's parent, if this run is one and its metrics could be read.
+    parent: Option<ParentCurves>,
+    parent_overlay: bool,
     /// The signal that asked the dashboard to quit, if one did.
     signalled: Option<i32>,
     exit: bool,
@@ -109,6 +188,9 @@ impl App {
             stay_open_when_done: true,
             watch: None,
             stop_armed: false,
+            probes: ProbeToggles::default(),
+            parent: None,
+            parent_overlay: false,
             signalled: None,
             exit: false,
         }
@@ -152,8 +234,16 @@ impl App {
         self.tell(note.kind, note.text);
     }
 
+    /// This run is a fork of `parent`: `o` overlays its curves.
+    pub fn set_parent(&mut self, parent: ParentCurves) {
+        self.parent = Some(parent);
+    }
+
     /// Folds one trainer message into the state.
     pub fn on_msg(&mut self, msg: TrainMsg) {
+        if let (TrainMsg::Step(stats), Some(parent)) = (&msg, &mut self.parent) {
+            parent.follow(stats.step);
+        }
         let asked_to_stop = *self.run.phase() == Phase::Stopping;
         let answers_scoring =
             self.scoring && self.run.note().is_some_and(|n| n.text == SCORING_NOTE);
@@ -186,6 +276,7 @@ impl App {
                 self.saving = false;
             }
             TrainMsg::ScoringFailed(_) => self.scoring = false,
+            TrainMsg::ProbeFailed { probe, .. } => self.probes.set(probe, false),
             TrainMsg::Diverged { .. } => {
                 self.pause_requested = None;
                 self.saving = false;
@@ -218,6 +309,7 @@ impl App {
             | TrainMsg::BestCheckpoint { .. }
             | TrainMsg::Step(_)
             | TrainMsg::Samples(_)
+            | TrainMsg::Probes(_)
             | TrainMsg::WriteFailed { .. } => {}
         }
     }
@@ -338,6 +430,30 @@ impl App {
                 self.ask_for_digit(want)
             }
             Action::AllDigits => self.ask_for_digit(None),
+            Action::ToggleMorph => self.toggle_probe(Probe::Morph),
+            Action::ToggleNearest => self.toggle_probe(Probe::Nearest),
+            Action::ToggleReading => self.toggle_probe(Probe::Reading),
+            Action::ToggleParentOverlay => {
+                match &self.parent {
+                    None => self.tell(
+                        NoteKind::Info,
+                        "not a fork: there is no parent run to overlay (see --fork)".to_string(),
+                    ),
+                    Some(parent) => {
+                        self.parent_overlay = !self.parent_overlay;
+                        if self.parent_overlay {
+                            let text = format!(
+                                "overlaying the parent {} (forked at step {}; {} logged steps after it)",
+                                parent.name,
+                                parent.fork_step,
+                                parent.steps_after_fork()
+                            );
+                            self.tell(NoteKind::Info, text);
+                        }
+                    }
+                }
+                None
+            }
             Action::CycleTheme => {
                 let count = self.themes.entries.len().max(1);
                 self.themes.current = (self.themes.current + 1) % count;
@@ -429,6 +545,16 @@ impl App {
         }
     }
 
+    /// Turns a probe on or off; the trainer computes it with each sample grid while on.
+    fn toggle_probe(&mut self, probe: Probe) -> Option<Command> {
+        if !self.accepts_commands() {
+            return self.refuse("probe the generator");
+        }
+        let on = !self.probes.get(probe);
+        self.probes.set(probe, on);
+        Some(Command::Probe { probe, on })
+    }
+
     fn refuse(&mut self, what: &str) -> Option<Command> {
         let why = match self.run.phase() {
             _ if self.watch == Some(WatchMode::Replay) => {
@@ -507,6 +633,16 @@ impl App {
 
     pub fn fresh_noise(&self) -> bool {
         self.fresh_noise
+    }
+
+    /// The probes asked for.
+    pub fn probes(&self) -> ProbeToggles {
+        self.probes
+    }
+
+    /// The parent's curves when the overlay is on.
+    pub fn parent_overlay(&self) -> Option<&ParentCurves> {
+        self.parent.as_ref().filter(|_| self.parent_overlay)
     }
 
     /// Where the current theme is in the cycle: the index into the dashboard's `ThemeSet`.

@@ -57,6 +57,11 @@ impl RunDir {
         Ok(run)
     }
 
+    /// Where the run folder `root` keeps its metrics.
+    pub fn metrics_file_in(root: &Path) -> PathBuf {
+        root.join("metrics.jsonl")
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -66,7 +71,7 @@ impl RunDir {
     }
 
     pub fn metrics_file(&self) -> PathBuf {
-        self.root.join("metrics.jsonl")
+        RunDir::metrics_file_in(&self.root)
     }
 
     /// `events.jsonl`: the health alarms, one JSON object a line.

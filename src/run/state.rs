@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use crate::protocol::{
-    Alarm, AlarmKind, EpochSummary, FinishReason, QualityReport, RunInfo, SampleGrid, SaveReason,
-    StepStats, TrainMsg,
+    Alarm, AlarmKind, EpochSummary, FinishReason, ProbeReport, QualityReport, RunInfo, SampleGrid,
+    SaveReason, StepStats, TrainMsg,
 };
 use crate::run::format::{format_duration, format_value};
 use crate::run::history::{Downsampled, History, SCORE_POINTS, Series};
@@ -82,6 +82,8 @@ pub struct RunState {
     last_alarm: Option<Alarm>,
     best: Option<BestCheckpoint>,
     samples: Option<SampleGrid>,
+    /// The latest probes of the generator.
+    probes: Option<ProbeReport>,
     /// The judge's latest scores.
     quality: Option<QualityReport>,
     /// The judge's score at each report, over the whole run.
@@ -114,6 +116,7 @@ impl RunState {
             last_alarm: None,
             best: None,
             samples: None,
+            probes: None,
             quality: None,
             score_history: Downsampled::new(SCORE_POINTS),
             scoring_off: false,
@@ -187,6 +190,10 @@ impl RunState {
             // The error already says what went wrong; no file is involved.
             TrainMsg::ScoringFailed(error) => {
                 self.fail_softly(format!("{error}; training goes on"));
+            }
+            TrainMsg::Probes(report) => self.probes = Some(report.clone()),
+            TrainMsg::ProbeFailed { probe, error } => {
+                self.fail_softly(format!("the {probe:?} probe failed and is off: {error}"));
             }
             TrainMsg::WriteFailed { what, path, error } => {
                 self.fail_softly(format!(
@@ -332,6 +339,17 @@ impl RunState {
     /// The latest step the trainer reported (steps taken so far), if any.
     pub fn step(&self) -> Option<u64> {
         self.step
+    }
+
+    /// The latest probes of the generator, whichever grid they were for.
+    pub fn probes(&self) -> Option<&ProbeReport> {
+        self.probes.as_ref()
+    }
+
+    /// The latest probes if they were computed for the sample grid shown now.
+    pub fn probes_of_samples(&self) -> Option<&ProbeReport> {
+        let grid = self.samples.as_ref()?;
+        self.probes.as_ref().filter(|p| p.step == grid.step)
     }
 
     pub fn samples(&self) -> Option<&SampleGrid> {

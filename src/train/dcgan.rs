@@ -106,6 +106,8 @@ pub trait ConvDiscriminator:
     const CONDITIONAL: bool;
     /// The `nn.Sequential` index of each element of D, naming its tensors in checkpoints.
     const LAYOUT: &'static [&'static str];
+    /// G's learning rate as a multiple of the run's rate, which D takes as it is.
+    const G_LR_FACTOR: f64 = 1.0;
     /// Drawn from `dev`'s stream with DCGAN's initialisation.
     fn build(dev: &Cpu) -> Self;
     /// The generator's input rows for `count` noise vectors `z` (checked) and the digits asked
@@ -140,6 +142,17 @@ pub fn real_then_fake_images(
         .device()
         .try_tensor_from_vec(both, (2 * rows, Const, Const, Const))?;
     Ok(Constant(both.traced(grads)))
+}
+
+/// Both digits of a blend are 0-9.
+fn check_labels_pair(from: u8, to: u8) -> Result<(), DeviceError> {
+    match [from, to]
+        .into_iter()
+        .find(|&d| usize::from(d) >= crate::data::CLASSES)
+    {
+        Some(d) => Err(DeviceError(format!("label {d} is not a digit 0-9"))),
+        None => Ok(()),
+    }
 }
 
 /// DCGAN's initialisation of a dense layer: weights normal(0, 0.02) from `dev`'s stream, biases 0.
@@ -216,8 +229,11 @@ impl<const Z: usize, D: ConvDiscriminator> ConvGan<Z, D> {
             g: G_INDICES,
             d: D::LAYOUT,
         };
+        let mut nets = Nets::new(dev, g, d, layout, adam, Some(EMA_DECAY));
+        nets.lr_factors = [D::G_LR_FACTOR, 1.0];
+        nets.set_lr(lr);
         ConvGan {
-            nets: Nets::new(dev, g, d, layout, adam, Some(EMA_DECAY)),
+            nets,
             times: PhaseTimes::default(),
         }
     }
@@ -302,6 +318,34 @@ impl<const Z: usize, D: ConvDiscriminator> Gan for ConvGan<Z, D> {
             .dev
             .try_tensor_from_vec(input, (count, Const::<Z>))?;
         let images = kernels::in_pool_untimed(|| self.nets.sampler().try_forward(z))?;
+        Ok(ops::read(&images)?)
+    }
+
+    fn generate_blended(
+        &self,
+        z: &[f32],
+        (from, to): (u8, u8),
+        mix: &[f32],
+    ) -> Result<Vec<f32>, DeviceError> {
+        if !D::CONDITIONAL {
+            return Err(DeviceError(
+                "this preset's generator does not take a digit".to_string(),
+            ));
+        }
+        let count = mix.len();
+        // The one-hot rows for `from`, then the weight moved over to `to`.
+        let mut input = D::generator_input(z, Some(&vec![from; count]), count)?;
+        check_labels_pair(from, to)?;
+        for (row, &t) in input.chunks_exact_mut(Z).zip(mix) {
+            let onehot = &mut row[LATENT..];
+            onehot[usize::from(from)] = 1.0 - t;
+            onehot[usize::from(to)] += t;
+        }
+        let z = self
+            .nets
+            .dev
+            .try_tensor_from_vec(input, (count, Const::<Z>))?;
+        let images = kernels::in_pool(|| self.nets.sampler().try_forward(z))?;
         Ok(ops::read(&images)?)
     }
 
@@ -397,6 +441,25 @@ mod tests {
             .unwrap()
             .data;
         assert!(rv.iter().any(|&v| (v - 1.0).abs() > 1e-3));
+    }
+
+    #[test]
+    fn both_networks_learn_at_the_rate_asked_for() {
+        let mut cgan = crate::train::cgan::new(1, 4e-4);
+        assert_eq!(
+            (cgan.nets.opt_g.cfg.lr, cgan.nets.opt_d.cfg.lr),
+            (4e-4, 4e-4)
+        );
+        cgan.set_lr(1e-4);
+        assert_eq!(
+            (cgan.nets.opt_g.cfg.lr, cgan.nets.opt_d.cfg.lr),
+            (1e-4, 1e-4)
+        );
+        let dcgan = Dcgan::new(1, 2e-4);
+        assert_eq!(
+            (dcgan.nets.opt_g.cfg.lr, dcgan.nets.opt_d.cfg.lr),
+            (2e-4, 2e-4)
+        );
     }
 
     #[test]

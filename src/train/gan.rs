@@ -160,6 +160,19 @@ pub trait Gan {
     fn is_conditional(&self) -> bool {
         false
     }
+    /// Conditional recipes: images for `count` noise vectors, image `i` asked for digit `from`
+    /// with weight `1 - mix[i]` and `to` with weight `mix[i]` in its one-hot input (a digit
+    /// morphing into another). Others say they take no digit.
+    fn generate_blended(
+        &self,
+        _z: &[f32],
+        _digits: (u8, u8),
+        _mix: &[f32],
+    ) -> Result<Vec<f32>, DeviceError> {
+        Err(DeviceError(
+            "this preset's generator does not take a digit".to_string(),
+        ))
+    }
     /// Sets the learning rate of both optimisers (schedules change it as training goes).
     fn set_lr(&mut self, lr: f64);
     /// The full training state.

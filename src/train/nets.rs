@@ -46,6 +46,8 @@ pub struct Nets<G, D> {
     pub d_grads: Gradients<f32, Cpu>,
     /// A running average of G's weights and its target decay; draws the samples when present.
     pub ema: Option<(G, f32)>,
+    /// G's and D's rates as factors of the rate `set_lr` is given (two time-scale rates).
+    pub lr_factors: [f64; 2],
 }
 
 impl<G, D> Nets<G, D>
@@ -67,6 +69,7 @@ where
             d,
             opt_g,
             opt_d,
+            lr_factors: [1.0, 1.0],
         }
     }
 
@@ -118,6 +121,7 @@ where
             opt_g,
             opt_d,
             ema,
+            lr_factors: self.lr_factors,
         })
     }
 
@@ -135,9 +139,10 @@ where
         }
     }
 
+    /// Sets both optimisers' rates: `lr` times each one's factor.
     pub fn set_lr(&mut self, lr: f64) {
-        self.opt_g.cfg.lr = lr;
-        self.opt_d.cfg.lr = lr;
+        self.opt_g.cfg.lr = lr * self.lr_factors[0];
+        self.opt_d.cfg.lr = lr * self.lr_factors[1];
     }
 
     /// Moves the weight average, if any, towards G after a generator update.

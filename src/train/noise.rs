@@ -18,6 +18,8 @@ pub enum NoiseKind {
     Dropout = 3,
     /// The interpolation weights of a gradient penalty.
     Penalty = 4,
+    /// The two noise vectors the dashboard's morph probe moves between.
+    Probe = 5,
 }
 
 #[derive(Debug, Clone)]

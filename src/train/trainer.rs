@@ -15,9 +15,10 @@ use crate::eval::Evaluator;
 use crate::files::image;
 use crate::files::run_dir::{JsonLines, MetricsRecord, QualityFields, RunDir};
 use crate::judge::CLASSES;
+use crate::probe::{self, Prober};
 use crate::protocol::{
-    Alarm, Command, EpochSummary, FinishReason, QualityReport, RunInfo, SampleGrid, SaveReason,
-    StepStats, TrainMsg,
+    Alarm, Command, EpochSummary, FinishReason, Probe, ProbeReport, QualityReport, RunInfo,
+    SampleGrid, SaveReason, StepStats, TrainMsg,
 };
 
 use super::checkpoint::{self, Checkpoint, EpochTally, Progress, RngPositions};
@@ -195,6 +196,32 @@ struct Trainer {
     show_digit: Option<u8>,
     /// The gradient norms of the latest step (measured on logged steps only).
     grad_norms: GradNorms,
+    /// The probes the front end turned on.
+    probes: ProbesOn,
+    /// The judge and training features the probes use, loaded on the first probe.
+    prober: Option<Prober>,
+}
+
+/// Which probes of the generator are on.
+#[derive(Debug, Clone, Copy, Default)]
+struct ProbesOn {
+    morph: bool,
+    nearest: bool,
+    reading: bool,
+}
+
+impl ProbesOn {
+    fn any(self) -> bool {
+        self.morph || self.nearest || self.reading
+    }
+
+    fn set(&mut self, probe: Probe, on: bool) {
+        match probe {
+            Probe::Morph => self.morph = on,
+            Probe::Nearest => self.nearest = on,
+            Probe::Reading => self.reading = on,
+        }
+    }
 }
 
 impl Trainer {
@@ -300,6 +327,8 @@ impl Trainer {
             evaluator: None,
             show_digit: None,
             grad_norms: GradNorms::default(),
+            probes: ProbesOn::default(),
+            prober: None,
         })
     }
 
@@ -488,6 +517,12 @@ impl Trainer {
                         self.raise(alarms);
                     }
                 }
+                Command::Probe { probe, on } => {
+                    self.probes.set(probe, on);
+                    if on {
+                        self.send_samples(false)?;
+                    }
+                }
                 Command::Stop => return Ok(Flow::Stop),
             }
         }
@@ -602,8 +637,9 @@ impl Trainer {
         })
     }
 
-    /// Grey pixels of the generator's digits for the fixed noise, or for fresh noise.
-    fn sample_pixels(&mut self, fresh: bool) -> Result<(Vec<u8>, Option<Vec<u8>>), TrainError> {
+    /// The generator's digits (pixels in [-1, 1]) for the fixed noise, or for fresh noise.
+    #[allow(clippy::type_complexity)]
+    fn sample_images(&mut self, fresh: bool) -> Result<(Vec<f32>, Option<Vec<u8>>), TrainError> {
         let noise = if fresh {
             self.sample_stream.draw(self.sample_noise.len())
         } else {
@@ -612,19 +648,74 @@ impl Trainer {
         let count = noise.len() / self.gan.latent_dim().max(1);
         let labels = self.sample_labels(count);
         let images = self.gan.generate(&noise, labels.as_deref(), count)?;
+        Ok((images, labels))
+    }
+
+    /// Grey pixels of the generator's digits for the fixed noise, or for fresh noise.
+    fn sample_pixels(&mut self, fresh: bool) -> Result<(Vec<u8>, Option<Vec<u8>>), TrainError> {
+        let (images, labels) = self.sample_images(fresh)?;
         Ok((image::to_grey(&images), labels))
     }
 
     fn send_samples(&mut self, fresh: bool) -> Result<(), TrainError> {
-        let (pixels, labels) = self.sample_pixels(fresh)?;
+        let (images, labels) = self.sample_images(fresh)?;
         self.send(TrainMsg::Samples(SampleGrid {
             step: self.progress.step,
             width: data::DIGIT_COLS,
             height: data::DIGIT_ROWS,
-            pixels,
+            pixels: image::to_grey(&images),
             labels,
         }));
+        if self.probes.any() {
+            self.send_probes(&images);
+        }
         Ok(())
+    }
+
+    /// Computes the probes that are on for the grid of `images` just sent; a probe that fails
+    /// is reported and turned off, and training goes on.
+    fn send_probes(&mut self, images: &[f32]) {
+        let mut prober = match self.prober.take() {
+            Some(prober) => prober,
+            None => match Prober::new() {
+                Ok(prober) => prober,
+                Err(e) => {
+                    for probe in [Probe::Morph, Probe::Nearest, Probe::Reading] {
+                        self.fail_probe(probe, format!("the judge could not be loaded: {e}"));
+                    }
+                    return;
+                }
+            },
+        };
+        let mut report = ProbeReport {
+            step: self.progress.step,
+            ..ProbeReport::default()
+        };
+        if self.probes.morph {
+            match probe::morph(self.gan.as_ref(), self.cfg.seed) {
+                Ok(strip) => report.morph = Some(strip),
+                Err(e) => self.fail_probe(Probe::Morph, e.to_string()),
+            }
+        }
+        if self.probes.reading {
+            match prober.readings(images) {
+                Ok(readings) => report.readings = Some(readings),
+                Err(e) => self.fail_probe(Probe::Reading, e.to_string()),
+            }
+        }
+        if self.probes.nearest {
+            match prober.nearest(images, &self.data) {
+                Ok(nearest) => report.nearest = Some(nearest),
+                Err(e) => self.fail_probe(Probe::Nearest, e.to_string()),
+            }
+        }
+        self.prober = Some(prober);
+        self.send(TrainMsg::Probes(report));
+    }
+
+    fn fail_probe(&mut self, probe: Probe, error: String) {
+        self.probes.set(probe, false);
+        self.send(TrainMsg::ProbeFailed { probe, error });
     }
 
     /// Scores, logs and checkpoints the epoch just done; `Flow::Stop` when `train.early_stop`

@@ -209,3 +209,141 @@ fn resuming_with_other_settings_is_refused_naming_both() {
     );
     assert_eq!(std::fs::read(run.join("metrics.jsonl")).unwrap(), before);
 }
+
+#[test]
+fn a_fork_with_the_same_settings_continues_exactly_and_leaves_its_parent_alone() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let data = small_mnist(&h.join("digits"), 256);
+    let cfg = log_every_step(h);
+    let (a, b, fork) = (h.join("a"), h.join("b"), h.join("fork"));
+    let base = [
+        "--no-tui",
+        "--epochs",
+        "3",
+        "--seed",
+        "5",
+        "--config",
+        s(&cfg),
+        "--data-dir",
+        s(&data),
+    ];
+    train(h, &[&base[..], &["--run-dir", s(&a)]].concat());
+    train(
+        h,
+        &[&base[..], &["--run-dir", s(&b), "--max-steps", "6"]].concat(),
+    );
+    let parent_files: Vec<Vec<u8>> = ["metrics.jsonl", "config.toml"]
+        .iter()
+        .map(|f| std::fs::read(b.join(f)).unwrap())
+        .collect();
+    let ckpt = b.join("checkpoints/step-0000006.safetensors");
+    train(
+        h,
+        &[
+            "--no-tui",
+            "--resume",
+            s(&ckpt),
+            "--fork",
+            "--max-steps",
+            "0",
+            "--run-dir",
+            s(&fork),
+        ],
+    );
+    // The fork holds the parent's first six steps and then the steps a plain run takes.
+    assert_eq!(loss_columns(&fork), loss_columns(&a));
+    assert_eq!(final_state(&fork), final_state(&a));
+    let config = std::fs::read_to_string(fork.join("config.toml")).unwrap();
+    let parent = std::path::absolute(&b).unwrap();
+    assert!(
+        config.contains(&format!("forked_from = \"{}\"", parent.display()))
+            && config.contains("forked_at_step = 6"),
+        "{config}"
+    );
+    // The parent's folder is as it was: nothing appended, no checkpoint added.
+    for (f, before) in ["metrics.jsonl", "config.toml"].iter().zip(&parent_files) {
+        assert_eq!(&std::fs::read(b.join(f)).unwrap(), before, "{f}");
+    }
+    assert!(!b.join("checkpoints/epoch-003.safetensors").exists());
+}
+
+#[test]
+fn a_fork_trains_at_its_new_rate_in_a_new_folder() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let data = small_mnist(&h.join("digits"), 128);
+    let cfg = log_every_step(h);
+    let (parent, fork) = (h.join("parent"), h.join("fork"));
+    train(
+        h,
+        &[
+            "--no-tui",
+            "--epochs",
+            "2",
+            "--config",
+            s(&cfg),
+            "--data-dir",
+            s(&data),
+            "--run-dir",
+            s(&parent),
+        ],
+    );
+    let ckpt = parent.join("checkpoints/epoch-001.safetensors");
+    // A plain resume still refuses another rate, and says how to fork.
+    let out = gan_tui(h)
+        .args(["--no-tui", "--resume", s(&ckpt), "--lr", "0.0001"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--fork"),
+        "{}",
+        text(&out)
+    );
+    // A fork into the parent's own folder is refused.
+    let out = gan_tui(h)
+        .args([
+            "--no-tui",
+            "--resume",
+            s(&ckpt),
+            "--fork",
+            "--run-dir",
+            s(&parent),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let parent_metrics = std::fs::read(parent.join("metrics.jsonl")).unwrap();
+    train(
+        h,
+        &[
+            "--no-tui",
+            "--resume",
+            s(&ckpt),
+            "--fork",
+            "--lr",
+            "0.0001",
+            "--lr-schedule",
+            "linear",
+            "--epochs",
+            "3",
+            "--run-dir",
+            s(&fork),
+        ],
+    );
+    let lines = metrics(&fork);
+    // The parent's first epoch (two steps of 64), then the fork's two more epochs.
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[1]["lr"], 0.0004);
+    // The linear schedule over the fork's six steps, at its third (two updates done).
+    let lr = lines[2]["lr"].as_f64().unwrap();
+    assert!((lr - 0.0001 * (1.0 - 2.0 / 5.0)).abs() < 1e-12, "{lr}");
+    assert!(lines[5]["lr"].as_f64().unwrap() < lines[2]["lr"].as_f64().unwrap());
+    assert!(fork.join("checkpoints/epoch-003.safetensors").exists());
+    assert_eq!(
+        std::fs::read(parent.join("metrics.jsonl")).unwrap(),
+        parent_metrics
+    );
+    assert!(!parent.join("checkpoints/epoch-003.safetensors").exists());
+}

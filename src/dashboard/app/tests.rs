@@ -646,3 +646,44 @@ fn plain_news_from_outside_does_not_hide_a_warning() {
         Some((NoteKind::Warning, "theme bad_colour.toml: blurple"))
     );
 }
+
+#[test]
+fn probe_keys_toggle_their_probe_and_a_failure_turns_it_off() {
+    let mut app = App::new();
+    app.on_msg(TrainMsg::Started(info()));
+    for (action, probe) in [
+        (Action::ToggleMorph, Probe::Morph),
+        (Action::ToggleNearest, Probe::Nearest),
+        (Action::ToggleReading, Probe::Reading),
+    ] {
+        assert_eq!(app.update(action), Some(Command::Probe { probe, on: true }));
+        assert_eq!(
+            app.update(action),
+            Some(Command::Probe { probe, on: false })
+        );
+    }
+    app.update(Action::ToggleNearest);
+    assert!(app.probes().nearest);
+    app.on_msg(TrainMsg::ProbeFailed {
+        probe: Probe::Nearest,
+        error: "no judge".to_string(),
+    });
+    assert!(!app.probes().nearest);
+    assert!(
+        app.run()
+            .note()
+            .is_some_and(|n| n.text.contains("no judge"))
+    );
+}
+
+#[test]
+fn the_overlay_key_says_so_when_the_run_is_not_a_fork() {
+    let mut app = App::new();
+    assert_eq!(app.update(Action::ToggleParentOverlay), None);
+    assert!(app.parent_overlay().is_none());
+    assert!(
+        app.run()
+            .note()
+            .is_some_and(|n| n.text.contains("not a fork"))
+    );
+}

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Widget};
 
 use crate::dashboard::app::{App, DigitMode};
 use crate::dashboard::theme::Theme;
-use crate::protocol::SampleGrid;
+use crate::protocol::{MorphStrip, NearestReport, Reading, SampleGrid};
 
 use super::put_line;
 
@@ -251,7 +251,41 @@ impl Widget for &DigitPanel<'_> {
             );
             return;
         };
-        let Some((cw, ch)) = digit_cells(grid, inner) else {
+        let probes = app.probes();
+        let report = app.run().probes();
+        let mut inner = inner;
+        // The morph strip takes the top of the panel.
+        if let Some(strip) = report
+            .and_then(|r| r.morph.as_ref())
+            .filter(|_| probes.morph)
+        {
+            let used = draw_morph(strip, app, theme, inner, buf);
+            inner = Rect::new(
+                inner.x,
+                inner.y + used,
+                inner.width,
+                inner.height.saturating_sub(used),
+            );
+        }
+        let of_grid = app.run().probes_of_samples();
+        let readings = of_grid
+            .and_then(|r| r.readings.as_deref())
+            .filter(|_| probes.reading);
+        let nearest = of_grid
+            .and_then(|r| r.nearest.as_ref())
+            .filter(|_| probes.nearest);
+        // The memorisation line takes the bottom row.
+        if let Some(n) = nearest.filter(|_| inner.height > 1) {
+            let bottom = inner.height - 1;
+            let (text, style) = memorisation_line(n, theme);
+            put_line(buf, inner, bottom, &Line::styled(text, style));
+            inner.height -= 1;
+        }
+        let layout = SlotLayout {
+            pairs: nearest.is_some(),
+            caption: readings.is_some() || nearest.is_some(),
+        };
+        let Some((cw, ch)) = layout.cells(grid, inner) else {
             put_line(
                 buf,
                 inner,
@@ -260,52 +294,199 @@ impl Widget for &DigitPanel<'_> {
             );
             return;
         };
-        let (across, down) = (inner.width / cw, inner.height / ch);
+        let (slot_w, slot_h) = layout.slot(cw, ch);
+        let (across, down) = (inner.width / slot_w, inner.height / slot_h);
         let shown = grid.count().min(usize::from(across) * usize::from(down));
         let used_rows = shown.div_ceil(usize::from(across.max(1)));
         let used_cols = shown.min(usize::from(across));
         // Centre the block of digits in the panel.
-        let left = inner.x + (inner.width - cw * used_cols as u16) / 2;
-        let top = inner.y + (inner.height - ch * used_rows as u16) / 2;
-        let shading = HalfBlockShading::from_theme(theme);
+        let left = inner.x + (inner.width - slot_w * used_cols as u16) / 2;
+        let top = inner.y + (inner.height - slot_h * used_rows as u16) / 2;
         for i in 0..shown {
             let Some(pixels) = grid.digit(i) else { break };
-            let x = left + cw * (i % usize::from(across)) as u16;
-            let y = top + ch * (i / usize::from(across)) as u16;
+            let x = left + slot_w * (i % usize::from(across)) as u16;
+            let y = top + slot_h * (i / usize::from(across)) as u16;
             let cell_area = Rect::new(x, y, cw, ch).intersection(inner);
-            let (cols, rows) = (usize::from(cw), usize::from(ch));
-            match app.digit_mode() {
-                DigitMode::Ascii => {
-                    let lines = ascii_digit(
-                        pixels,
-                        grid.width,
-                        grid.height,
-                        cols,
-                        rows,
-                        &theme.digit_ramp,
-                    );
-                    for (row, text) in lines.iter().enumerate() {
-                        put_line(
-                            buf,
-                            cell_area,
-                            row as u16,
-                            &Line::styled(text.as_str(), theme.digit),
-                        );
-                    }
+            draw_digit(pixels, grid.width, grid.height, app, theme, cell_area, buf);
+            if let Some(n) = nearest {
+                let per = n.width * n.height;
+                if let Some(near) = n.pixels.get(i * per..(i + 1) * per) {
+                    let near_area = Rect::new(x + cw + 1, y, cw, ch).intersection(inner);
+                    draw_digit(near, n.width, n.height, app, theme, near_area, buf);
                 }
-                DigitMode::HalfBlock => {
-                    let cells =
-                        half_block_digit(pixels, grid.width, grid.height, cols, rows, shading);
-                    for (row, line) in cells.iter().enumerate() {
-                        for (col, (glyph, style)) in line.iter().enumerate() {
-                            let (cx, cy) = (cell_area.x + col as u16, cell_area.y + row as u16);
-                            if cx >= cell_area.right() || cy >= cell_area.bottom() {
-                                continue;
-                            }
-                            if let Some(cell) = buf.cell_mut((cx, cy)) {
-                                cell.set_char(*glyph).set_style(theme.digit.patch(*style));
-                            }
-                        }
+            }
+            if layout.caption {
+                let mut parts = Vec::new();
+                if let Some(r) = readings.and_then(|r| r.get(i)) {
+                    parts.push(Span::styled(
+                        format!("{} {:.0}%", r.digit, 100.0 * r.confidence),
+                        reading_style(r, grid.labels.as_deref().and_then(|l| l.get(i)), theme),
+                    ));
+                }
+                if let Some(d) = nearest.and_then(|n| n.distances.get(i)) {
+                    let sep = if parts.is_empty() { "" } else { " " };
+                    parts.push(Span::styled(format!("{sep}d{d:.1}"), theme.muted));
+                }
+                let caption_area = Rect::new(x, y + ch, slot_w, 1).intersection(inner);
+                put_line(buf, caption_area, 0, &Line::from(parts));
+            }
+        }
+    }
+}
+
+/// How the grid's slots are laid out when probes add to each digit: its nearest training digit
+/// beside it (`pairs`), a caption row under it (`caption`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotLayout {
+    pub pairs: bool,
+    pub caption: bool,
+}
+
+impl SlotLayout {
+    /// A slot's size for digits of `cw` x `ch` cells: a one-cell gap before a digit's pair.
+    pub fn slot(self, cw: u16, ch: u16) -> (u16, u16) {
+        let width = if self.pairs { 2 * cw + 1 } else { cw };
+        (width, ch + u16::from(self.caption))
+    }
+
+    /// The digit size (as `digit_cells` chooses it) with the probes' additions fitted in.
+    pub fn cells(self, grid: &SampleGrid, area: Rect) -> Option<(u16, u16)> {
+        if !self.pairs && !self.caption {
+            return digit_cells(grid, area);
+        }
+        let (w, h) = (grid.width.max(1), grid.height.max(1));
+        let to_u16 = |v: usize| u16::try_from(v.max(1)).unwrap_or(u16::MAX);
+        let sizes = [(to_u16(w), to_u16(h / 2)), (to_u16(w / 2), to_u16(h / 4))];
+        let fits = |(cw, ch): (u16, u16)| {
+            let (sw, sh) = self.slot(cw, ch);
+            usize::from(area.width / sw) * usize::from(area.height / sh)
+        };
+        let want = grid.count().clamp(1, ENOUGH_DIGITS);
+        sizes
+            .iter()
+            .copied()
+            .find(|&size| fits(size) >= want)
+            .or_else(|| sizes.last().copied().filter(|&size| fits(size) >= 1))
+    }
+}
+
+/// A reading in the warning colour when it is not the digit asked for, or not confident.
+fn reading_style(reading: &Reading, asked: Option<&u8>, theme: &Theme) -> Style {
+    let wrong = asked.is_some_and(|&a| a != reading.digit);
+    if wrong || reading.confidence < 0.5 {
+        theme.warning
+    } else {
+        theme.text
+    }
+}
+
+/// The memorisation verdict of a nearest-digit report, as the panel's last line says it.
+pub fn memorisation_line(n: &NearestReport, theme: &Theme) -> (String, Style) {
+    if n.memorising() {
+        (
+            format!(
+                "WARNING copying? median d{:.1} to training digits < test digits' d{:.1}",
+                n.generated_median, n.test_median
+            ),
+            theme.warning,
+        )
+    } else {
+        (
+            format!(
+                "median d{:.1} vs test digits' d{:.1} (of {} training): not copying",
+                n.generated_median, n.test_median, n.searched
+            ),
+            theme.muted,
+        )
+    }
+}
+
+/// Draws the morph strip at the top of `area`; returns the rows it used (0 if it does not fit).
+fn draw_morph(strip: &MorphStrip, app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) -> u16 {
+    let steps = strip.steps.max(1) as u16;
+    let per = strip.width * strip.height;
+    let rows = (strip.pixels.len() / (per.max(1) * usize::from(steps))) as u16;
+    // Square digits: twice as many columns as rows, at most the small grid size.
+    let cw = (area.width / steps).min(strip.width as u16 / 2 * 2);
+    let ch = cw / 2;
+    if ch < 2 || rows == 0 {
+        return 0;
+    }
+    let per_row = ch + 1;
+    if area.height < rows * per_row + 2 {
+        return 0;
+    }
+    let left = area.x + (area.width - cw * steps) / 2;
+    for row in 0..rows {
+        let caption = match (row, strip.digits) {
+            (0, Some((a, _))) => format!("morph · noise A → B, as digit {a}"),
+            (_, Some((a, b))) => format!("morph · digit {a} → {b}, noise A"),
+            _ => "morph · noise A → B".to_string(),
+        };
+        let y = area.y + row * per_row;
+        put_line(
+            buf,
+            area,
+            row * per_row,
+            &Line::styled(caption, theme.title),
+        );
+        for i in 0..usize::from(steps) {
+            let index = usize::from(row) * usize::from(steps) + i;
+            let Some(pixels) = strip.pixels.get(index * per..(index + 1) * per) else {
+                break;
+            };
+            let cell = Rect::new(left + cw * i as u16, y + 1, cw, ch).intersection(area);
+            draw_digit(pixels, strip.width, strip.height, app, theme, cell, buf);
+        }
+    }
+    let used = rows * per_row;
+    // A rule between the strip and the grid.
+    put_line(
+        buf,
+        area,
+        used,
+        &Line::styled("─".repeat(usize::from(area.width)), theme.border),
+    );
+    used + 1
+}
+
+/// One digit into `area`, in the app's drawing mode.
+fn draw_digit(
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    app: &App,
+    theme: &Theme,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let (cols, rows) = (usize::from(area.width), usize::from(area.height));
+    if cols == 0 || rows == 0 {
+        return;
+    }
+    match app.digit_mode() {
+        DigitMode::Ascii => {
+            let lines = ascii_digit(pixels, width, height, cols, rows, &theme.digit_ramp);
+            for (row, text) in lines.iter().enumerate() {
+                put_line(
+                    buf,
+                    area,
+                    row as u16,
+                    &Line::styled(text.as_str(), theme.digit),
+                );
+            }
+        }
+        DigitMode::HalfBlock => {
+            let shading = HalfBlockShading::from_theme(theme);
+            let cells = half_block_digit(pixels, width, height, cols, rows, shading);
+            for (row, line) in cells.iter().enumerate() {
+                for (col, (glyph, style)) in line.iter().enumerate() {
+                    let (cx, cy) = (area.x + col as u16, area.y + row as u16);
+                    if cx >= area.right() || cy >= area.bottom() {
+                        continue;
+                    }
+                    if let Some(cell) = buf.cell_mut((cx, cy)) {
+                        cell.set_char(*glyph).set_style(theme.digit.patch(*style));
                     }
                 }
             }

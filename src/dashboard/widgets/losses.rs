@@ -12,7 +12,7 @@ use ratatui::widgets::{Block, Borders, Sparkline, SparklineBar, Widget};
 use crate::dashboard::app::{App, HistoryView};
 use crate::dashboard::theme::Theme;
 use crate::run::format::format_value;
-use crate::run::history::Series;
+use crate::run::history::{History, Series};
 
 use super::put_line;
 
@@ -71,7 +71,11 @@ pub fn finite_range(points: &[f32]) -> Option<(f32, f32)> {
 
 /// Bars scaled from the window's min (1) to its max (`BAR_MAX`); non-finite values are absent.
 pub fn to_bars(points: &[f32]) -> Vec<SparklineBar> {
-    let range = finite_range(points);
+    to_bars_in(points, finite_range(points))
+}
+
+/// Bars scaled from `range`'s min (1) to its max (`BAR_MAX`).
+pub fn to_bars_in(points: &[f32], range: Option<(f32, f32)>) -> Vec<SparklineBar> {
     points
         .iter()
         .map(|&v| match range {
@@ -86,7 +90,11 @@ pub fn to_bars(points: &[f32]) -> Vec<SparklineBar> {
 
 /// The points a series shows at a given width, oldest first.
 pub fn window(app: &App, series: Series, width: usize) -> Vec<f32> {
-    let history = app.run().history(series);
+    window_of(app, app.run().history(series), width)
+}
+
+/// The points of `history` shown at a given width in the app's view, oldest first.
+pub fn window_of(app: &App, history: &History, width: usize) -> Vec<f32> {
     match app.history_view() {
         HistoryView::Recent => history.recent.tail(width),
         HistoryView::WholeRun => fit_to_width(&history.full.points(), width),
@@ -243,6 +251,15 @@ fn render_grad_norms(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
 fn render_series(app: &App, theme: &Theme, series: Series, area: Rect, buf: &mut Buffer) {
     let style = series_style(series, theme);
     let points = window(app, series, usize::from(area.width));
+    let parent = app.parent_overlay().map(|p| {
+        let points = window_of(app, p.history(series), usize::from(area.width));
+        let now = app
+            .run()
+            .last_step()
+            .and_then(|s| p.at(s.step))
+            .map(|r| series.value(r));
+        (points, now)
+    });
     let current = app.run().last_step().map(|s| series.value(s));
     let mut spans = vec![
         Span::styled(
@@ -251,7 +268,19 @@ fn render_series(app: &App, theme: &Theme, series: Series, area: Rect, buf: &mut
         ),
         Span::styled(current.map_or("-".to_string(), format_value), theme.text),
     ];
-    if let Some((lo, hi)) = finite_range(&points) {
+    // With the parent overlaid, both share one scale.
+    let both: Vec<f32> = match &parent {
+        Some((p, _)) => points.iter().chain(p).copied().collect(),
+        None => points.clone(),
+    };
+    let range = finite_range(&both);
+    if let Some((p, now)) = &parent {
+        let now = now.map_or("-".to_string(), format_value);
+        spans.push(Span::styled(format!(" parent {now}"), theme.warning));
+        if p.iter().all(|v| !v.is_finite()) {
+            spans.push(Span::styled(" (no steps here)", theme.muted));
+        }
+    } else if let Some((lo, hi)) = range {
         spans.push(Span::styled(
             format!(" min {} max {}", format_value(lo), format_value(hi)),
             theme.muted,
@@ -262,7 +291,29 @@ fn render_series(app: &App, theme: &Theme, series: Series, area: Rect, buf: &mut
         return;
     }
     let spark_area = Rect::new(area.x, area.y + 1, area.width, area.height - 1);
-    render_spark(app, theme, series, spark_area, buf);
+    Sparkline::default()
+        .data(to_bars_in(&points, range))
+        .max(BAR_MAX)
+        .style(style)
+        .absent_value_symbol("·")
+        .absent_value_style(theme.warning)
+        .render(spark_area, buf);
+    if let (Some((p, _)), Some((lo, hi))) = (&parent, range) {
+        // The parent's curve as a dot per column, at the height its bar would have.
+        let rows = f32::from(spark_area.height);
+        for (i, &v) in p.iter().enumerate() {
+            if !v.is_finite() || i >= usize::from(spark_area.width) {
+                continue;
+            }
+            let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+            let from_bottom = ((t * rows).ceil() as u16).clamp(1, spark_area.height);
+            let (x, y) = (spark_area.x + i as u16, spark_area.bottom() - from_bottom);
+            if let Some(cell) = buf.cell_mut((x, y)) {
+                cell.set_char('•').set_style(theme.warning);
+            }
+        }
+    }
+    mark_alarms(app, theme, spark_area, buf);
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@ use super::*;
 use crate::dashboard::action::{Action, KEYS};
 use crate::dashboard::theme::{Theme, ThemeSet};
 use crate::protocol::{
-    FinishReason, QualityReport, RunInfo, SampleGrid, SaveReason, StepStats, TrainMsg,
+    FinishReason, MorphStrip, NearestReport, ProbeReport, QualityReport, Reading, RunInfo,
+    SampleGrid, SaveReason, StepStats, TrainMsg,
 };
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -519,6 +520,126 @@ fn tiny_and_odd_sizes_never_panic() {
     }
 }
 
+/// A conditional run with every probe on and a report for its grid.
+fn probed_app() -> App {
+    let mut app = busy_app();
+    app.on_msg(TrainMsg::Samples(labelled_grid(
+        (0..16).map(|i| i % 10).collect(),
+    )));
+    for action in [
+        Action::ToggleMorph,
+        Action::ToggleReading,
+        Action::ToggleNearest,
+    ] {
+        assert!(app.update(action).is_some());
+    }
+    let pixels = digits::tests::mnist_digits(16);
+    app.on_msg(TrainMsg::Probes(ProbeReport {
+        step: 700,
+        morph: Some(MorphStrip {
+            width: 28,
+            height: 28,
+            steps: 8,
+            pixels: pixels.clone(),
+            digits: Some((3, 8)),
+        }),
+        readings: Some(
+            (0..16)
+                .map(|i| Reading {
+                    digit: if i == 1 { 6 } else { (i % 10) as u8 },
+                    confidence: 0.97,
+                })
+                .collect(),
+        ),
+        nearest: Some(NearestReport {
+            width: 28,
+            height: 28,
+            pixels,
+            distances: vec![4.31; 16],
+            generated_median: 4.31,
+            test_median: 3.5,
+            searched: 10_000,
+        }),
+    }));
+    app
+}
+
+#[test]
+fn the_probes_draw_the_strip_readings_neighbours_and_the_verdict() {
+    let app = probed_app();
+    let screen = text(&render(&app, 120, 40));
+    assert_shows(
+        &screen,
+        &[
+            "morph · noise A → B, as digit 3",
+            "morph · digit 3 → 8, noise A",
+            "0 97% d4.3",
+            "6 97% d4.3",
+            "median d4.3 vs test digits' d3.5",
+        ],
+    );
+    // Generated digits closer to training digits than test digits are: a warning.
+    let mut copying = probed_app();
+    let mut report = copying.run().probes().cloned().unwrap();
+    if let Some(n) = report.nearest.as_mut() {
+        n.generated_median = 1.0;
+    }
+    copying.on_msg(TrainMsg::Probes(report));
+    let screen = text(&render(&copying, 120, 40));
+    assert_shows(
+        &screen,
+        &["WARNING copying? median d1.0 to training digits"],
+    );
+    // A newer grid without probes shows no stale readings; the strip stays.
+    let mut newer = probed_app();
+    newer.on_msg(TrainMsg::Samples(SampleGrid {
+        step: 800,
+        ..labelled_grid(vec![1; 16])
+    }));
+    let screen = text(&render(&newer, 120, 40));
+    assert!(!screen.contains("97%"), "{screen}");
+    assert!(screen.contains("morph ·"), "{screen}");
+    for w in 0..=130 {
+        for h in 0..=45 {
+            render(&app, w, h);
+        }
+    }
+}
+
+#[test]
+fn the_parent_overlay_draws_the_parents_values_beside_the_forks() {
+    let mut app = App::new();
+    let parent: Vec<StepStats> = (1..=300)
+        .map(|s| StepStats {
+            g_loss: 9.0,
+            ..stats(s)
+        })
+        .collect();
+    app.set_parent(crate::dashboard::app::ParentCurves::new(
+        "/runs/parent".to_string(),
+        100,
+        parent,
+    ));
+    app.on_msg(TrainMsg::Started(info()));
+    for step in 101..=200 {
+        app.on_msg(TrainMsg::Step(stats(step)));
+    }
+    let before = text(&render(&app, 120, 40));
+    assert!(!before.contains("parent"), "{before}");
+    assert_eq!(app.update(Action::ToggleParentOverlay), None);
+    let screen = text(&render(&app, 120, 40));
+    assert_shows(
+        &screen,
+        &["parent 9.000", "overlaying the parent /runs/parent"],
+    );
+    assert!(screen.contains('•'), "{screen}");
+    for w in 0..=130 {
+        for h in 0..=45 {
+            render(&app, w, h);
+        }
+    }
+}
+
 #[test]
 fn a_buffer_that_does_not_start_at_the_origin_is_fine() {
     let app = busy_app();
@@ -632,9 +753,12 @@ fn without_colour_nothing_is_coloured_in_any_mode() {
         let (set, _) = ThemeSet::load(name, std::path::Path::new("/nonexistent"), true);
         let mut app = scored_app();
         app.set_themes(set.choice(), None);
-        for mode in 0..2 {
+        // Ascii, half blocks, then half blocks under the help popup.
+        for mode in 0..3 {
             if mode == 1 {
                 app.update(Action::ToggleDigitMode);
+            }
+            if mode == 2 {
                 app.update(Action::ToggleHelp);
             }
             let buf = render_in(&app, set.get(app.theme_index()), 80, 24);
