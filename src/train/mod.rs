@@ -3,6 +3,7 @@
 //! Nothing here knows a front end: the loop talks through `protocol` messages only.
 
 #[cfg(test)]
+#[path = "alarm_runs/tests.rs"]
 mod alarm_runs;
 pub mod bce_step;
 pub mod cgan;
