@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::files::run_dir::{MetricsRecord, RunDir};
-use crate::protocol::{Alarm, FinishReason, QualityReport, RunInfo, SampleGrid, TrainMsg};
+use crate::protocol::{Alarm, FinishReason, RunInfo, SampleGrid, TrainMsg};
 
 use super::status::{self, RunEnd, RunStatus};
 use super::wire::{self, LineRead};
@@ -167,26 +167,11 @@ pub fn load(run_dir: &Path) -> anyhow::Result<Replay> {
             }
             if let Some(q) = record.quality {
                 last_quality_step = Some(stats.step);
-                msgs.push(TrainMsg::Quality(QualityReport {
-                    step: stats.step,
-                    epoch: stats.epoch,
-                    count: info.eval_count,
-                    score: q.score,
-                    fcd: q.fcd,
-                    fcd_floor: q.fcd_floor,
-                    recognised: q.recognised,
-                    class_shares: q.class_shares,
-                    agreement: q.agreement,
-                    kid: q.kid,
-                    kid_std: q.kid_std,
-                    kid_floor: q.kid_floor,
-                    precision: q.precision,
-                    recall: q.recall,
-                    precision_ceiling: q.precision_ceiling,
-                    recall_ceiling: q.recall_ceiling,
-                    class_spread: q.class_spread,
-                    seconds: 0.0,
-                }));
+                msgs.push(TrainMsg::Quality(q.to_report(
+                    stats.step,
+                    stats.epoch,
+                    info.eval_count,
+                )));
             }
         }
     }

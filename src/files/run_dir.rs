@@ -206,6 +206,33 @@ impl From<&crate::protocol::QualityReport> for QualityFields {
     }
 }
 
+impl QualityFields {
+    /// The report these scores were logged from, for the step, epoch and digit count given
+    /// (how long the scoring took is not logged: 0).
+    pub fn to_report(&self, step: u64, epoch: u32, count: usize) -> crate::protocol::QualityReport {
+        crate::protocol::QualityReport {
+            step,
+            epoch,
+            count,
+            score: self.score,
+            fcd: self.fcd,
+            fcd_floor: self.fcd_floor,
+            recognised: self.recognised,
+            class_shares: self.class_shares,
+            agreement: self.agreement,
+            kid: self.kid,
+            kid_std: self.kid_std,
+            kid_floor: self.kid_floor,
+            precision: self.precision,
+            recall: self.recall,
+            precision_ceiling: self.precision_ceiling,
+            recall_ceiling: self.recall_ceiling,
+            class_spread: self.class_spread,
+            seconds: 0.0,
+        }
+    }
+}
+
 /// Appends records to a JSON-lines file (`metrics.jsonl`, `events.jsonl`), one object a line.
 #[derive(Debug)]
 pub struct JsonLines {
