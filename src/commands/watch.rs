@@ -10,7 +10,7 @@ use crate::config;
 use crate::control::{replay, viewer};
 use crate::dashboard::{self, app::App, app::WatchMode};
 use crate::files::paths::Paths;
-use crate::run::state::{Note, NoteKind};
+use crate::run::state::{Feed, Note, NoteKind};
 
 /// Runs the viewer until the user leaves; returns the exit code.
 pub fn run(run_dir: Option<&Path>, paths: &Paths) -> anyhow::Result<i32> {
@@ -32,66 +32,53 @@ pub fn run(run_dir: Option<&Path>, paths: &Paths) -> anyhow::Result<i32> {
             }
         };
     let mut app = App::new();
-    let (note_tx, notes) = mpsc::channel();
-    let (msgs, commands, _keep_open, live_notes);
+    let config_note = config_warning.map(|text| Note {
+        kind: NoteKind::Warning,
+        text,
+    });
+    // One channel in the order things happened: a command's answer before the news it causes.
+    let (feed_tx, feed) = mpsc::channel::<Feed>();
+    let (commands, notes, _keep_open);
     match viewer::connect(&run_dir) {
         Ok(stream) => {
-            let (feed, _) = viewer::follow(stream, || replay::load(&run_dir))
+            let live = viewer::follow(stream, || replay::load(&run_dir), feed_tx.clone())
                 .with_context(|| format!("cannot follow the run in {}", run_dir.display()))?;
             app.set_watch(WatchMode::Live);
-            msgs = feed.msgs;
-            commands = feed.commands;
-            live_notes = Some(feed.notes);
+            if let Some(note) = config_note {
+                let _ = feed_tx.send(Feed::Note(note));
+            }
+            // Only the viewer's reader holds the channel now: it closes when the run goes away.
+            drop(feed_tx);
+            commands = live.commands;
+            notes = Some(live.notes);
             _keep_open = None;
         }
         Err(_) => {
             let replay = replay::load(&run_dir)?;
             app.set_watch(WatchMode::Replay);
-            let (msg_tx, msg_rx) = mpsc::channel();
             for msg in &replay.msgs {
-                let _ = msg_tx.send(msg.clone());
+                let _ = feed_tx.send(Feed::Msg(msg.clone()));
             }
-            let _ = note_tx.send(Note {
+            let ended = Note {
                 kind: NoteKind::Warning,
                 text: replay.ended_note(&run_dir),
-            });
-            msgs = msg_rx;
+            };
+            for note in std::iter::once(ended).chain(config_note) {
+                let _ = feed_tx.send(Feed::Note(note));
+            }
             // Held so the replayed run never looks disconnected.
-            _keep_open = Some(msg_tx);
+            _keep_open = Some(feed_tx);
             commands = mpsc::channel().0;
-            live_notes = None;
+            notes = None;
         }
     }
-    if let Some(warning) = config_warning {
-        let _ = note_tx.send(Note {
-            kind: NoteKind::Warning,
-            text: warning,
-        });
-    }
-    // The live run's answers come after the notes above.
-    let notes = match live_notes {
-        Some(live) => {
-            std::thread::Builder::new()
-                .name("viewer-notes".into())
-                .spawn(move || {
-                    for note in live {
-                        if note_tx.send(note).is_err() {
-                            return;
-                        }
-                    }
-                })
-                .context("cannot start the viewer's thread")?;
-            notes
-        }
-        None => notes,
-    };
     let opts = dashboard::TuiOptions {
         fps,
         theme: &theme,
         themes_dir: &paths.themes_dir,
         stay_open_when_done: true,
-        notes: Some(&notes),
+        notes: notes.as_ref(),
     };
-    dashboard::run(app, msgs, commands, &opts)?;
+    dashboard::run(app, feed, commands, &opts)?;
     Ok(0)
 }

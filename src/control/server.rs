@@ -326,15 +326,17 @@ fn serve(
         match wire::parse_request(&line) {
             Ok(Request::Subscribe { .. }) => hub.subscribe(client),
             Ok(Request::Command { command, .. }) => {
+                // The acknowledgement goes out before the command reaches the trainer, so the
+                // viewer reads it before any news the command causes (a checkpoint's note).
+                client.send(&wire::line(&Reply::Accepted {
+                    v: VERSION,
+                    command,
+                }));
                 if commands.send(command).is_ok() {
                     let _ = log.send(Note {
                         kind: NoteKind::Info,
                         text: format!("viewer {}: {}", client.id, command_text(command)),
                     });
-                    client.send(&wire::line(&Reply::Accepted {
-                        v: VERSION,
-                        command,
-                    }));
                 } else {
                     client.send(&wire::line(&Reply::Refused {
                         v: VERSION,

@@ -8,17 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 
 use crate::protocol::{Command, TrainMsg};
-use crate::run::state::{Note, NoteKind};
+use crate::run::state::{Feed, Note, NoteKind};
 
 use super::replay::Replay;
 use super::server::{SOCKET_NAME, command_text};
 use super::wire::{self, LineRead, Reply, Request, VERSION};
 
-/// The channels a dashboard watching a live run uses.
+/// The channels a dashboard watching a live run steers it by.
 pub struct LiveFeed {
-    pub msgs: Receiver<TrainMsg>,
     pub commands: Sender<Command>,
-    /// The run's answers to commands, for the status line.
+    /// Commands that could not be sent, for the status line.
     pub notes: Receiver<Note>,
 }
 
@@ -28,29 +27,29 @@ pub fn connect(run_dir: &Path) -> std::io::Result<UnixStream> {
 }
 
 /// Subscribes on `stream`, then calls `catch_up` (which reads the run folder while the run's
-/// messages queue on the socket) and follows the run: the folder's messages first, then the
-/// run's, without the steps and scores the folder already held.
+/// messages queue on the socket) and follows the run into `feed`: the folder's messages first,
+/// then the run's with its answers to commands, without the steps and scores the folder
+/// already held. `feed` closes when the run goes away.
 pub fn follow(
     stream: UnixStream,
     catch_up: impl FnOnce() -> anyhow::Result<Replay>,
-) -> anyhow::Result<(LiveFeed, Replay)> {
+    feed: Sender<Feed>,
+) -> anyhow::Result<LiveFeed> {
     let mut writer = stream.try_clone()?;
     writer.write_all(&wire::line(&Request::Subscribe { v: VERSION }))?;
     let replay = catch_up()?;
-    let (msg_tx, msgs) = mpsc::channel();
     let (note_tx, notes) = mpsc::channel();
     let (commands, command_rx) = mpsc::channel::<Command>();
     for msg in &replay.msgs {
         // Only the folder's history: how the run ends comes from the run itself.
         if !matches!(msg, TrainMsg::Finished { .. } | TrainMsg::Error(_)) {
-            let _ = msg_tx.send(msg.clone());
+            let _ = feed.send(Feed::Msg(msg.clone()));
         }
     }
     let (last_step, last_quality) = (replay.last_step, replay.last_quality_step);
-    let reader_notes = note_tx.clone();
     std::thread::Builder::new()
         .name("viewer-read".into())
-        .spawn(move || read_events(stream, msg_tx, reader_notes, last_step, last_quality))?;
+        .spawn(move || read_events(stream, feed, last_step, last_quality))?;
     std::thread::Builder::new()
         .name("viewer-write".into())
         .spawn(move || {
@@ -67,20 +66,12 @@ pub fn follow(
                 }
             }
         })?;
-    Ok((
-        LiveFeed {
-            msgs,
-            commands,
-            notes,
-        },
-        replay,
-    ))
+    Ok(LiveFeed { commands, notes })
 }
 
 fn read_events(
     stream: UnixStream,
-    msgs: Sender<TrainMsg>,
-    notes: Sender<Note>,
+    feed: Sender<Feed>,
     replayed_step: u64,
     replayed_quality: Option<u64>,
 ) {
@@ -89,10 +80,10 @@ fn read_events(
         let line = match wire::read_line_bounded(&mut reader, wire::MAX_EVENT_BYTES) {
             Ok(LineRead::Line(line)) => line,
             Ok(LineRead::TooLong) => {
-                let _ = notes.send(Note {
+                let _ = feed.send(Feed::Note(Note {
                     kind: NoteKind::Error,
                     text: "the run sent a message too large to read; disconnected".to_string(),
-                });
+                }));
                 return;
             }
             Ok(LineRead::Closed) | Err(_) => return,
@@ -100,10 +91,10 @@ fn read_events(
         let reply = match wire::parse_reply(&line) {
             Ok(reply) => reply,
             Err(e) => {
-                let _ = notes.send(Note {
+                let _ = feed.send(Feed::Note(Note {
                     kind: NoteKind::Warning,
                     text: format!("skipped a message from the run that did not read: {e}"),
-                });
+                }));
                 continue;
             }
         };
@@ -115,7 +106,7 @@ fn read_events(
                     TrainMsg::Quality(q) => replayed_quality.is_some_and(|at| q.step <= at),
                     _ => false,
                 };
-                if !already && msgs.send(msg).is_err() {
+                if !already && feed.send(Feed::Msg(msg)).is_err() {
                     return;
                 }
                 continue;
@@ -129,7 +120,7 @@ fn read_events(
                 text: format!("the run refused: {error}"),
             },
         };
-        if notes.send(note).is_err() {
+        if feed.send(Feed::Note(note)).is_err() {
             return;
         }
     }

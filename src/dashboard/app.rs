@@ -585,6 +585,16 @@ impl App {
         self.theme_warning_shown = Some(text);
     }
 
+    /// One `x` was pressed and the next decides: the prompt stays on the status line, above
+    /// any news, until the run can no longer be stopped.
+    pub fn stop_prompt_shown(&self) -> bool {
+        self.stop_armed
+            && matches!(
+                self.run.phase(),
+                Phase::Starting | Phase::Training | Phase::Diverged(_)
+            )
+    }
+
     fn accepts_commands(&self) -> bool {
         self.watch != Some(WatchMode::Replay)
             && matches!(self.run.phase(), Phase::Starting | Phase::Training)

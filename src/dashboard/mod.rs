@@ -22,9 +22,9 @@ use ratatui::Terminal;
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::crossterm::event::Event;
 
-use crate::protocol::{Command, TrainMsg};
+use crate::protocol::Command;
 use crate::run::signals::{StopSignals, take_signal};
-use crate::run::state::Note;
+use crate::run::state::{Feed, Note};
 
 use self::action::Action;
 use self::app::App;
@@ -46,7 +46,8 @@ pub struct TuiOptions<'a> {
     pub themes_dir: &'a Path,
     /// Keep the dashboard up after the run ends on its own, until a quit key.
     pub stay_open_when_done: bool,
-    /// News for the status line from outside the trainer (a watched run's answers).
+    /// News from other threads, in no order with the messages (the control socket's word on
+    /// an in-process run). News that must keep its place among the messages comes as `Feed`.
     pub notes: Option<&'a Receiver<Note>>,
 }
 
@@ -95,9 +96,11 @@ pub struct LoopStats {
 
 /// Runs the dashboard until the run is over (or the user leaves), then restores the terminal and
 /// returns the final state, whose `summary()` is for printing.
-pub fn run(
+/// `msg_rx` carries the trainer's messages (`TrainMsg`), or, for a viewer, those and news from
+/// elsewhere in the order they happened (`Feed`).
+pub fn run<M: Into<Feed>>(
     app: App,
-    msg_rx: Receiver<TrainMsg>,
+    msg_rx: Receiver<M>,
     cmd_tx: Sender<Command>,
     opts: &TuiOptions,
 ) -> Result<App, TuiError> {
@@ -163,21 +166,21 @@ pub fn frame_time(fps: u32) -> Duration {
     Duration::from_secs(1) / fps.clamp(1, MAX_FPS)
 }
 
-/// The two channels to the trainer, and news from elsewhere.
-#[derive(Clone, Copy)]
-pub struct Link<'a> {
-    pub msgs: &'a Receiver<TrainMsg>,
+/// The two channels to the trainer: what it tells (with news from elsewhere, for a viewer),
+/// and the commands it takes.
+pub struct Link<'a, M> {
+    pub msgs: &'a Receiver<M>,
     pub commands: &'a Sender<Command>,
     pub notes: Option<&'a Receiver<Note>>,
 }
 
 /// The loop, generic over the terminal and the event source so tests can drive it.
-pub fn event_loop<B: Backend, E: EventSource>(
+pub fn event_loop<B: Backend, E: EventSource, M: Into<Feed>>(
     terminal: &mut Terminal<B>,
     events: &mut E,
     mut app: App,
     themes: &ThemeSet,
-    link: Link,
+    link: Link<M>,
     frame: Duration,
     interrupted: &AtomicUsize,
 ) -> LoopEnd {
@@ -187,8 +190,11 @@ pub fn event_loop<B: Backend, E: EventSource>(
         let mut backlog = true;
         for _ in 0..MAX_MESSAGES_PER_FRAME {
             match link.msgs.try_recv() {
-                Ok(msg) => {
-                    app.on_msg(msg);
+                Ok(item) => {
+                    match item.into() {
+                        Feed::Msg(msg) => app.on_msg(msg),
+                        Feed::Note(note) => app.notify(note),
+                    }
                     stats.messages += 1;
                 }
                 Err(TryRecvError::Empty) => {

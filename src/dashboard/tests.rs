@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::dashboard::widgets::tests::info;
-use crate::protocol::{FinishReason, SampleGrid, StepStats};
+use crate::protocol::{FinishReason, SampleGrid, StepStats, TrainMsg};
 use crate::run::state::Phase;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};

@@ -48,6 +48,28 @@ pub struct Note {
     pub text: String,
 }
 
+/// What a dashboard reads, in the order it happened: the run's messages, and news from
+/// elsewhere (a watched run's answers to commands, a replay's ending).
+// A `Feed` is as big as the `TrainMsg` it carries, which channels move whole anyway.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Feed {
+    Msg(TrainMsg),
+    Note(Note),
+}
+
+impl From<TrainMsg> for Feed {
+    fn from(msg: TrainMsg) -> Feed {
+        Feed::Msg(msg)
+    }
+}
+
+impl From<Note> for Feed {
+    fn from(note: Note) -> Feed {
+        Feed::Note(note)
+    }
+}
+
 /// Alarms kept for the plots' markers: the latest ones (a run raises few).
 pub const ALARMS_KEPT: usize = 64;
 

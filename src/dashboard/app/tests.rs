@@ -581,7 +581,15 @@ fn a_live_viewer_steers_but_q_only_leaves_and_x_asks_first() {
         app.run().note().map(|n| n.text.as_str()),
         Some(STOP_CONFIRM_NOTE)
     );
+    // News while it waits for the answer does not hide the question.
+    app.on_msg(TrainMsg::CheckpointSaved {
+        path: PathBuf::from("/runs/x/checkpoints/epoch-001.safetensors"),
+        step: 938,
+        reason: SaveReason::EpochEnd,
+    });
+    assert!(app.stop_prompt_shown());
     assert_eq!(app.update(Action::ToggleHistory), None);
+    assert!(!app.stop_prompt_shown());
     assert_eq!(app.update(Action::StopRun), None);
     assert_eq!(app.update(Action::StopRun), Some(Command::Stop));
     assert_eq!(app.run().phase(), &Phase::Stopping);

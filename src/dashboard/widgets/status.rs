@@ -8,10 +8,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
 use crate::dashboard::action::{Action, KEYS};
-use crate::dashboard::app::{App, WatchMode};
+use crate::dashboard::app::{App, STOP_CONFIRM_NOTE, WatchMode};
 use crate::dashboard::theme::Theme;
 use crate::run::format::{format_duration, format_learning_rate};
-use crate::run::state::{NoteKind, Phase};
+use crate::run::state::{Note, NoteKind, Phase};
 
 use super::put_line;
 
@@ -134,10 +134,15 @@ pub fn pack(segments: Vec<Span<'static>>, width: u16, muted: Style) -> Vec<Line<
 /// Rows a note may take before it is cut short: enough for a long checkpoint path.
 const NOTE_ROWS: usize = 3;
 
-/// The message: the latest note, or else the last checkpoint, wrapped to `width` so a path is
-/// seen whole.
+/// The message: the stop prompt while it waits for its answer, else the latest note, or else
+/// the last checkpoint, wrapped to `width` so a path is seen whole.
 pub fn note_lines(app: &App, theme: &Theme, width: u16) -> Vec<Line<'static>> {
-    let (text, style) = match (app.run().note(), app.run().last_checkpoint()) {
+    let prompt = app.stop_prompt_shown().then(|| Note {
+        kind: NoteKind::Warning,
+        text: STOP_CONFIRM_NOTE.to_string(),
+    });
+    let note = prompt.as_ref().or(app.run().note());
+    let (text, style) = match (note, app.run().last_checkpoint()) {
         (Some(note), _) => {
             let style = match note.kind {
                 NoteKind::Info => theme.text,
