@@ -24,6 +24,32 @@ pub fn gan_tui(home: &Path) -> Command {
     cmd
 }
 
+/// A started run of the real binary that is killed when the test ends, passed or failed, so a
+/// failed test leaves no run training behind.
+pub struct Running(pub std::process::Child);
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Writes `TEST_USER_CONFIG` as the user config under `home`, unless one is there.
 pub fn test_user_config(home: &Path) {
     let config_dir = home.join("config");

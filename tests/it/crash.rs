@@ -56,11 +56,12 @@ fn kill_9_at_random_moments_never_leaves_a_torn_checkpoint_or_metrics_line() {
             cmd.args(["--epochs", "10000", "--config"]).arg(&cfg);
             cmd.arg("--data-dir").arg(&data).arg("--run-dir").arg(&run);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = Running(
+            cmd.stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         // Wait for training to be under way, then a random moment more. A fresh run is timed
         // from its first checkpoint (observed progress, not a guess at how fast a loaded
         // machine starts a run), so every kill has a checkpoint to check.

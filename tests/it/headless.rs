@@ -119,15 +119,17 @@ fn sigint_finishes_the_step_saves_a_checkpoint_and_exits_130() {
     let home = tempfile::tempdir().unwrap();
     let data = small_mnist(&home.path().join("digits"), 128);
     let run = home.path().join("run");
-    let mut child = gan_tui(home.path())
-        .args(["--no-tui", "--epochs", "10000", "--data-dir"])
-        .arg(&data)
-        .arg("--run-dir")
-        .arg(&run)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        gan_tui(home.path())
+            .args(["--no-tui", "--epochs", "10000", "--data-dir"])
+            .arg(&data)
+            .arg("--run-dir")
+            .arg(&run)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     // Wait until training is under way (an epoch line), then interrupt.
     let mut seen = Vec::new();

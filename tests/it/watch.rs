@@ -59,19 +59,21 @@ fn viewers_follow_and_steer_a_headless_run_and_replay_it_after() {
     // Scores at each epoch's end (4 steps), every step logged.
     std::fs::write(&cfg, "[run]\neval_count = 50\nlog_every = 1\n").unwrap();
     let log = home.path().join("log.txt");
-    let mut trainer = gan_tui(home.path())
-        .args(["--no-tui", "--epochs", "10000", "--seed", "3", "--config"])
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--run-dir")
-        .arg(&run)
-        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .stderr(Stdio::from(
-            std::fs::File::create(home.path().join("err.txt")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
+    let mut trainer = Running(
+        gan_tui(home.path())
+            .args(["--no-tui", "--epochs", "10000", "--seed", "3", "--config"])
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--run-dir")
+            .arg(&run)
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(home.path().join("err.txt")).unwrap(),
+            ))
+            .spawn()
+            .unwrap(),
+    );
     let socket = run.join("control.sock");
     wait_until(60, "the run to train", || {
         socket.exists() && metrics_lines(&run) > 0
