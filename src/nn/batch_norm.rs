@@ -239,7 +239,8 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
             }
         }
         let mut xhat = xv;
-        let mut y = vec![0.0f32; xhat.len()];
+        // Every value of `y` is written below.
+        let mut y = ops::buffer(xhat.len());
         for (gi, (xg, yg)) in xhat
             .chunks_exact_mut(per * C)
             .zip(y.chunks_exact_mut(per * C))
@@ -272,7 +273,8 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
                     }
                     let mut dweight = vec![0.0f32; C];
                     let mut dbias = vec![0.0f32; C];
-                    let mut dx = vec![0.0f32; dy.len()];
+                    // Every value of `dx` is written below.
+                    let mut dx = ops::buffer(dy.len());
                     for (gi, ((dg, hg), dxg)) in dy
                         .chunks_exact(per * C)
                         .zip(xhat.chunks_exact(per * C))
@@ -320,6 +322,7 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
                         add(grads.get_or_alloc_mut(&b_ghost)?, &dbias);
                     }
                     put_grad!(grads, out_ghost, dy);
+                    ops::recycle([dx, xhat]);
                     Ok(())
                 })
             });

@@ -484,7 +484,7 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
         }
         let w = permute4(&w, dims, CONV_TO_PRODUCT);
         let cols = geometry.gather(&xv, batch);
-        drop(xv);
+        ops::recycle([xv]);
         let mut y = kernels::forward_new(&cols, &w, rows, taps, out);
         A::bias_act(&mut y, &ops::read(bias)?);
         let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
@@ -600,6 +600,7 @@ impl<
                             put_grad!(grads, x_ghost, dx);
                         }
                         put_grad!(grads, out_ghost, dy);
+                        ops::recycle([xv]);
                         Ok(())
                     })
                 });

@@ -186,7 +186,9 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
             let b = ops::read(&self.bias)?;
             let mut y = kernels::forward_new(&xv, &w, batch, I, O);
             A::bias_act(&mut y, &b);
+            ops::recycle([b]);
             if !T::OWNS_TAPE {
+                ops::recycle([xv, w]);
                 let out = x.device().try_tensor_from_vec(y, (rows, Const::<O>))?;
                 return Ok(out.put_tape(tape));
             }
@@ -205,7 +207,9 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
             tape.add_backward_op(move |grads| {
                 profile::timed(OpKind::Dense, Pass::Backward, || {
                     // The gradient before the activation, from the output's (left as it is).
-                    let mut dy = grads.get_or_alloc_mut(&out_id)?.to_vec();
+                    let out_grad = grads.get_or_alloc_mut(&out_id)?;
+                    let mut dy = ops::buffer(out_grad.len());
+                    dy.copy_from_slice(out_grad);
                     A::grad(&mut dy, &y_kept);
                     let mut dx: Vec<f32> = if wants.input {
                         take_grad!(grads, x_id)
@@ -235,6 +239,7 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
                     if wants.input {
                         put_grad!(grads, x_id, dx);
                     }
+                    ops::recycle([dy, xv, w]);
                     Ok(())
                 })
             });

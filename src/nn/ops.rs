@@ -6,6 +6,9 @@
 //! once and keeps that copy for its backward pass. Outputs are moved in without a copy
 //! (`try_tensor_from_vec`), and gradients are borrowed in place (`Gradients::get_or_alloc_mut`).
 
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
 use dfdx::prelude::*;
 use dfdx::tensor::Tape;
 
@@ -13,6 +16,65 @@ use super::profile::{self, OpKind, Pass};
 
 /// A tape-free Cpu tensor of `f32`.
 pub type Plain<S> = Tensor<S, f32, Cpu>;
+
+/// Buffers kept for reuse, by length: a step reads the same tensors every time, and a buffer
+/// that already has the right length is overwritten without first being zeroed (a fresh one
+/// is zeroed by `resize`, then copied over). At most `KEPT_PER_LENGTH` of each length and
+/// `KEPT_VALUES` values in all (32 MB), so a large evaluation batch is not kept.
+static SPARE_BUFFERS: Mutex<Spare> = Mutex::new(Spare::new());
+const KEPT_PER_LENGTH: usize = 8;
+const KEPT_VALUES: usize = 8 << 20;
+
+struct Spare {
+    by_len: BTreeMap<usize, Vec<Vec<f32>>>,
+    /// Values in all the kept buffers.
+    values: usize,
+}
+
+impl Spare {
+    const fn new() -> Spare {
+        Spare {
+            by_len: BTreeMap::new(),
+            values: 0,
+        }
+    }
+
+    fn take(&mut self, len: usize) -> Option<Vec<f32>> {
+        let buf = self.by_len.get_mut(&len).and_then(Vec::pop)?;
+        self.values -= len;
+        Some(buf)
+    }
+
+    fn keep(&mut self, buf: Vec<f32>) {
+        let len = buf.len();
+        if len == 0 || self.values + len > KEPT_VALUES {
+            return;
+        }
+        let kept = self.by_len.entry(len).or_default();
+        if kept.len() < KEPT_PER_LENGTH {
+            kept.push(buf);
+            self.values += len;
+        }
+    }
+}
+
+fn spare_buffers() -> std::sync::MutexGuard<'static, Spare> {
+    SPARE_BUFFERS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A buffer of `len` values, reused if one was given back (its values are then old ones).
+pub fn buffer(len: usize) -> Vec<f32> {
+    let reused = spare_buffers().take(len);
+    reused.unwrap_or_else(|| vec![0.0; len])
+}
+
+/// Gives `buffers` back for `buffer` to hand out again.
+pub fn recycle<const N: usize>(buffers: [Vec<f32>; N]) {
+    let mut spare = spare_buffers();
+    for buf in buffers {
+        spare.keep(buf);
+    }
+}
 
 /// The values of `t` in row-major order, written over `buf` (resized to fit).
 ///
@@ -27,9 +89,9 @@ pub fn read_into<S: Shape>(t: &Plain<S>, buf: &mut Vec<f32>) -> Result<(), CpuEr
     })
 }
 
-/// The values of `t` as a new vector.
+/// The values of `t` in a buffer from `buffer` (give it back with `recycle` when done).
 pub fn read<S: Shape>(t: &Plain<S>) -> Result<Vec<f32>, CpuError> {
-    let mut buf = Vec::new();
+    let mut buf = buffer(t.shape().num_elements());
     read_into(t, &mut buf)?;
     Ok(buf)
 }
@@ -79,6 +141,41 @@ mod tests {
         assert_eq!(read(&p).unwrap(), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
         let b: Plain<Rank2<2, 3>> = dev.tensor([7.0f32, 8.0, 9.0]).broadcast();
         assert_eq!(read(&b).unwrap(), [7.0, 8.0, 9.0, 7.0, 8.0, 9.0]);
+    }
+
+    #[test]
+    fn buffers_given_back_are_handed_out_again_a_bounded_number() {
+        let mut spare = Spare::new();
+        spare.keep(vec![7.0; 100]);
+        assert_eq!(spare.take(100), Some(vec![7.0; 100]));
+        assert_eq!(spare.take(100), None);
+        spare.keep(vec![7.0; 100]);
+        assert_eq!(spare.take(101), None, "only the same length");
+
+        let mut spare = Spare::new();
+        for _ in 0..KEPT_PER_LENGTH + 5 {
+            spare.keep(vec![3.0; 10]);
+        }
+        let kept = std::iter::from_fn(|| spare.take(10)).count();
+        assert_eq!(kept, KEPT_PER_LENGTH);
+        assert_eq!(spare.values, 0);
+
+        let mut spare = Spare::new();
+        spare.keep(vec![1.0; KEPT_VALUES - 10]);
+        spare.keep(vec![1.0; 11]);
+        assert_eq!(spare.take(11), None, "over the budget: let go");
+        spare.keep(vec![1.0; 10]);
+        assert_eq!(spare.take(10).map(|b| b.len()), Some(10));
+    }
+
+    #[test]
+    fn a_reused_buffers_old_values_never_show_through_a_read() {
+        const LEN: usize = 12_347;
+        recycle([vec![-1.0; LEN]]);
+        let dev: Cpu = Default::default();
+        let t = dev.tensor_from_vec((0..LEN).map(|i| i as f32).collect(), (LEN,));
+        let values = read(&t).unwrap();
+        assert!(values.iter().enumerate().all(|(i, &v)| v == i as f32));
     }
 
     #[test]
