@@ -180,8 +180,9 @@ pub fn film_mark(app: &App, width: usize) -> Option<FilmMark> {
         .map(|(column, _)| FilmMark::At(column))
 }
 
-/// Draws the filmstrip's mark on a plot: a line down the step's column (empty cells get `│`,
-/// bars take the mark's colour), or `◀` at the left when the step is before the plot.
+/// Draws the filmstrip's mark on a plot: `▼` atop the step's column and a line down it (empty
+/// cells get `│`, bars take the mark's colour), or `◀` at the left when the step is before the
+/// plot.
 fn mark_film(app: &App, theme: &Theme, plot: Rect, buf: &mut Buffer) {
     let plot = plot.intersection(buf.area);
     if plot.is_empty() {
@@ -200,7 +201,9 @@ fn mark_film(app: &App, theme: &Theme, plot: Rect, buf: &mut Buffer) {
             }
             for y in plot.top()..plot.bottom() {
                 let cell = &mut buf[(x, y)];
-                if cell.symbol() == " " {
+                if y == plot.top() {
+                    cell.set_char('▼');
+                } else if cell.symbol() == " " {
                     cell.set_char('│');
                 }
                 cell.set_style(style);
