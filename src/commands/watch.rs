@@ -41,8 +41,18 @@ pub fn run(run_dir: Option<&Path>, paths: &Paths) -> anyhow::Result<i32> {
     let (commands, notes, _keep_open);
     match viewer::connect(&run_dir) {
         Ok(stream) => {
-            let live = viewer::follow(stream, || replay::load(&run_dir), feed_tx.clone())
+            // The folder's epoch grids go to the filmstrip before the run's own.
+            let mut epoch_grids = Vec::new();
+            let catch_up = || {
+                let mut replay = replay::load(&run_dir)?;
+                epoch_grids = std::mem::take(&mut replay.grids);
+                Ok(replay)
+            };
+            let live = viewer::follow(stream, catch_up, feed_tx.clone())
                 .with_context(|| format!("cannot follow the run in {}", run_dir.display()))?;
+            for (epoch, grid) in epoch_grids {
+                app.add_epoch_grid(epoch, grid);
+            }
             app.set_watch(WatchMode::Live);
             if let Some(note) = config_note {
                 let _ = feed_tx.send(Feed::Note(note));
@@ -54,8 +64,11 @@ pub fn run(run_dir: Option<&Path>, paths: &Paths) -> anyhow::Result<i32> {
             _keep_open = None;
         }
         Err(_) => {
-            let replay = replay::load(&run_dir)?;
+            let mut replay = replay::load(&run_dir)?;
             app.set_watch(WatchMode::Replay);
+            for (epoch, grid) in std::mem::take(&mut replay.grids) {
+                app.add_epoch_grid(epoch, grid);
+            }
             for msg in &replay.msgs {
                 let _ = feed_tx.send(Feed::Msg(msg.clone()));
             }

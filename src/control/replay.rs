@@ -31,8 +31,9 @@ pub struct Replay {
     pub last_step: u64,
     /// The step of the last score replayed.
     pub last_quality_step: Option<u64>,
-    /// The sample grids of the folder's `samples/epoch-NNN.png`, oldest first.
-    pub grids: Vec<SampleGrid>,
+    /// The sample grids of the folder's `samples/epoch-NNN.png` with their epochs, oldest
+    /// first.
+    pub grids: Vec<(u32, SampleGrid)>,
     pub status: Option<RunStatus>,
     /// Lines of `metrics.jsonl` that could not be read.
     pub bad_lines: usize,
@@ -177,7 +178,7 @@ pub fn load(run_dir: &Path) -> anyhow::Result<Replay> {
     }
     msgs.extend(alarms.map(TrainMsg::Alarm));
     let grids = epoch_grids(&dir, &info, &msgs);
-    if let Some(newest) = grids.last() {
+    if let Some((_, newest)) = grids.last() {
         msgs.push(TrainMsg::Samples(newest.clone()));
     }
     let mut replay = Replay {
@@ -250,9 +251,9 @@ fn info_from_config(run_dir: &Path) -> anyhow::Result<RunInfo> {
     })
 }
 
-/// Every `samples/epoch-NNN.png` that reads as a grid, oldest first; each grid's step is the
-/// last logged step of its epoch.
-fn epoch_grids(dir: &RunDir, info: &RunInfo, msgs: &[TrainMsg]) -> Vec<SampleGrid> {
+/// Every `samples/epoch-NNN.png` that reads as a grid, with its epoch, oldest first; each
+/// grid's step is the last logged step of its epoch.
+fn epoch_grids(dir: &RunDir, info: &RunInfo, msgs: &[TrainMsg]) -> Vec<(u32, SampleGrid)> {
     let mut grids = Vec::new();
     for epoch in 1..=info.epochs {
         let path = dir.epoch_samples(epoch);
@@ -271,13 +272,16 @@ fn epoch_grids(dir: &RunDir, info: &RunInfo, msgs: &[TrainMsg]) -> Vec<SampleGri
             })
             .max()
             .unwrap_or(u64::from(epoch) * info.steps_per_epoch);
-        grids.push(SampleGrid {
-            step,
-            width: DIGIT_SIDE,
-            height: DIGIT_SIDE,
-            pixels,
-            labels: None,
-        });
+        grids.push((
+            epoch,
+            SampleGrid {
+                step,
+                width: DIGIT_SIDE,
+                height: DIGIT_SIDE,
+                pixels,
+                labels: None,
+            },
+        ));
     }
     grids
 }

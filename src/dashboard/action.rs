@@ -30,6 +30,13 @@ pub enum Action {
     ToggleReading,
     /// A fork: overlay the parent run's curves from the fork's step on.
     ToggleParentOverlay,
+    /// The filmstrip: show an older or a newer kept sample grid (newer than the newest: the
+    /// live one). In `KEYS` the direction is a placeholder; `from_key` fills in the key's.
+    Filmstrip(FilmStep),
+    /// Loss plots: the next smoothing weight (off, 0.6, 0.9, 0.99).
+    CycleSmoothing,
+    /// Loss plots: log scale on or off.
+    ToggleLogScale,
     ToggleHelp,
     /// Close the help popup if it is open, otherwise quit.
     Back,
@@ -37,6 +44,13 @@ pub enum Action {
     /// Stop the run (asks for a second press first). In `gan-tui watch`, where `q` only
     /// leaves the viewer, this is how a run is stopped.
     StopRun,
+}
+
+/// Which way `[` and `]` step through the filmstrip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilmStep {
+    Older,
+    Newer,
 }
 
 /// One key as the table spells it.
@@ -156,6 +170,12 @@ pub const KEYS: &[KeyBinding] = &[
         hint: "",
     },
     KeyBinding {
+        keys: &[Key::Char('['), Key::Char(']')],
+        action: Action::Filmstrip(FilmStep::Older),
+        description: "filmstrip: older / newer kept digit grid; past the newest: live",
+        hint: "",
+    },
+    KeyBinding {
         keys: &[Key::Char('r')],
         action: Action::Resample,
         description: "resample: new noise for the digit grid",
@@ -166,6 +186,18 @@ pub const KEYS: &[KeyBinding] = &[
         action: Action::ToggleHistory,
         description: "loss plots: recent steps / the whole run, down-sampled",
         hint: "history",
+    },
+    KeyBinding {
+        keys: &[Key::Char('z')],
+        action: Action::CycleSmoothing,
+        description: "loss plots: smoothing off / 0.6 / 0.9 / 0.99 (moving average)",
+        hint: "",
+    },
+    KeyBinding {
+        keys: &[Key::Char('l')],
+        action: Action::ToggleLogScale,
+        description: "loss plots: log scale on / off (with values <= 0: symlog)",
+        hint: "",
     },
     KeyBinding {
         keys: &[Key::Char('f')],
@@ -224,6 +256,8 @@ impl Action {
                 (Action::ShowDigit(_), KeyCode::Char(c)) => {
                     Action::ShowDigit(c.to_digit(10).map_or(0, |d| d as u8))
                 }
+                (Action::Filmstrip(_), KeyCode::Char(']')) => Action::Filmstrip(FilmStep::Newer),
+                (Action::Filmstrip(_), _) => Action::Filmstrip(FilmStep::Older),
                 (action, _) => action,
             })
     }
@@ -268,6 +302,10 @@ mod tests {
             (ch('n'), Action::ToggleNearest),
             (ch('c'), Action::ToggleReading),
             (ch('o'), Action::ToggleParentOverlay),
+            (ch('['), Action::Filmstrip(FilmStep::Older)),
+            (ch(']'), Action::Filmstrip(FilmStep::Newer)),
+            (ch('z'), Action::CycleSmoothing),
+            (ch('l'), Action::ToggleLogScale),
             (ch('?'), Action::ToggleHelp),
             (ch('q'), Action::Quit),
             (press(KeyCode::Esc, KeyModifiers::NONE), Action::Back),
@@ -352,6 +390,9 @@ mod tests {
             Action::ToggleNearest,
             Action::ToggleReading,
             Action::ToggleParentOverlay,
+            Action::Filmstrip(FilmStep::Older),
+            Action::CycleSmoothing,
+            Action::ToggleLogScale,
             Action::ToggleHelp,
             Action::Back,
             Action::Quit,
@@ -381,7 +422,8 @@ mod tests {
                     Key::Esc => press(KeyCode::Esc, KeyModifiers::NONE),
                     Key::Digit => ch('0'),
                 };
-                assert_eq!(Action::from_key(event), Some(binding.action));
+                let action = Action::from_key(event).map(|a| std::mem::discriminant(&a));
+                assert_eq!(action, Some(std::mem::discriminant(&binding.action)));
             }
         }
     }
@@ -406,6 +448,36 @@ mod tests {
                 Some("0-9".into())
             );
         }
+    }
+
+    /// The README's keys table: one row per binding, in the table's order, its first column
+    /// naming the binding's keys.
+    #[test]
+    fn the_readme_keys_table_lists_every_binding() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).unwrap_or_default();
+        let rows: Vec<&str> = readme
+            .lines()
+            .skip_while(|l| *l != "## Keys")
+            .skip_while(|l| !l.starts_with("|---"))
+            .skip(1)
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|l| l.split('|').nth(1).map(str::trim))
+            .collect();
+        let want: Vec<String> = KEYS
+            .iter()
+            .map(|b| {
+                b.keys
+                    .iter()
+                    .map(|k| match k {
+                        Key::Digit => "`0`-`9`".to_string(),
+                        k => format!("`{}`", k.label()),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .collect();
+        assert_eq!(rows, want, "README.md's keys table and KEYS disagree");
     }
 
     #[test]

@@ -8,8 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::dashboard::action::Action;
-use crate::protocol::{Command, Probe, StepStats, TrainMsg};
+use crate::dashboard::action::{Action, FilmStep};
+use crate::dashboard::curves::CurveView;
+use crate::dashboard::filmstrip::{FilmMove, FilmPosition, Filmstrip};
+use crate::protocol::{Command, Probe, ProbeReport, SampleGrid, StepStats, TrainMsg};
 use crate::run::history::{History, Series};
 use crate::run::state::{Note, NoteKind, Phase, RunState, SCORING_OFF_NOTE};
 
@@ -160,6 +162,13 @@ pub struct App {
     /// A fork's parent, if this run is one and its metrics could be read.
     parent: Option<ParentCurves>,
     parent_overlay: bool,
+    /// The sample grids kept for `[` and `]`, and which is shown.
+    film: Filmstrip,
+    /// The step of each logged point, kept beside the loss histories point for point, so a
+    /// step can be found on the plots (exact up to step 2^24, as an `f32`).
+    step_axis: History,
+    /// Smoothing and scale of the loss plots.
+    curves: CurveView,
     /// The signal that asked the dashboard to quit, if one did.
     signalled: Option<i32>,
     exit: bool,
@@ -191,6 +200,9 @@ impl App {
             probes: ProbeToggles::default(),
             parent: None,
             parent_overlay: false,
+            film: Filmstrip::new(),
+            step_axis: History::default(),
+            curves: CurveView::default(),
             signalled: None,
             exit: false,
         }
@@ -239,10 +251,18 @@ impl App {
         self.parent = Some(parent);
     }
 
+    /// A run folder's grid of `epoch` (its `samples/epoch-NNN.png`), for the filmstrip.
+    pub fn add_epoch_grid(&mut self, epoch: u32, grid: SampleGrid) {
+        self.film.push_epoch(epoch, grid);
+    }
+
     /// Folds one trainer message into the state.
     pub fn on_msg(&mut self, msg: TrainMsg) {
-        if let (TrainMsg::Step(stats), Some(parent)) = (&msg, &mut self.parent) {
-            parent.follow(stats.step);
+        if let TrainMsg::Step(stats) = &msg {
+            self.step_axis.push(stats.step as f32);
+            if let Some(parent) = &mut self.parent {
+                parent.follow(stats.step);
+            }
         }
         let asked_to_stop = *self.run.phase() == Phase::Stopping;
         let answers_scoring =
@@ -267,7 +287,8 @@ impl App {
                     );
                 }
             }
-            TrainMsg::EpochDone(_) => {
+            TrainMsg::EpochDone(summary) => {
+                self.film.epoch_done(summary.epoch, summary.step);
                 if self.run.scoring_off() && std::mem::take(&mut self.scoring) {
                     self.tell(NoteKind::Warning, SCORING_OFF_NOTE.to_string());
                 }
@@ -275,6 +296,7 @@ impl App {
             TrainMsg::CheckpointSaved { .. } | TrainMsg::CheckpointFailed { .. } => {
                 self.saving = false;
             }
+            TrainMsg::Samples(grid) => self.film.push(grid),
             TrainMsg::ScoringFailed(_) => self.scoring = false,
             TrainMsg::ProbeFailed { probe, .. } => self.probes.set(probe, false),
             TrainMsg::Diverged { .. } => {
@@ -308,7 +330,6 @@ impl App {
             | TrainMsg::Alarm(_)
             | TrainMsg::BestCheckpoint { .. }
             | TrainMsg::Step(_)
-            | TrainMsg::Samples(_)
             | TrainMsg::Probes(_)
             | TrainMsg::WriteFailed { .. } => {}
         }
@@ -355,8 +376,30 @@ impl App {
         }
     }
 
-    /// Applies an action; the returned command is for the trainer.
+    /// Applies an action; the returned command is for the trainer. A command that changes the
+    /// digits drawn (resample, noise, digit, probes) acts on the live generator, so an older
+    /// grid shown gives way to the live one.
     pub fn update(&mut self, action: Action) -> Option<Command> {
+        let command = self.act(action);
+        let redraws = matches!(
+            command,
+            Some(
+                Command::Resample
+                    | Command::FreshNoise(_)
+                    | Command::ShowDigit(_)
+                    | Command::Probe { .. }
+            )
+        );
+        if redraws && self.film.go_live() {
+            self.tell(
+                NoteKind::Info,
+                "back to the live digits: that key acts on the live generator".to_string(),
+            );
+        }
+        command
+    }
+
+    fn act(&mut self, action: Action) -> Option<Command> {
         if action != Action::StopRun && std::mem::take(&mut self.stop_armed) {
             self.tell(NoteKind::Info, "the run goes on".to_string());
         }
@@ -454,6 +497,18 @@ impl App {
                 }
                 None
             }
+            Action::Filmstrip(way) => {
+                self.step_filmstrip(way);
+                None
+            }
+            Action::CycleSmoothing => {
+                self.curves.next_smoothing();
+                None
+            }
+            Action::ToggleLogScale => {
+                self.curves.toggle_log_scale();
+                None
+            }
             Action::CycleTheme => {
                 let count = self.themes.entries.len().max(1);
                 self.themes.current = (self.themes.current + 1) % count;
@@ -490,6 +545,23 @@ impl App {
                 Some(Command::Stop)
             }
         }
+    }
+
+    /// `[` or `]`: says on the status line what there is not to step to.
+    fn step_filmstrip(&mut self, way: FilmStep) {
+        let live = self.run.samples().map(|g| g.step);
+        let moved = match way {
+            FilmStep::Older => self.film.older(live),
+            FilmStep::Newer => self.film.newer(live),
+        };
+        let text = match moved {
+            FilmMove::Shown(_) => return,
+            FilmMove::Live => "back to the live digits",
+            FilmMove::AlreadyLive => "showing the live digits: [ steps back to older grids",
+            FilmMove::Oldest => "this is the oldest grid kept: ] steps forward",
+            FilmMove::Empty => "no sample grids yet: [ and ] step through them once they come",
+        };
+        self.tell(NoteKind::Info, text.to_string());
     }
 
     fn quit(&mut self) -> Option<Command> {
@@ -648,6 +720,44 @@ impl App {
     /// The probes asked for.
     pub fn probes(&self) -> ProbeToggles {
         self.probes
+    }
+
+    /// The grid the digit panel shows: an older one kept, or the live one.
+    pub fn shown_samples(&self) -> Option<&SampleGrid> {
+        match self.film.shown() {
+            Some(frame) => Some(&frame.grid),
+            None => self.run.samples(),
+        }
+    }
+
+    /// The digit panel shows the live grid (not an older one from the filmstrip).
+    pub fn showing_live(&self) -> bool {
+        self.film.shown().is_none()
+    }
+
+    /// The probes for the grid shown: only the live grid has them.
+    pub fn probes_of_shown(&self) -> Option<&ProbeReport> {
+        self.run.probes_of_samples().filter(|_| self.showing_live())
+    }
+
+    /// Where the grid shown sits in the filmstrip, when it is an older one.
+    pub fn film_position(&self) -> Option<FilmPosition> {
+        let per_epoch = self.run.run_info().map_or(0, |r| r.steps_per_epoch);
+        self.film.position(per_epoch)
+    }
+
+    pub fn filmstrip(&self) -> &Filmstrip {
+        &self.film
+    }
+
+    /// The step of each logged point, as the loss histories keep them.
+    pub fn step_axis(&self) -> &History {
+        &self.step_axis
+    }
+
+    /// Smoothing and scale of the loss plots.
+    pub fn curves(&self) -> CurveView {
+        self.curves
     }
 
     /// The parent's curves when the overlay is on.

@@ -1,5 +1,6 @@
 //! The dashboard front end: the terminal session, the event loop and frame pacing; keys to
-//! actions (`action`), its state (`app`), the widgets and the themes.
+//! actions (`action`), its state (`app`, with the kept sample grids of `filmstrip` and the loss
+//! plots' smoothing and scale of `curves`), the widgets and the themes.
 //!
 //! `run` owns the terminal for the length of a run. The loop drains trainer messages, draws at a
 //! fixed rate and waits for keys with a timeout of one frame, so the UI thread sleeps between
@@ -8,6 +9,8 @@
 
 pub mod action;
 pub mod app;
+pub mod curves;
+pub mod filmstrip;
 pub mod terminal;
 pub mod theme;
 pub mod widgets;

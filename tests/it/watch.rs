@@ -159,9 +159,11 @@ fn viewers_follow_and_steer_a_headless_run_and_replay_it_after() {
         "the run ended with its viewer"
     );
 
-    // Wait for an epoch's scores, then x twice on the second viewer stops the run.
+    // Wait for an epoch's scores (and two epochs' grids, for the filmstrip of the replay), then
+    // x twice on the second viewer stops the run.
     wait_until(120, "an epoch's scores", || {
         read(&run.join("metrics.jsonl")).contains("\"score\"")
+            && run.join("samples/epoch-002.png").is_file()
     });
     second.keys("x");
     second.wait_for(30, "the confirmation", |s| s.contains("press x again"));
@@ -198,6 +200,26 @@ fn viewers_follow_and_steer_a_headless_run_and_replay_it_after() {
         unwrapped.contains("not running") && unwrapped.contains("was stopped"),
         "{unwrapped}"
     );
+    // The filmstrip: [ shows an older epoch's grid, its step and epoch in the digits' title;
+    // ] goes back to the newest.
+    let grid_title_step = |s: &str| {
+        s.match_indices("step ").find_map(|(at, _)| {
+            let rest = &s[at + 5..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let after = &rest[digits.len()..];
+            after
+                .starts_with(" · epoch ")
+                .then(|| digits.parse::<u64>().ok())?
+        })
+    };
+    replay.keys("[");
+    let older = replay.wait_for(30, "an older grid", |s| grid_title_step(s).is_some());
+    let older_step = grid_title_step(&older).unwrap_or(u64::MAX);
+    assert!(older_step < final_step, "{older}");
+    replay.keys("]");
+    replay.wait_for(30, "the newest grid again", |s| {
+        grid_title_step(s).is_none() && s.contains("back to the live digits")
+    });
     replay.keys("q");
     wait_until(30, "the replay to exit", || exit3.exists());
 }

@@ -695,3 +695,209 @@ fn the_overlay_key_says_so_when_the_run_is_not_a_fork() {
             .is_some_and(|n| n.text.contains("not a fork"))
     );
 }
+
+/// A 2x2 grid drawn at `step`, its pixels telling it apart.
+fn grid_at(step: u64) -> SampleGrid {
+    SampleGrid {
+        step,
+        width: 2,
+        height: 2,
+        pixels: vec![(step % 251) as u8; 4],
+        labels: None,
+    }
+}
+
+/// A run through `epochs` epochs of 938 steps, a grid every 100 steps, each epoch's end told.
+fn filmed(epochs: u32) -> App {
+    let mut app = running();
+    for epoch in 1..=epochs {
+        let end = u64::from(epoch) * 938;
+        for s in (end - 937..=end).filter(|s| s % 100 == 0) {
+            app.on_msg(TrainMsg::Step(step(s, 1.0)));
+            app.on_msg(TrainMsg::Samples(grid_at(s)));
+        }
+        app.on_msg(TrainMsg::EpochDone(EpochSummary {
+            epoch,
+            step: end,
+            ..epoch_done(None)
+        }));
+    }
+    app
+}
+
+fn shown_step(app: &App) -> Option<u64> {
+    app.shown_samples().map(|g| g.step)
+}
+
+fn note(app: &App) -> String {
+    app.run().note().map(|n| n.text.clone()).unwrap_or_default()
+}
+
+#[test]
+fn brackets_step_back_through_the_kept_grids_and_forward_to_live() {
+    let mut app = filmed(2);
+    assert!(app.showing_live());
+    assert_eq!(shown_step(&app), Some(1800));
+    assert_eq!(app.update(Action::Filmstrip(FilmStep::Newer)), None);
+    assert!(
+        note(&app).contains("showing the live digits"),
+        "{}",
+        note(&app)
+    );
+    // Epoch 1's last grid, then the latest 8 (1100-1800, the live one among them).
+    let kept: Vec<u64> = app
+        .filmstrip()
+        .frames()
+        .iter()
+        .map(|f| f.grid.step)
+        .collect();
+    assert_eq!(
+        kept,
+        vec![900, 1100, 1200, 1300, 1400, 1500, 1600, 1700, 1800]
+    );
+    assert_eq!(app.update(Action::Filmstrip(FilmStep::Older)), None);
+    assert!(!app.showing_live());
+    assert_eq!(shown_step(&app), Some(1700));
+    // The shown pixels are that grid's, not the live one's.
+    assert_eq!(
+        app.shown_samples().map(|g| g.pixels.clone()),
+        Some(vec![(1700 % 251) as u8; 4])
+    );
+    for _ in 0..7 {
+        app.update(Action::Filmstrip(FilmStep::Older));
+    }
+    let at = app.film_position();
+    assert_eq!(
+        at.map(|p| p.label()),
+        Some("step 900 · epoch 1 · 1/9".into())
+    );
+    app.update(Action::Filmstrip(FilmStep::Older));
+    assert!(note(&app).contains("oldest grid kept"), "{}", note(&app));
+    assert_eq!(shown_step(&app), Some(900));
+    // A grid that comes meanwhile does not move the view.
+    app.on_msg(TrainMsg::Samples(grid_at(1900)));
+    assert_eq!(shown_step(&app), Some(900));
+    // 1100 fell out of the latest 8 when 1900 came.
+    for _ in 0..7 {
+        app.update(Action::Filmstrip(FilmStep::Newer));
+    }
+    assert_eq!(shown_step(&app), Some(1800));
+    app.update(Action::Filmstrip(FilmStep::Newer));
+    assert!(app.showing_live());
+    assert_eq!(shown_step(&app), Some(1900));
+    assert!(note(&app).contains("back to the live digits"));
+    // New grids show as they come again.
+    app.on_msg(TrainMsg::Samples(grid_at(2000)));
+    assert_eq!(shown_step(&app), Some(2000));
+}
+
+#[test]
+fn keys_that_redraw_the_digits_bring_the_live_grid_back() {
+    for (action, command) in [
+        (Action::Resample, Command::Resample),
+        (Action::ToggleFreshNoise, Command::FreshNoise(true)),
+        (
+            Action::ToggleReading,
+            Command::Probe {
+                probe: Probe::Reading,
+                on: true,
+            },
+        ),
+    ] {
+        let mut app = filmed(1);
+        app.update(Action::Filmstrip(FilmStep::Older));
+        assert!(!app.showing_live());
+        assert_eq!(app.update(action), Some(command));
+        assert!(app.showing_live(), "{action:?}");
+        assert!(
+            note(&app).starts_with("back to the live digits"),
+            "{action:?}"
+        );
+    }
+    // Keys that leave the digits alone keep the older grid shown.
+    let mut app = filmed(1);
+    app.update(Action::Filmstrip(FilmStep::Older));
+    for action in [
+        Action::TogglePause,
+        Action::ToggleHistory,
+        Action::CycleSmoothing,
+        Action::ToggleLogScale,
+    ] {
+        app.update(action);
+        assert!(!app.showing_live(), "{action:?}");
+    }
+    // A replay refuses to resample, and so stays where it is.
+    let mut app = filmed(1);
+    app.set_watch(WatchMode::Replay);
+    app.update(Action::Filmstrip(FilmStep::Older));
+    assert_eq!(app.update(Action::Resample), None);
+    assert!(!app.showing_live());
+    assert!(note(&app).contains("cannot resample"));
+}
+
+#[test]
+fn a_replay_reviews_the_folders_epoch_grids() {
+    let mut app = running();
+    app.set_watch(WatchMode::Replay);
+    for epoch in 1..=3u32 {
+        app.add_epoch_grid(epoch, grid_at(u64::from(epoch) * 938));
+    }
+    for s in 1..=2814 {
+        app.on_msg(TrainMsg::Step(step(s, 1.0)));
+    }
+    // The replay's newest grid comes as a message too: kept once.
+    app.on_msg(TrainMsg::Samples(grid_at(2814)));
+    assert_eq!(app.filmstrip().frames().len(), 3);
+    app.update(Action::Filmstrip(FilmStep::Older));
+    assert_eq!(
+        app.film_position().map(|p| p.label()),
+        Some("step 1876 · epoch 2 · 2/3".into())
+    );
+    // Nothing to ask the run for: the probes of an older grid are none.
+    assert!(app.probes_of_shown().is_none());
+}
+
+#[test]
+fn a_long_run_keeps_a_bounded_filmstrip() {
+    use crate::dashboard::filmstrip::{EPOCH_GRIDS, RECENT_GRIDS};
+    let app = filmed(150);
+    let frames = app.filmstrip().frames();
+    assert!(
+        frames.len() <= EPOCH_GRIDS + RECENT_GRIDS,
+        "{}",
+        frames.len()
+    );
+    // The run can still be reviewed from its start: the oldest grid kept is an early epoch's.
+    let first = frames.first().and_then(|f| f.epoch);
+    assert!(first.is_some_and(|e| e <= 4), "{first:?}");
+}
+
+#[test]
+fn brackets_before_any_grid_say_so() {
+    let mut app = running();
+    assert_eq!(app.update(Action::Filmstrip(FilmStep::Older)), None);
+    assert!(note(&app).contains("no sample grids yet"), "{}", note(&app));
+    assert!(app.showing_live());
+}
+
+#[test]
+fn z_cycles_the_smoothing_and_l_toggles_the_log_scale() {
+    let mut app = running();
+    let mut weights = Vec::new();
+    for _ in 0..5 {
+        weights.push(app.curves().smoothing());
+        assert_eq!(app.update(Action::CycleSmoothing), None);
+    }
+    assert_eq!(weights, vec![0.0, 0.6, 0.9, 0.99, 0.0]);
+    assert!(!app.curves().log_scale());
+    assert_eq!(app.update(Action::ToggleLogScale), None);
+    assert!(app.curves().log_scale());
+    app.update(Action::ToggleLogScale);
+    assert!(!app.curves().log_scale());
+}
+
+#[test]
+fn the_step_axis_follows_the_logged_steps() {
+    let app = filmed(1);
+    assert_eq!(app.step_axis().recent.tail(3), vec![700.0, 800.0, 900.0]);
+}

@@ -222,10 +222,16 @@ impl Widget for &DigitPanel<'_> {
         } else {
             "fixed noise"
         };
-        let step = app.run().samples().map(|g| format!("step {}", g.step));
+        // An older grid from the filmstrip says where it sits, and stands out.
+        let (step, title_style) = match app.film_position() {
+            Some(at) => (Some(at.label()), theme.warning),
+            None => (
+                app.run().samples().map(|g| format!("step {}", g.step)),
+                theme.title,
+            ),
+        };
         let shown = app
-            .run()
-            .samples()
+            .shown_samples()
             .and_then(|g| g.labels.as_deref())
             .map(|labels| shown_digits(labels, app.digit_request()));
         let title = panel_title(
@@ -238,11 +244,11 @@ impl Widget for &DigitPanel<'_> {
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border)
-            .title(Span::styled(title, theme.title));
+            .title(Span::styled(title, title_style));
         let inner = block.inner(area);
         block.render(area, buf);
 
-        let Some(grid) = app.run().samples().filter(|g| g.count() > 0) else {
+        let Some(grid) = app.shown_samples().filter(|g| g.count() > 0) else {
             put_line(
                 buf,
                 inner,
@@ -252,7 +258,8 @@ impl Widget for &DigitPanel<'_> {
             return;
         };
         let probes = app.probes();
-        let report = app.run().probes();
+        // The probes are of the live generator: an older grid shows none.
+        let report = app.run().probes().filter(|_| app.showing_live());
         let mut inner = inner;
         // The morph strip takes the top of the panel.
         if let Some(strip) = report
@@ -267,7 +274,7 @@ impl Widget for &DigitPanel<'_> {
                 inner.height.saturating_sub(used),
             );
         }
-        let of_grid = app.run().probes_of_samples();
+        let of_grid = app.probes_of_shown();
         let readings = of_grid
             .and_then(|r| r.readings.as_deref())
             .filter(|_| probes.reading);

@@ -1,7 +1,9 @@
 //! The loss panel: a sparkline per series (D loss, G loss, D(x), D(G(z))) with its current value
 //! and the window's min and max, over recent steps or the whole run; under them, when there is
 //! room, the gradient norms of G and D side by side. The doctor's alarms are marked on every
-//! plot by their letter, at the step they were raised.
+//! plot by their letter, at the step they were raised, and the step of an older sample grid the
+//! filmstrip shows by a vertical line. The plots are smoothed and on a log scale as the
+//! dashboard's `CurveView` says.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -10,9 +12,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Sparkline, SparklineBar, Widget};
 
 use crate::dashboard::app::{App, HistoryView};
+use crate::dashboard::curves::Scale;
 use crate::dashboard::theme::Theme;
 use crate::run::format::format_value;
-use crate::run::history::{History, Series};
+use crate::run::history::{History, RECENT_POINTS, Series};
 
 use super::put_line;
 
@@ -88,16 +91,144 @@ pub fn to_bars_in(points: &[f32], range: Option<(f32, f32)>) -> Vec<SparklineBar
         .collect()
 }
 
-/// The points a series shows at a given width, oldest first.
+/// The points a series shows at a given width, oldest first, smoothed as the app says.
 pub fn window(app: &App, series: Series, width: usize) -> Vec<f32> {
     window_of(app, app.run().history(series), width)
 }
 
-/// The points of `history` shown at a given width in the app's view, oldest first.
+/// The points of `history` shown at a given width in the app's view, oldest first, smoothed as
+/// the app says: the recent view smooths every recent point kept, then shows the latest, so the
+/// curve does not change as it scrolls.
 pub fn window_of(app: &App, history: &History, width: usize) -> Vec<f32> {
+    let curves = app.curves();
+    if curves.smoothing() <= 0.0 {
+        return raw_window_of(app, history, width);
+    }
+    match app.history_view() {
+        HistoryView::Recent => {
+            let smoothed = curves.smooth(&history.recent.tail(RECENT_POINTS));
+            let skip = smoothed.len().saturating_sub(width);
+            smoothed
+                .get(skip..)
+                .map(<[f32]>::to_vec)
+                .unwrap_or_default()
+        }
+        HistoryView::WholeRun => fit_to_width(&curves.smooth(&history.full.points()), width),
+    }
+}
+
+/// The points of `history` shown at a given width in the app's view, as logged.
+pub fn raw_window_of(app: &App, history: &History, width: usize) -> Vec<f32> {
     match app.history_view() {
         HistoryView::Recent => history.recent.tail(width),
         HistoryView::WholeRun => fit_to_width(&history.full.points(), width),
+    }
+}
+
+/// The loss panel's title in at most `width` cells: its name, the span shown, and the
+/// smoothing and scale when on; the span's long form, then the name, go first when it is tight.
+pub fn loss_title(app: &App, width: u16) -> String {
+    let (long, short) = match app.history_view() {
+        HistoryView::Recent => ("recent steps".to_string(), "recent"),
+        HistoryView::WholeRun => {
+            let full = &app.run().history(Series::DLoss).full;
+            (format!("whole run, {} logged", full.total()), "whole run")
+        }
+    };
+    let curves = app.curves().labels();
+    let join = |name: bool, span: &str| {
+        let parts: Vec<&str> = name
+            .then_some("losses")
+            .into_iter()
+            .chain([span])
+            .chain(curves.iter().map(String::as_str))
+            .collect();
+        format!(" {} ", parts.join(" · "))
+    };
+    let candidates = [join(true, &long), join(true, short), join(false, short)];
+    let fits = |t: &String| t.chars().count() <= usize::from(width);
+    candidates
+        .iter()
+        .find(|t| fits(t))
+        .or(candidates.last())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Where the step of the older grid shown falls on a plot `width` wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilmMark {
+    /// The column whose logged step is nearest.
+    At(usize),
+    /// Before the first step plotted (the recent view has scrolled past it).
+    Before,
+}
+
+/// The filmstrip's mark on the plots, when it shows an older grid.
+pub fn film_mark(app: &App, width: usize) -> Option<FilmMark> {
+    let target = app.film_position()?.step as f32;
+    let steps = raw_window_of(app, app.step_axis(), width);
+    let first = steps.iter().copied().find(|v| v.is_finite())?;
+    if app.history_view() == HistoryView::Recent && target < first {
+        return Some(FilmMark::Before);
+    }
+    steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_finite())
+        .min_by(|(_, a), (_, b)| (*a - target).abs().total_cmp(&(*b - target).abs()))
+        .map(|(column, _)| FilmMark::At(column))
+}
+
+/// Draws the filmstrip's mark on a plot: `▼` atop the step's column and a line down it (empty
+/// cells get `│`, bars take the mark's colour), or `◀` at the left when the step is before the
+/// plot.
+fn mark_film(app: &App, theme: &Theme, plot: Rect, buf: &mut Buffer) {
+    let plot = plot.intersection(buf.area);
+    if plot.is_empty() {
+        return;
+    }
+    let style = theme.title.add_modifier(Modifier::BOLD);
+    match film_mark(app, usize::from(plot.width)) {
+        None => {}
+        Some(FilmMark::Before) => {
+            buf[(plot.x, plot.y)].set_char('◀').set_style(style);
+        }
+        Some(FilmMark::At(column)) => {
+            let x = plot.x + u16::try_from(column).unwrap_or(u16::MAX);
+            if x >= plot.right() {
+                return;
+            }
+            for y in plot.top()..plot.bottom() {
+                let cell = &mut buf[(x, y)];
+                if y == plot.top() {
+                    cell.set_char('▼');
+                } else if cell.symbol() == " " {
+                    cell.set_char('│');
+                }
+                cell.set_style(style);
+            }
+        }
+    }
+}
+
+/// A plot's points (and an overlaid curve's) mapped to the scale the app's curve view takes
+/// for them, with their shared range on that scale.
+struct Scaled {
+    points: Vec<f32>,
+    other: Vec<f32>,
+    range: Option<(f32, f32)>,
+    scale: Scale,
+}
+
+fn scaled(app: &App, points: &[f32], other: Option<&[f32]>) -> Scaled {
+    let all: Vec<f32> = points.iter().chain(other.unwrap_or(&[])).copied().collect();
+    let scale = app.curves().scale_for(&all);
+    Scaled {
+        points: scale.apply_all(points),
+        other: scale.apply_all(other.unwrap_or(&[])),
+        range: finite_range(&scale.apply_all(&all)),
+        scale,
     }
 }
 
@@ -111,13 +242,7 @@ impl Widget for &LossPanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let area = area.intersection(buf.area);
         let (app, theme) = (self.app, self.theme);
-        let title = match app.history_view() {
-            HistoryView::Recent => " losses · recent steps ".to_string(),
-            HistoryView::WholeRun => {
-                let full = &app.run().history(Series::DLoss).full;
-                format!(" losses · whole run, {} logged ", full.total())
-            }
-        };
+        let title = loss_title(app, area.width.saturating_sub(2));
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border)
@@ -204,17 +329,21 @@ fn mark_alarms(app: &App, theme: &Theme, plot: Rect, buf: &mut Buffer) {
     }
 }
 
-/// A sparkline of `series` filling `area`, scaled to its own window, alarms marked.
-fn render_spark(app: &App, theme: &Theme, series: Series, area: Rect, buf: &mut Buffer) {
+/// A sparkline of `series` filling `area`, scaled to its own window, alarms marked; returns
+/// the scale it took.
+fn render_spark(app: &App, theme: &Theme, series: Series, area: Rect, buf: &mut Buffer) -> Scale {
     let points = window(app, series, usize::from(area.width));
+    let plot = scaled(app, &points, None);
     Sparkline::default()
-        .data(to_bars(&points))
+        .data(to_bars_in(&plot.points, plot.range))
         .max(BAR_MAX)
         .style(series_style(series, theme))
         .absent_value_symbol("·")
         .absent_value_style(theme.warning)
         .render(area, buf);
+    mark_film(app, theme, area, buf);
     mark_alarms(app, theme, area, buf);
+    plot.scale
 }
 
 /// G's and D's gradient norms: their latest values on one row, a sparkline each side by side.
@@ -236,16 +365,22 @@ fn render_grad_norms(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
         spans.push(Span::styled(value, theme.text));
     }
     spans.push(Span::styled(" grad norms", theme.muted));
-    put_line(buf, area, 0, &Line::from(spans));
     if area.height < 2 || area.width < 3 {
+        put_line(buf, area, 0, &Line::from(spans));
         return;
     }
     let half = (area.width - 1) / 2;
     let rows = area.height - 1;
     let left = Rect::new(area.x, area.y + 1, half, rows);
     let right = Rect::new(area.x + half + 1, area.y + 1, area.width - half - 1, rows);
-    render_spark(app, theme, Series::GGradNorm, left, buf);
-    render_spark(app, theme, Series::DGradNorm, right, buf);
+    let scales = [
+        render_spark(app, theme, Series::GGradNorm, left, buf),
+        render_spark(app, theme, Series::DGradNorm, right, buf),
+    ];
+    if scales.contains(&Scale::SymLog) {
+        spans.push(Span::styled(" symlog", theme.warning));
+    }
+    put_line(buf, area, 0, &Line::from(spans));
 }
 
 fn render_series(app: &App, theme: &Theme, series: Series, area: Rect, buf: &mut Buffer) {
@@ -274,6 +409,11 @@ fn render_series(app: &App, theme: &Theme, series: Series, area: Rect, buf: &mut
         None => points.clone(),
     };
     let range = finite_range(&both);
+    let plot = scaled(app, &points, parent.as_ref().map(|(p, _)| p.as_slice()));
+    // A log scale cannot show values <= 0: this plot is on the symmetric log, and says so.
+    if plot.scale == Scale::SymLog {
+        spans.push(Span::styled(" symlog", theme.warning));
+    }
     if let Some((p, now)) = &parent {
         let now = now.map_or("-".to_string(), format_value);
         spans.push(Span::styled(format!(" parent {now}"), theme.warning));
@@ -281,10 +421,16 @@ fn render_series(app: &App, theme: &Theme, series: Series, area: Rect, buf: &mut
             spans.push(Span::styled(" (no steps here)", theme.muted));
         }
     } else if let Some((lo, hi)) = range {
-        spans.push(Span::styled(
+        let min_max = Span::styled(
             format!(" min {} max {}", format_value(lo), format_value(hi)),
             theme.muted,
-        ));
+        );
+        // The symlog note goes before the range; a range it pushes out is left out whole, not
+        // cut short into a wrong number.
+        let width: usize = spans.iter().map(Span::width).sum::<usize>() + min_max.width();
+        if plot.scale != Scale::SymLog || width <= usize::from(area.width) {
+            spans.push(min_max);
+        }
     }
     put_line(buf, area, 0, &Line::from(spans));
     if area.height < 2 {
@@ -292,16 +438,17 @@ fn render_series(app: &App, theme: &Theme, series: Series, area: Rect, buf: &mut
     }
     let spark_area = Rect::new(area.x, area.y + 1, area.width, area.height - 1);
     Sparkline::default()
-        .data(to_bars_in(&points, range))
+        .data(to_bars_in(&plot.points, plot.range))
         .max(BAR_MAX)
         .style(style)
         .absent_value_symbol("·")
         .absent_value_style(theme.warning)
         .render(spark_area, buf);
-    if let (Some((p, _)), Some((lo, hi))) = (&parent, range) {
+    mark_film(app, theme, spark_area, buf);
+    if let (Some(_), Some((lo, hi))) = (&parent, plot.range) {
         // The parent's curve as a dot per column, at the height its bar would have.
         let rows = f32::from(spark_area.height);
-        for (i, &v) in p.iter().enumerate() {
+        for (i, &v) in plot.other.iter().enumerate() {
             if !v.is_finite() || i >= usize::from(spark_area.width) {
                 continue;
             }

@@ -982,3 +982,253 @@ fn snapshot_120x40_with_an_alarm() {
         picture(&render(&alarmed_app(), 120, 40))
     );
 }
+
+/// `busy_app` with a grid every 100 steps (each of different MNIST digits) and the end of its
+/// epoch told at step 600.
+fn filmed_app() -> App {
+    use crate::dashboard::action::FilmStep;
+    let mut app = App::new();
+    app.on_msg(TrainMsg::Started(info()));
+    let digits = digits::tests::mnist_digits(16 + 6);
+    for step in 1..=600u64 {
+        app.on_msg(TrainMsg::Step(stats(step)));
+        if step % 100 == 0 {
+            let first = (step / 100 - 1) as usize;
+            app.on_msg(TrainMsg::Samples(SampleGrid {
+                step,
+                width: 28,
+                height: 28,
+                pixels: digits[first * 784..(first + 16) * 784].to_vec(),
+                labels: None,
+            }));
+        }
+    }
+    // Two steps back: the grid of step 400.
+    app.update(Action::Filmstrip(FilmStep::Older));
+    app.update(Action::Filmstrip(FilmStep::Older));
+    app
+}
+
+/// The columns of a screen row's cells that hold `glyph`, in the losses panel (left of x 36).
+fn loss_columns_with(screen: &str, glyph: char) -> Vec<usize> {
+    let mut columns: Vec<usize> = screen
+        .lines()
+        .flat_map(|l| {
+            l.chars()
+                .take(36)
+                .enumerate()
+                .filter(|(_, c)| *c == glyph)
+                .map(|(x, _)| x)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    columns.sort_unstable();
+    columns.dedup();
+    columns
+}
+
+#[test]
+fn an_older_grid_names_its_step_and_is_marked_on_the_loss_plots() {
+    let mut app = filmed_app();
+    let screen = text(&render(&app, 80, 24));
+    // The title says which grid, and the grid drawn is that one.
+    assert_shows(&screen, &["step 400 · epoch 1 · 4/6"]);
+    let live = busy_app();
+    assert_ne!(digits_of(&screen), digits_of(&text(&render(&live, 80, 24))));
+    // The recent view shows steps 567-600: step 400 is before it.
+    // (The grad norms' two plots each have the mark.)
+    assert_eq!(loss_columns_with(&screen, '◀'), vec![1, 18], "{screen}");
+    assert!(
+        loss_columns_with(&screen, '│')
+            .iter()
+            .all(|&x| x == 0 || x == 35)
+    );
+    // The whole run: a mark atop every plot, at the same column, about 2/3 across (the grad
+    // norms' half-width plots at their own).
+    app.update(Action::ToggleHistory);
+    let screen = text(&render(&app, 80, 24));
+    let lines: Vec<&str> = screen.lines().collect();
+    let mark_under = |label: &str| {
+        let at = lines.iter().position(|l| l.contains(label))?;
+        lines.get(at + 1)?.chars().position(|c| c == '▼')
+    };
+    let column = mark_under("D loss");
+    assert!(
+        column.is_some_and(|c| (21..=25).contains(&c)),
+        "{column:?}\n{screen}"
+    );
+    for label in ["G loss", "D(x)", "D(G(z))"] {
+        assert_eq!(mark_under(label), column, "{label}\n{screen}");
+    }
+    let marks = screen
+        .lines()
+        .map(|l| l.matches('▼').count())
+        .sum::<usize>();
+    assert_eq!(marks, 6, "{screen}");
+    // Where a plot has room above its bars (D(x) is flat, at half height), a line runs down
+    // from the mark to them.
+    let tall = text(&render(&app, 120, 40));
+    let lines: Vec<&str> = tall.lines().collect();
+    let at = lines.iter().position(|l| l.contains("D(x)")).unwrap_or(0);
+    let column = lines
+        .get(at + 1)
+        .and_then(|l| l.chars().position(|c| c == '▼'));
+    let below = lines
+        .get(at + 2)
+        .and_then(|l| column.and_then(|c| l.chars().nth(c)));
+    assert_eq!(below, Some('│'), "{tall}");
+    // Back to live: no mark, the live title.
+    app.update(Action::Filmstrip(crate::dashboard::action::FilmStep::Newer));
+    app.update(Action::Filmstrip(crate::dashboard::action::FilmStep::Newer));
+    let screen = text(&render(&app, 80, 24));
+    assert_shows(&screen, &["digits · step 600"]);
+    assert!(!screen.contains("/6"), "{screen}");
+    assert!(
+        loss_columns_with(&screen, '│')
+            .iter()
+            .all(|&x| x == 0 || x == 35)
+    );
+}
+
+/// The digit panel's part of a screen (right of x 36).
+fn digits_of(screen: &str) -> String {
+    screen
+        .lines()
+        .map(|l| l.chars().skip(36).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn an_older_grid_shows_no_probes_of_the_live_one() {
+    let mut app = busy_app();
+    app.on_msg(TrainMsg::Samples(SampleGrid {
+        step: 500,
+        ..labelled_grid(vec![1; 16])
+    }));
+    app.update(Action::ToggleReading);
+    app.on_msg(TrainMsg::Probes(ProbeReport {
+        step: 600,
+        readings: Some(vec![
+            Reading {
+                digit: 7,
+                confidence: 0.98
+            };
+            16
+        ]),
+        ..ProbeReport::default()
+    }));
+    app.on_msg(TrainMsg::Samples(SampleGrid {
+        step: 600,
+        width: 28,
+        height: 28,
+        pixels: digits::tests::mnist_digits(16),
+        labels: None,
+    }));
+    assert!(text(&render(&app, 120, 40)).contains("7 98%"));
+    app.update(Action::Filmstrip(crate::dashboard::action::FilmStep::Older));
+    let screen = text(&render(&app, 120, 40));
+    assert_shows(&screen, &["step 500 · epoch 1 · 1/2"]);
+    assert!(!screen.contains("7 98%"), "{screen}");
+}
+
+#[test]
+fn smoothing_and_the_log_scale_are_named_in_the_title_and_change_the_plots() {
+    let mut app = busy_app();
+    // A noisy loss: smoothing narrows its range.
+    for step in 601..=700u64 {
+        let d_loss = if step % 2 == 0 { 0.2 } else { 0.8 };
+        app.on_msg(TrainMsg::Step(StepStats {
+            d_loss,
+            ..stats(step)
+        }));
+    }
+    let width = 34;
+    let raw = losses::window(&app, crate::run::history::Series::DLoss, width);
+    app.update(Action::CycleSmoothing);
+    app.update(Action::CycleSmoothing);
+    let smooth = losses::window(&app, crate::run::history::Series::DLoss, width);
+    assert_eq!(raw.len(), smooth.len());
+    let spread = |p: &[f32]| losses::finite_range(p).map_or(0.0, |(lo, hi)| hi - lo);
+    assert!(spread(&smooth) < spread(&raw) / 2.0, "{raw:?}\n{smooth:?}");
+    app.update(Action::ToggleLogScale);
+    let screen = text(&render(&app, 80, 24));
+    assert_shows(&screen, &[" recent · smooth 0.9 · log "]);
+    // Every value here is positive: a plain log scale, no symlog.
+    assert!(!screen.contains("symlog"), "{screen}");
+    let wide = text(&render(&app, 160, 40));
+    assert_shows(&wide, &[" losses · recent steps · smooth 0.9 · log "]);
+    app.update(Action::ToggleHistory);
+    let wide = text(&render(&app, 160, 40));
+    assert_shows(
+        &wide,
+        &[" losses · whole run, 700 logged · smooth 0.9 · log "],
+    );
+}
+
+#[test]
+fn the_log_scale_draws_values_at_or_below_zero_on_a_symlog_and_says_so() {
+    let mut app = App::new();
+    app.on_msg(TrainMsg::Started(info()));
+    // A Wasserstein critic's loss: either side of zero.
+    for step in 1..=200u64 {
+        app.on_msg(TrainMsg::Step(StepStats {
+            d_loss: (step % 5) as f32 - 2.0,
+            ..stats(step)
+        }));
+    }
+    app.update(Action::ToggleLogScale);
+    let screen = text(&render(&app, 80, 24));
+    let d_line = screen
+        .lines()
+        .find(|l| l.contains("D loss"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(d_line.contains("symlog"), "{screen}");
+    // The range is shown whole or not at all, never cut into a wrong number.
+    assert!(
+        !d_line.contains("min") || d_line.contains(" max "),
+        "{d_line}"
+    );
+    // The other plots hold positive values only: plain log.
+    let g_line = screen
+        .lines()
+        .find(|l| l.contains("G loss"))
+        .unwrap_or_default();
+    assert!(!g_line.contains("symlog"), "{g_line}");
+    let wide = text(&render(&app, 160, 40));
+    assert!(wide.contains("symlog min -2.000 max 2.000"), "{wide}");
+}
+
+#[test]
+fn the_filmstrip_and_the_curve_keys_draw_at_any_size() {
+    let mut app = filmed_app();
+    app.update(Action::CycleSmoothing);
+    app.update(Action::ToggleLogScale);
+    for history in 0..2 {
+        for w in (0..=130).step_by(7) {
+            for h in (0..=45).step_by(5) {
+                render(&app, w, h);
+            }
+        }
+        if history == 0 {
+            app.update(Action::ToggleHistory);
+        }
+    }
+}
+
+#[test]
+fn snapshot_80x24_an_older_grid_over_the_whole_run() {
+    let mut app = filmed_app();
+    app.update(Action::ToggleHistory);
+    insta::assert_snapshot!("80x24_filmstrip_older_grid", picture(&render(&app, 80, 24)));
+}
+
+#[test]
+fn snapshot_80x24_smoothed_on_a_log_scale() {
+    let mut app = busy_app();
+    app.update(Action::CycleSmoothing);
+    app.update(Action::CycleSmoothing);
+    app.update(Action::ToggleLogScale);
+    insta::assert_snapshot!("80x24_smoothed_log", picture(&render(&app, 80, 24)));
+}
