@@ -64,7 +64,7 @@ pub fn protocol_shows_pictures(kind: ProtocolType) -> Result<(), String> {
     match kind {
         ProtocolType::Kitty | ProtocolType::Sixel | ProtocolType::Iterm2 => Ok(()),
         ProtocolType::Halfblocks => Err(
-            "no pictures: the terminal reported no image protocol (kitty, sixel or iTerm2)"
+            "no pictures: the terminal did not report an image protocol (kitty, sixel or iTerm2)"
                 .to_string(),
         ),
     }
