@@ -170,6 +170,19 @@ struct PictureKey {
     invert: bool,
 }
 
+impl PictureKey {
+    /// Whether this picture shows `grid` at `cells` and `invert`: compared in place, since
+    /// cloning the grid's pixels every frame would cost more than the check.
+    fn shows(&self, grid: &SampleGrid, cells: (u16, u16), invert: bool) -> bool {
+        self.step == grid.step
+            && self.width == grid.width
+            && self.height == grid.height
+            && self.cells == cells
+            && self.invert == invert
+            && self.pixels == grid.pixels
+    }
+}
+
 type Encode = dyn Fn(DynamicImage, Size) -> Result<Protocol, String> + Send + Sync;
 
 /// Turns grids into the terminal's picture escapes, keeping the last one: the dashboard draws at
@@ -228,16 +241,20 @@ impl PictureEncoder {
         invert: bool,
         buf: &mut Buffer,
     ) -> Result<(), String> {
-        let key = PictureKey {
-            step: grid.step,
-            width: grid.width,
-            height: grid.height,
-            pixels: grid.pixels.clone(),
-            cells: (area.width, area.height),
-            invert,
-        };
+        let cells = (area.width, area.height);
         let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
-        if cached.as_ref().is_none_or(|(k, _)| *k != key) {
+        if cached
+            .as_ref()
+            .is_none_or(|(k, _)| !k.shows(grid, cells, invert))
+        {
+            let key = PictureKey {
+                step: grid.step,
+                width: grid.width,
+                height: grid.height,
+                pixels: grid.pixels.clone(),
+                cells,
+                invert,
+            };
             let made = self.make(grid, area, invert);
             *cached = Some((key, made));
         }
