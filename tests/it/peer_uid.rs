@@ -50,7 +50,8 @@ impl Drop for KillOnDrop {
 }
 
 /// Connects to `socket` as user and group `OTHER_ID`, sends `request` and returns what the run
-/// answered (until it closed the connection, at most 4 KiB).
+/// answered: its first line (or what came before it closed the connection or went quiet for
+/// 20 s), at most 4 KiB. An accepted connection stays open, so the line is what ends the read.
 ///
 /// The connection is made by a forked child that drops to the other user first, since the
 /// kernel records the peer's credentials at `connect`. The test binary has other threads, so
@@ -71,6 +72,10 @@ fn exchange_as_other_user(socket: &Path, request: &[u8]) -> Vec<u8> {
     assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0, "pipe");
     let (reader, writer) = (pipe[0], pipe[1]);
     let mut answer = [0u8; 4096];
+    let quiet = libc::timeval {
+        tv_sec: 20,
+        tv_usec: 0,
+    };
 
     // SAFETY: the child only calls async-signal-safe functions on memory prepared above, then
     // `_exit`s; it never returns into the test harness.
@@ -92,6 +97,13 @@ fn exchange_as_other_user(socket: &Path, request: &[u8]) -> Vec<u8> {
             if fd < 0 || libc::connect(fd, (&raw const addr).cast(), len) != 0 {
                 libc::_exit(3);
             }
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const quiet).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            );
             // The run may close before reading; what it answered is what counts.
             libc::write(fd, request.as_ptr().cast(), request.len());
             let mut got = 0usize;
@@ -101,6 +113,9 @@ fn exchange_as_other_user(socket: &Path, request: &[u8]) -> Vec<u8> {
                     break;
                 }
                 got += n as usize;
+                if answer[..got].contains(&b'\n') {
+                    break;
+                }
             }
             libc::write(writer, answer.as_ptr().cast(), got);
             libc::_exit(0);
