@@ -166,15 +166,18 @@ pub struct SampleGrid {
 }
 
 impl SampleGrid {
+    /// Whole digits held; 0 for a grid whose sizes are zero or absurd (one from a viewer's
+    /// socket can say anything).
     pub fn count(&self) -> usize {
-        let per = self.width * self.height;
+        let per = self.width.checked_mul(self.height).unwrap_or(0);
         self.pixels.len().checked_div(per).unwrap_or(0)
     }
 
     /// The pixels of digit `i`, row-major, or `None` past the end.
     pub fn digit(&self, i: usize) -> Option<&[u8]> {
-        let per = self.width * self.height;
-        self.pixels.get(i * per..(i + 1) * per)
+        let per = self.width.checked_mul(self.height)?;
+        let start = i.checked_mul(per)?;
+        self.pixels.get(start..start.checked_add(per)?)
     }
 }
 

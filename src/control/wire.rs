@@ -254,6 +254,64 @@ mod tests {
             let _ = parse_request(&bytes);
         }
 
+        /// Whatever bytes the run (or something posing as it) sends, a viewer's parse answers
+        /// with a reply or an error, never a panic.
+        #[test]
+        fn any_reply_bytes_parse_or_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_reply(&bytes);
+        }
+
+        /// Valid replies (a sample grid event, an acceptance, a refusal) with a byte changed,
+        /// cut short or spliced into each other never panic, and a grid that still parses
+        /// hands out every digit it counts.
+        #[test]
+        fn mutated_replies_never_panic(
+            which in 0usize..3,
+            at in 0usize..200,
+            byte in any::<u8>(),
+            cut in 0usize..200,
+            splice in 0usize..3,
+        ) {
+            let replies = [
+                line(&Reply::Event {
+                    v: VERSION,
+                    msg: Box::new(TrainMsg::Samples(crate::protocol::SampleGrid {
+                        step: 9,
+                        width: 3,
+                        height: 2,
+                        pixels: vec![0, 10, 20, 30, 40, 255, 1, 2, 3, 4, 5, 6],
+                        labels: Some(vec![4, 2]),
+                    })),
+                }),
+                line(&Reply::Accepted { v: VERSION, command: Command::ShowDigit(Some(3)) }),
+                line(&Reply::Refused { v: VERSION, error: "no".to_string() }),
+            ];
+            let mut bytes = replies[which].clone();
+            bytes.pop();
+            if let Some(b) = bytes.get_mut(at) {
+                *b = byte;
+            }
+            bytes.truncate(cut.max(1));
+            bytes.extend_from_slice(&replies[splice][cut.min(replies[splice].len())..]);
+            // Sizes whose product overflows count as no digits, in debug builds too.
+            let absurd = crate::protocol::SampleGrid {
+                step: 0,
+                width: usize::MAX / 2 + at,
+                height: 2 + cut,
+                pixels: vec![1; 4],
+                labels: None,
+            };
+            prop_assert_eq!(absurd.count(), 0);
+            prop_assert_eq!(absurd.digit(at), None);
+            if let Ok(Reply::Event { msg, .. }) = parse_reply(&bytes)
+                && let TrainMsg::Samples(grid) = *msg
+            {
+                for i in 0..grid.count() {
+                    prop_assert!(grid.digit(i).is_some());
+                }
+            }
+        }
+
         /// The line reader never returns more than its bound, whatever the input.
         #[test]
         fn the_line_reader_is_bounded(bytes in proptest::collection::vec(any::<u8>(), 0..200), max in 0usize..50) {

@@ -208,7 +208,7 @@ pub const KEYS: &[KeyBinding] = &[
     KeyBinding {
         keys: &[Key::Char('m')],
         action: Action::ToggleDigitMode,
-        description: "draw digits as ASCII shading / Unicode half blocks",
+        description: "digits as ASCII, half blocks, pictures (kitty/sixel/iTerm2)",
         hint: "mode",
     },
     KeyBinding {

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use crate::dashboard::action::{Action, FilmStep};
 use crate::dashboard::curves::CurveView;
 use crate::dashboard::filmstrip::{FilmMove, FilmPosition, Filmstrip};
+use crate::dashboard::pictures::Pictures;
 use crate::protocol::{Command, Probe, ProbeReport, SampleGrid, StepStats, TrainMsg};
 use crate::run::history::{History, Series};
 use crate::run::state::{Note, NoteKind, Phase, RunState, SCORING_OFF_NOTE};
@@ -30,6 +31,8 @@ pub enum HistoryView {
 pub enum DigitMode {
     Ascii,
     HalfBlock,
+    /// Real pictures, where the terminal has an image protocol.
+    Picture,
 }
 
 /// What a `gan-tui watch` dashboard looks at: a run in another process.
@@ -151,6 +154,9 @@ pub struct App {
     help_open: bool,
     history_view: HistoryView,
     digit_mode: DigitMode,
+    /// Whether the terminal shows pictures, and if not why (told once).
+    pictures: Pictures,
+    pictures_why_told: bool,
     fresh_noise: bool,
     themes: ThemeChoice,
     stay_open_when_done: bool,
@@ -192,6 +198,8 @@ impl App {
             help_open: false,
             history_view: HistoryView::Recent,
             digit_mode: DigitMode::Ascii,
+            pictures: Pictures::default(),
+            pictures_why_told: false,
             fresh_noise: false,
             themes: ThemeChoice::default(),
             stay_open_when_done: true,
@@ -220,6 +228,15 @@ impl App {
     /// final digits can be looked at. When false the loop ends with the run.
     pub fn set_stay_open_when_done(&mut self, stay: bool) {
         self.stay_open_when_done = stay;
+    }
+
+    /// What the terminal said about pictures: the mode key offers them only when it shows them.
+    pub fn set_pictures(&mut self, pictures: Pictures) {
+        self.pictures = pictures;
+    }
+
+    pub fn pictures(&self) -> &Pictures {
+        &self.pictures
     }
 
     /// Makes this a viewer of a run in another process: `q` then only leaves the viewer.
@@ -438,9 +455,17 @@ impl App {
                 Some(Command::FreshNoise(self.fresh_noise))
             }
             Action::ToggleDigitMode => {
-                self.digit_mode = match self.digit_mode {
-                    DigitMode::Ascii => DigitMode::HalfBlock,
-                    DigitMode::HalfBlock => DigitMode::Ascii,
+                self.digit_mode = match (self.digit_mode, &self.pictures) {
+                    (DigitMode::Ascii, _) => DigitMode::HalfBlock,
+                    (DigitMode::HalfBlock, Pictures::Shown(_)) => DigitMode::Picture,
+                    (DigitMode::HalfBlock, Pictures::NotShown(why)) => {
+                        if !self.pictures_why_told {
+                            self.pictures_why_told = true;
+                            self.tell(NoteKind::Info, why.clone());
+                        }
+                        DigitMode::Ascii
+                    }
+                    (DigitMode::Picture, _) => DigitMode::Ascii,
                 };
                 None
             }

@@ -11,6 +11,7 @@ pub mod action;
 pub mod app;
 pub mod curves;
 pub mod filmstrip;
+pub mod pictures;
 pub mod terminal;
 pub mod theme;
 pub mod widgets;
@@ -114,6 +115,8 @@ pub fn run<M: Into<Feed>>(
 
     let signals = StopSignals::register().map_err(TuiError::Signal)?;
     let session = TerminalSession::enter()?;
+    // The terminal answers on the keyboard's input: ask before the key reader starts.
+    app.set_pictures(pictures::detect());
     let mut events = TerminalEvents::start()?;
     let mut terminal =
         Terminal::new(CrosstermBackend::new(io::stdout())).map_err(TuiError::Setup)?;

@@ -61,6 +61,15 @@ fn the_dashboard_shows_training_and_answers_its_keys() {
         .count();
     assert!(ink > 20, "no digit shading in the grid:\n{screen}");
 
+    // m in tmux: half blocks, then back to ASCII (no picture mode), saying why once.
+    tmux.keys("m");
+    tmux.wait_for(10, "the half-block mode", |s| s.contains("half-block"));
+    tmux.keys("m");
+    let back = tmux.wait_for(10, "ASCII again", |s| {
+        s.contains("· ascii") && s.contains("no pictures inside tmux")
+    });
+    assert!(!back.contains("picture ─"), "{back}");
+
     // p: PAUSED, and the step count stops.
     tmux.keys("p");
     let paused = tmux.wait_for(10, "PAUSED", |s| s.contains("PAUSED"));

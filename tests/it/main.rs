@@ -7,5 +7,6 @@ mod crash;
 mod dashboard;
 mod fuzz_inputs;
 mod headless;
+mod peer_uid;
 mod resume;
 mod watch;

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Widget};
 
 use crate::dashboard::app::{App, DigitMode};
+use crate::dashboard::pictures::Pictures;
 use crate::dashboard::theme::Theme;
 use crate::protocol::{MorphStrip, NearestReport, Reading, SampleGrid};
 
@@ -216,6 +217,7 @@ impl Widget for &DigitPanel<'_> {
         let mode = match app.digit_mode() {
             DigitMode::Ascii => "ascii",
             DigitMode::HalfBlock => "half-block",
+            DigitMode::Picture => "picture",
         };
         let noise = if app.fresh_noise() {
             "fresh noise"
@@ -287,6 +289,14 @@ impl Widget for &DigitPanel<'_> {
             let (text, style) = memorisation_line(n, theme);
             put_line(buf, inner, bottom, &Line::styled(text, style));
             inner.height -= 1;
+        }
+        if let (DigitMode::Picture, Pictures::Shown(encoder)) = (app.digit_mode(), app.pictures())
+            && let Err(why) = encoder.render(grid, inner, theme.digit_invert, buf)
+        {
+            put_line(buf, inner, 0, &Line::styled(why, theme.muted));
+        }
+        if app.digit_mode() == DigitMode::Picture {
+            return;
         }
         let layout = SlotLayout {
             pairs: nearest.is_some(),
@@ -483,7 +493,8 @@ fn draw_digit(
                 );
             }
         }
-        DigitMode::HalfBlock => {
+        // Beside a picture (the morph strip) the finest text is drawn.
+        DigitMode::HalfBlock | DigitMode::Picture => {
             let shading = HalfBlockShading::from_theme(theme);
             let cells = half_block_digit(pixels, width, height, cols, rows, shading);
             for (row, line) in cells.iter().enumerate() {
