@@ -20,8 +20,7 @@ use dfdx::prelude::*;
 use super::bce_step::{DInputs, Logits, Taped, bce_step};
 pub use super::gan::LATENT;
 use super::gan::{
-    Batch, DeviceError, Gan, GanState, GradNorms, IMAGE, PhaseTimes, Preset, StateError,
-    StepLosses, check_len,
+    Batch, DeviceError, Gan, GanState, IMAGE, PhaseTimes, Preset, StateError, StepLosses, check_len,
 };
 use super::nets::{EMA_DECAY, Layout, Nets};
 use crate::nn::params::NamedTensor;
@@ -260,6 +259,8 @@ impl<const Z: usize, D: ConvDiscriminator> ConvGan<Z, D> {
 }
 
 impl<const Z: usize, D: ConvDiscriminator> Gan for ConvGan<Z, D> {
+    super::gan::nets_plumbing!();
+
     fn preset(&self) -> Preset {
         D::PRESET
     }
@@ -270,22 +271,6 @@ impl<const Z: usize, D: ConvDiscriminator> Gan for ConvGan<Z, D> {
 
     fn is_conditional(&self) -> bool {
         D::CONDITIONAL
-    }
-
-    fn train_step(&mut self, b: &Batch) -> Result<StepLosses, DeviceError> {
-        kernels::in_pool(|| self.step(b))
-    }
-
-    fn phase_times(&self) -> PhaseTimes {
-        self.times
-    }
-
-    fn measure_grad_norms(&mut self, on: bool) {
-        self.nets.measure_grad_norms(on);
-    }
-
-    fn grad_norms(&self) -> GradNorms {
-        self.nets.grad_norms()
     }
 
     fn step_flops(&self, b: usize) -> f64 {
@@ -347,10 +332,6 @@ impl<const Z: usize, D: ConvDiscriminator> Gan for ConvGan<Z, D> {
             .try_tensor_from_vec(input, (count, Const::<Z>))?;
         let images = kernels::in_pool(|| self.nets.sampler().try_forward(z))?;
         Ok(ops::read(&images)?)
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        self.nets.set_lr(lr);
     }
 
     fn state(&self) -> GanState {

@@ -184,3 +184,35 @@ pub trait Gan {
         counters: &BTreeMap<String, u64>,
     ) -> Result<(), StateError>;
 }
+
+/// The `Gan` methods every recipe shares that keeps its networks in `nets` (a `Nets`), the
+/// last step's times in `times` and has a `step(&mut self, &Batch)`: written once, expanded
+/// inside each recipe's `impl Gan`.
+macro_rules! nets_plumbing {
+    () => {
+        fn train_step(
+            &mut self,
+            b: &$crate::train::gan::Batch,
+        ) -> Result<$crate::train::gan::StepLosses, $crate::train::gan::DeviceError> {
+            $crate::nn::kernels::in_pool(|| self.step(b))
+        }
+
+        fn phase_times(&self) -> $crate::train::gan::PhaseTimes {
+            self.times
+        }
+
+        fn measure_grad_norms(&mut self, on: bool) {
+            self.nets.measure_grad_norms(on);
+        }
+
+        fn grad_norms(&self) -> $crate::train::gan::GradNorms {
+            self.nets.grad_norms()
+        }
+
+        fn set_lr(&mut self, lr: f64) {
+            self.nets.set_lr(lr);
+        }
+    };
+}
+
+pub(crate) use nets_plumbing;

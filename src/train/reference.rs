@@ -10,14 +10,14 @@ use dfdx::nn::tensor_collection::TensorCollection;
 
 use super::bce_step::{DInputs, Logits, Rows, bce_step, real_then_fake};
 use super::gan::{
-    Batch, DeviceError, Gan, GanState, GradNorms, IMAGE, LATENT, PhaseTimes, Preset, StateError,
-    StepLosses, check_len,
+    Batch, DeviceError, Gan, GanState, IMAGE, LATENT, PhaseTimes, Preset, StateError, StepLosses,
+    check_len,
 };
 use super::nets::{Layout, Nets};
 use crate::nn::adam::pytorch_defaults;
 use crate::nn::ops::Plain;
 use crate::nn::params::NamedTensor;
-use crate::nn::{Constant, Dense, FrozenModule, Identity, LeakyRelu, Tanh, kernels, ops};
+use crate::nn::{Constant, Dense, FrozenModule, Identity, LeakyRelu, Tanh, ops};
 
 pub type Generator = (
     Dense<LATENT, 256, LeakyRelu>,
@@ -139,28 +139,14 @@ pub fn mlp_step_flops(b: usize) -> f64 {
 }
 
 impl Gan for Reference {
+    super::gan::nets_plumbing!();
+
     fn preset(&self) -> Preset {
         Preset::Reference
     }
 
     fn latent_dim(&self) -> usize {
         LATENT
-    }
-
-    fn train_step(&mut self, b: &Batch) -> Result<StepLosses, DeviceError> {
-        kernels::in_pool(|| self.step(b))
-    }
-
-    fn phase_times(&self) -> PhaseTimes {
-        self.times
-    }
-
-    fn measure_grad_norms(&mut self, on: bool) {
-        self.nets.measure_grad_norms(on);
-    }
-
-    fn grad_norms(&self) -> GradNorms {
-        self.nets.grad_norms()
     }
 
     fn step_flops(&self, b: usize) -> f64 {
@@ -174,10 +160,6 @@ impl Gan for Reference {
         count: usize,
     ) -> Result<Vec<f32>, DeviceError> {
         mlp_generate(&self.nets, z, count)
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        self.nets.set_lr(lr);
     }
 
     fn state(&self) -> GanState {

@@ -15,15 +15,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use dfdx::prelude::*;
 
 use super::gan::{
-    Batch, DeviceError, Gan, GanState, GradNorms, IMAGE, LATENT, PhaseTimes, Preset, StateError,
-    StepLosses,
+    Batch, DeviceError, Gan, GanState, IMAGE, LATENT, PhaseTimes, Preset, StateError, StepLosses,
 };
 use super::nets::{EMA_DECAY, Layout, Nets};
 use super::noise::{NoiseKind, NoiseStream};
 use super::reference::{mlp_generate, mlp_step, mlp_step_flops};
 use crate::nn::dropout::MaskSource;
 use crate::nn::params::NamedTensor;
-use crate::nn::{BatchNorm1d, Dense, Dropout, Identity, LeakyRelu, Tanh, kernels};
+use crate::nn::{BatchNorm1d, Dense, Dropout, Identity, LeakyRelu, Tanh};
 
 /// The target D is taught for real digits (one-sided label smoothing).
 pub const REAL_TARGET: f32 = 0.9;
@@ -100,28 +99,14 @@ impl Tuned {
 }
 
 impl Gan for Tuned {
+    super::gan::nets_plumbing!();
+
     fn preset(&self) -> Preset {
         Preset::Tuned
     }
 
     fn latent_dim(&self) -> usize {
         LATENT
-    }
-
-    fn train_step(&mut self, b: &Batch) -> Result<StepLosses, DeviceError> {
-        kernels::in_pool(|| self.step(b))
-    }
-
-    fn phase_times(&self) -> PhaseTimes {
-        self.times
-    }
-
-    fn measure_grad_norms(&mut self, on: bool) {
-        self.nets.measure_grad_norms(on);
-    }
-
-    fn grad_norms(&self) -> GradNorms {
-        self.nets.grad_norms()
     }
 
     fn step_flops(&self, b: usize) -> f64 {
@@ -135,10 +120,6 @@ impl Gan for Tuned {
         count: usize,
     ) -> Result<Vec<f32>, DeviceError> {
         mlp_generate(&self.nets, z, count)
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        self.nets.set_lr(lr);
     }
 
     fn state(&self) -> GanState {

@@ -18,8 +18,8 @@ use dfdx::prelude::*;
 
 use super::bce_step::real_then_fake;
 use super::gan::{
-    Batch, DeviceError, Gan, GanState, GradNorms, IMAGE, LATENT, PhaseTimes, Preset, StateError,
-    StepLosses, check_len,
+    Batch, DeviceError, Gan, GanState, IMAGE, LATENT, PhaseTimes, Preset, StateError, StepLosses,
+    check_len,
 };
 use super::nets::{Layout, Nets};
 use super::noise::{NoiseKind, NoiseStream};
@@ -27,9 +27,9 @@ use super::reference::{Generator, product_flops};
 use crate::nn::adam::pytorch_defaults;
 use crate::nn::frozen::{Constant, Freeze};
 use crate::nn::loss::mean_sigmoid;
+use crate::nn::ops;
 use crate::nn::params::NamedTensor;
 use crate::nn::penalty::{MlpCritic, gradient_penalty};
-use crate::nn::{kernels, ops};
 
 /// The penalty's weight.
 pub const LAMBDA: f32 = 10.0;
@@ -169,28 +169,14 @@ const G_LAYERS: [(usize, usize); 3] = [(LATENT, 256), (256, 512), (512, IMAGE)];
 const C_LAYERS: [(usize, usize); 3] = [(IMAGE, 512), (512, 256), (256, 1)];
 
 impl Gan for WganGp {
+    super::gan::nets_plumbing!();
+
     fn preset(&self) -> Preset {
         Preset::WganGp
     }
 
     fn latent_dim(&self) -> usize {
         LATENT
-    }
-
-    fn train_step(&mut self, b: &Batch) -> Result<StepLosses, DeviceError> {
-        kernels::in_pool(|| self.step(b))
-    }
-
-    fn phase_times(&self) -> PhaseTimes {
-        self.times
-    }
-
-    fn measure_grad_norms(&mut self, on: bool) {
-        self.nets.measure_grad_norms(on);
-    }
-
-    fn grad_norms(&self) -> GradNorms {
-        self.nets.grad_norms()
     }
 
     fn step_flops(&self, b: usize) -> f64 {
@@ -217,10 +203,6 @@ impl Gan for WganGp {
             .dev
             .try_tensor_from_vec(z.to_vec(), (count, Const::<LATENT>))?;
         Ok(ops::read(&self.nets.g.try_forward(z)?)?)
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        self.nets.set_lr(lr);
     }
 
     fn state(&self) -> GanState {
