@@ -12,7 +12,7 @@ use crate::dashboard::pictures::Pictures;
 use crate::dashboard::theme::Theme;
 use crate::protocol::{MorphStrip, NearestReport, Reading, SampleGrid};
 
-use super::put_line;
+use super::{first_that_fits, put_line};
 
 /// Digits wanted on screen before a smaller digit size is preferred over a larger one.
 const ENOUGH_DIGITS: usize = 4;
@@ -141,17 +141,11 @@ pub fn half_block_digit(
 
 /// Terminal cells per digit (columns, rows): the largest size that still shows enough digits.
 pub fn digit_cells(grid: &SampleGrid, area: Rect) -> Option<(u16, u16)> {
-    let (w, h) = (grid.width.max(1), grid.height.max(1));
-    let to_u16 = |v: usize| u16::try_from(v.max(1)).unwrap_or(u16::MAX);
-    // One pixel per column and two per row, then half that; both keep a square digit square.
-    let sizes = [(to_u16(w), to_u16(h / 2)), (to_u16(w / 2), to_u16(h / 4))];
-    let fits = |(cw, ch): (u16, u16)| usize::from(area.width / cw) * usize::from(area.height / ch);
-    let want = grid.count().clamp(1, ENOUGH_DIGITS);
-    sizes
-        .iter()
-        .copied()
-        .find(|&size| fits(size) >= want)
-        .or_else(|| sizes.last().copied().filter(|&size| fits(size) >= 1))
+    SlotLayout {
+        pairs: false,
+        caption: false,
+    }
+    .cells(grid, area)
 }
 
 /// Which digits a labelled grid shows: `digit 3` when every sample was asked for the same one,
@@ -189,19 +183,15 @@ pub fn panel_title(
         .collect();
         format!(" {} ", parts.join(" · "))
     };
-    let candidates = [
-        join(true, true, true),
-        join(false, true, true),
-        join(false, true, false),
-        join(false, false, false),
-    ];
-    let fits = |t: &String| t.chars().count() <= usize::from(width);
-    candidates
-        .iter()
-        .find(|t| fits(t))
-        .or(candidates.last())
-        .cloned()
-        .unwrap_or_default()
+    first_that_fits(
+        [
+            join(true, true, true),
+            join(false, true, true),
+            join(false, true, false),
+            join(false, false, false),
+        ],
+        width,
+    )
 }
 
 /// The generated-digits panel.
@@ -366,13 +356,13 @@ impl SlotLayout {
         (width, ch + u16::from(self.caption))
     }
 
-    /// The digit size (as `digit_cells` chooses it) with the probes' additions fitted in.
+    /// Terminal cells per digit with the probes' additions fitted in: the largest size that
+    /// still shows enough digits.
     pub fn cells(self, grid: &SampleGrid, area: Rect) -> Option<(u16, u16)> {
-        if !self.pairs && !self.caption {
-            return digit_cells(grid, area);
-        }
         let (w, h) = (grid.width.max(1), grid.height.max(1));
         let to_u16 = |v: usize| u16::try_from(v.max(1)).unwrap_or(u16::MAX);
+        // One pixel per column and two per row, then half that; both keep a square digit
+        // square.
         let sizes = [(to_u16(w), to_u16(h / 2)), (to_u16(w / 2), to_u16(h / 4))];
         let fits = |(cw, ch): (u16, u16)| {
             let (sw, sh) = self.slot(cw, ch);

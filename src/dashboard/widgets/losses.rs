@@ -17,7 +17,7 @@ use crate::dashboard::theme::Theme;
 use crate::run::format::format_value;
 use crate::run::history::{History, RECENT_POINTS, Series};
 
-use super::put_line;
+use super::{first_that_fits, put_line};
 
 /// Bar heights are scaled into 1..=BAR_MAX so the window's minimum still shows as a sliver.
 pub const BAR_MAX: u64 = 1000;
@@ -145,14 +145,10 @@ pub fn loss_title(app: &App, width: u16) -> String {
             .collect();
         format!(" {} ", parts.join(" · "))
     };
-    let candidates = [join(true, &long), join(true, short), join(false, short)];
-    let fits = |t: &String| t.chars().count() <= usize::from(width);
-    candidates
-        .iter()
-        .find(|t| fits(t))
-        .or(candidates.last())
-        .cloned()
-        .unwrap_or_default()
+    first_that_fits(
+        [join(true, &long), join(true, short), join(false, short)],
+        width,
+    )
 }
 
 /// Where the step of the older grid shown falls on a plot `width` wide.

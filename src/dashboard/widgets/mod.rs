@@ -167,3 +167,10 @@ pub fn put_line(buf: &mut Buffer, area: Rect, row: u16, line: &Line) {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// The first of `titles` (longest first) that fits in `width` columns, else the last.
+pub fn first_that_fits<const N: usize>(titles: [String; N], width: u16) -> String {
+    let fits = |t: &String| t.chars().count() <= usize::from(width);
+    let last = titles.last().cloned().unwrap_or_default();
+    titles.into_iter().find(fits).unwrap_or(last)
+}
