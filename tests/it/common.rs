@@ -176,3 +176,27 @@ pub fn shown_step(screen: &str) -> Option<u64> {
         (!digits.is_empty() && after == Some('/')).then(|| digits.parse().ok())?
     })
 }
+
+/// Waits up to `secs` for `pred` to hold, checking every 100 ms; fails naming `what`.
+pub fn wait_until(secs: u64, what: &str, mut pred: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !pred() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Lines in `run`'s `metrics.jsonl` so far (0 before it exists).
+pub fn metrics_lines(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// The text of `path`, or nothing if it cannot be read (yet).
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}

@@ -157,14 +157,6 @@ fn still_running(run: &Path) -> bool {
     !out.stdout.is_empty()
 }
 
-fn wait_until(secs: u64, what: &str, pred: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !pred() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn sigterm_saves_a_checkpoint_restores_the_terminal_and_exits_143() {
     let home = tempfile::tempdir().unwrap();

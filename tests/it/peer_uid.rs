@@ -11,8 +11,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
 
 use common::*;
 use gan_tui::control::wire::{self, Request};
@@ -20,24 +18,6 @@ use gan_tui::protocol::Command;
 
 /// The user and group the foreign peer runs as: `nobody`/`nogroup` on most systems.
 const OTHER_ID: libc::uid_t = 65534;
-
-fn wait_until(secs: u64, what: &str, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !pred() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep(Duration::from_millis(100));
-    }
-}
-
-fn metrics_lines(run: &Path) -> usize {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
 
 /// Kills the run when the test ends, passed or failed.
 struct KillOnDrop(Child);

@@ -14,24 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn wait_until(secs: u64, what: &str, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !pred() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep(Duration::from_millis(100));
-    }
-}
-
-fn metrics_lines(run: &Path) -> usize {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 /// A tmux session running `gan-tui watch <run>`, writing its exit status to `exit`.
 fn viewer(home: &Path, name: &str, run: &Path, exit: &Path, width: u16, height: u16) -> Tmux {
     let command = format!(
