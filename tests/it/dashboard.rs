@@ -61,15 +61,6 @@ fn the_dashboard_shows_training_and_answers_its_keys() {
         .count();
     assert!(ink > 20, "no digit shading in the grid:\n{screen}");
 
-    // m in tmux: half blocks, then back to ASCII (no picture mode), saying why once.
-    tmux.keys("m");
-    tmux.wait_for(10, "the half-block mode", |s| s.contains("half-block"));
-    tmux.keys("m");
-    let back = tmux.wait_for(10, "ASCII again", |s| {
-        s.contains("· ascii") && s.contains("no pictures inside tmux")
-    });
-    assert!(!back.contains("picture ─"), "{back}");
-
     // p: PAUSED, and the step count stops.
     tmux.keys("p");
     let paused = tmux.wait_for(10, "PAUSED", |s| s.contains("PAUSED"));
@@ -82,8 +73,17 @@ fn the_dashboard_shows_training_and_answers_its_keys() {
         "steps went on while paused:\n{later}"
     );
 
+    // m in tmux (paused, so no news takes the status line first): half blocks, then back to ASCII (no picture mode), saying why once.
+    tmux.keys("m");
+    tmux.wait_for(10, "the half-block mode", |s| s.contains("half-block"));
+    tmux.keys("m");
+    let back = tmux.wait_for(10, "ASCII again", |s| {
+        s.contains("· ascii") && s.contains("no pictures inside tmux")
+    });
+    assert!(!back.contains("picture ─"), "{back}");
+
     // r: a new noise batch, drawn at once even while paused.
-    let before = digit_panel(&later);
+    let before = digit_panel(&tmux.screen());
     tmux.keys("r");
     tmux.wait_for(10, "a resampled grid", |s| digit_panel(s) != before);
 
