@@ -247,15 +247,9 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
             .enumerate()
         {
             let (m, s) = (&means[gi * C..][..C], &inv_std[gi * C..][..C]);
-            for (xr, yr) in xg.chunks_exact_mut(C).zip(yg.chunks_exact_mut(C)) {
-                for c in 0..C {
-                    let h = (xr[c] - m[c]) * s[c];
-                    yr[c] = match &folded {
-                        Some((scale, _)) => xr[c] * scale[c],
-                        None => weight[c] * h,
-                    };
-                    xr[c] = h;
-                }
+            match &folded {
+                Some((scale, _)) => kernels::normalise_rows(xg, yg, m, s, scale, true),
+                None => kernels::normalise_rows(xg, yg, m, s, &weight, false),
             }
         }
         A::bias_act(&mut y, folded.as_ref().map_or(&bias, |(_, shift)| shift));
@@ -283,12 +277,7 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
                     {
                         let mut sum_dy = vec![0.0f64; C];
                         let mut sum_dy_xhat = vec![0.0f64; C];
-                        for (d, h) in dg.chunks_exact(C).zip(hg.chunks_exact(C)) {
-                            for c in 0..C {
-                                sum_dy[c] += d[c] as f64;
-                                sum_dy_xhat[c] += (d[c] * h[c]) as f64;
-                            }
-                        }
+                        kernels::channel_grad_sums(dg, hg, &mut sum_dy, &mut sum_dy_xhat);
                         let n = per as f64;
                         let mut k = vec![0.0f32; C];
                         let mut mean_dy = vec![0.0f32; C];
@@ -302,18 +291,9 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
                                 mean_dy_xhat[c] = (sum_dy_xhat[c] / n) as f32;
                             }
                         }
-                        for ((d, h), out) in dg
-                            .chunks_exact(C)
-                            .zip(hg.chunks_exact(C))
-                            .zip(dxg.chunks_exact_mut(C))
-                        {
-                            for c in 0..C {
-                                out[c] = k[c] * (d[c] - mean_dy[c] - h[c] * mean_dy_xhat[c]);
-                            }
-                        }
+                        kernels::normalised_input_grad(dg, hg, dxg, &k, &mean_dy, &mean_dy_xhat);
                     }
-                    let add =
-                        |g: &mut [f32], d: &[f32]| g.iter_mut().zip(d).for_each(|(g, d)| *g += d);
+                    let add = kernels::add_into;
                     if wants.input {
                         add(grads.get_or_alloc_mut(&x_ghost)?, &dx);
                     }
@@ -390,19 +370,10 @@ struct Moments {
 fn group_stats<const C: usize>(x: &[f32], per: usize) -> Moments {
     let n = per as f64;
     let mut mean = vec![0.0f64; C];
-    for row in x.chunks_exact(C) {
-        for (m, &v) in mean.iter_mut().zip(row) {
-            *m += v as f64;
-        }
-    }
+    kernels::channel_sums(x, &mut mean);
     mean.iter_mut().for_each(|m| *m /= n);
     let mut ss = vec![0.0f64; C];
-    for row in x.chunks_exact(C) {
-        for ((s, &v), m) in ss.iter_mut().zip(row).zip(&mean) {
-            let d = v as f64 - m;
-            *s += d * d;
-        }
-    }
+    kernels::channel_square_deviations(x, &mean, &mut ss);
     let biased_var = ss.iter().map(|s| s / n).collect();
     let unbiased_var = ss
         .iter()

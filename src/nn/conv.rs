@@ -91,54 +91,86 @@ impl Geometry {
             .filter(|&v| v < self.big)
     }
 
+    /// The first big-grid column (maybe negative) the taps of small coordinate `x` meet, when
+    /// all `k` of them fall inside the grid: the patch row is then one contiguous run of
+    /// `k * ch` values of the big grid.
+    fn inside_run(&self, x: usize) -> Option<usize> {
+        (x * self.s)
+            .checked_sub(self.p)
+            .filter(|&bx| bx + self.k <= self.big)
+    }
+
     /// `cols` (one row of `taps` per small-grid position) from the big grid `big`, one image.
     /// Writes every value of `cols` (taps outside the big grid as 0).
     fn gather_one(&self, big: &[f32], cols: &mut [MaybeUninit<f32>]) {
         let (k, c) = (self.k, self.ch);
+        let run = k * c;
         let mut rows = cols.chunks_exact_mut(self.taps());
         for y in 0..self.small {
             for x in 0..self.small {
                 let Some(row) = rows.next() else { return };
-                for ky in 0..k {
-                    let by = self.at(y, ky);
-                    for kx in 0..k {
-                        let dst = &mut row[(ky * k + kx) * c..][..c];
-                        match (by, self.at(x, kx)) {
-                            (Some(by), Some(bx)) => {
-                                let src = &big[(by * self.big + bx) * c..][..c];
-                                // An element loop, not `copy_from_slice`: with one or a few
-                                // channels a `memcpy` call per tap costs more than the copy.
-                                for (d, &v) in dst.iter_mut().zip(src) {
-                                    d.write(v);
-                                }
+                let inside = self.inside_run(x);
+                for (ky, dst) in row.chunks_exact_mut(run).enumerate() {
+                    match (self.at(y, ky), inside) {
+                        (Some(by), Some(bx)) => {
+                            let src = &big[(by * self.big + bx) * c..][..run];
+                            // An element loop, not `copy_from_slice`: with one or a few
+                            // channels a `memcpy` call per run costs more than the copy.
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                d.write(v);
                             }
-                            _ => {
-                                for d in dst.iter_mut() {
-                                    d.write(0.0);
+                        }
+                        (Some(by), None) => {
+                            for (kx, dst) in dst.chunks_exact_mut(c).enumerate() {
+                                match self.at(x, kx) {
+                                    Some(bx) => {
+                                        let src = &big[(by * self.big + bx) * c..][..c];
+                                        for (d, &v) in dst.iter_mut().zip(src) {
+                                            d.write(v);
+                                        }
+                                    }
+                                    None => dst.iter_mut().for_each(|d| {
+                                        d.write(0.0);
+                                    }),
                                 }
                             }
                         }
+                        (None, _) => dst.iter_mut().for_each(|d| {
+                            d.write(0.0);
+                        }),
                     }
                 }
             }
         }
     }
 
-    /// The adjoint of `gather_one`: adds every patch value into the pixel it came from.
+    /// The adjoint of `gather_one`: adds every patch value into the pixel it came from, in the
+    /// same order as a loop over positions, then taps.
     fn scatter_add_one(&self, cols: &[f32], big: &mut [f32]) {
         let (k, c) = (self.k, self.ch);
+        let run = k * c;
         let mut rows = cols.chunks_exact(self.taps());
         for y in 0..self.small {
             for x in 0..self.small {
                 let Some(row) = rows.next() else { return };
-                for ky in 0..k {
+                let inside = self.inside_run(x);
+                for (ky, src) in row.chunks_exact(run).enumerate() {
                     let Some(by) = self.at(y, ky) else { continue };
-                    for kx in 0..k {
-                        let Some(bx) = self.at(x, kx) else { continue };
-                        let src = &row[(ky * k + kx) * c..][..c];
-                        let dst = &mut big[(by * self.big + bx) * c..][..c];
-                        for (d, &s) in dst.iter_mut().zip(src) {
-                            *d += s;
+                    match inside {
+                        Some(bx) => {
+                            let dst = &mut big[(by * self.big + bx) * c..][..run];
+                            for (d, &s) in dst.iter_mut().zip(src) {
+                                *d += s;
+                            }
+                        }
+                        None => {
+                            for (kx, src) in src.chunks_exact(c).enumerate() {
+                                let Some(bx) = self.at(x, kx) else { continue };
+                                let dst = &mut big[(by * self.big + bx) * c..][..c];
+                                for (d, &s) in dst.iter_mut().zip(src) {
+                                    *d += s;
+                                }
+                            }
                         }
                     }
                 }

@@ -616,3 +616,97 @@ mod tests {
         assert_eq!(p, theirs.as_vec());
     }
 }
+
+// Batch norm's passes over channels-last rows of `c` values. Each channel's sums run in row order
+// in f64, and every element sees the same operations as a plain loop, so the vector widths the
+// CPU offers change nothing in the results.
+
+simd_fn! {
+    /// `sums[ch] += x[., ch]` in f64, row by row.
+    pub fn channel_sums(x: &[f32], sums: &mut [f64]) {
+        for row in x.chunks_exact(sums.len().max(1)) {
+            for (s, &v) in sums.iter_mut().zip(row) {
+                *s += v as f64;
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// `squares[ch] += (x[., ch] - mean[ch])^2` in f64, row by row.
+    pub fn channel_square_deviations(x: &[f32], mean: &[f64], squares: &mut [f64]) {
+        for row in x.chunks_exact(squares.len().max(1)) {
+            for ((s, &v), &m) in squares.iter_mut().zip(row).zip(mean) {
+                let d = v as f64 - m;
+                *s += d * d;
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// Normalises rows in place (`x = (x - mean) * inv_std`) and writes `y = scale * x` for the
+    /// normalised value (training) or, with `scale_input`, for the input (a folded evaluation).
+    pub fn normalise_rows(
+        x: &mut [f32],
+        y: &mut [f32],
+        mean: &[f32],
+        inv_std: &[f32],
+        scale: &[f32],
+        scale_input: bool,
+    ) {
+        let c = mean.len().max(1);
+        for (xr, yr) in x.chunks_exact_mut(c).zip(y.chunks_exact_mut(c)) {
+            for ((((xv, yv), &m), &s), &w) in
+                xr.iter_mut().zip(yr.iter_mut()).zip(mean).zip(inv_std).zip(scale)
+            {
+                let h = (*xv - m) * s;
+                *yv = if scale_input { *xv * w } else { w * h };
+                *xv = h;
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// `sum_dy[ch] += dy` and `sum_dy_xhat[ch] += dy * xhat` (the product in f32) in f64.
+    pub fn channel_grad_sums(dy: &[f32], xhat: &[f32], sum_dy: &mut [f64], sum_dy_xhat: &mut [f64]) {
+        let c = sum_dy.len().max(1);
+        for (d, h) in dy.chunks_exact(c).zip(xhat.chunks_exact(c)) {
+            for (((s, t), &d), &h) in sum_dy.iter_mut().zip(sum_dy_xhat.iter_mut()).zip(d).zip(h) {
+                *s += d as f64;
+                *t += (d * h) as f64;
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// Batch norm's input gradient: `dx = k * (dy - mean_dy - xhat * mean_dy_xhat)` per channel.
+    pub fn normalised_input_grad(
+        dy: &[f32],
+        xhat: &[f32],
+        dx: &mut [f32],
+        k: &[f32],
+        mean_dy: &[f32],
+        mean_dy_xhat: &[f32],
+    ) {
+        let c = k.len().max(1);
+        for ((d, h), out) in dy.chunks_exact(c).zip(xhat.chunks_exact(c)).zip(dx.chunks_exact_mut(c)) {
+            for (((((o, &d), &h), &k), &md), &mdh) in
+                out.iter_mut().zip(d).zip(h).zip(k).zip(mean_dy).zip(mean_dy_xhat)
+            {
+                *o = k * (d - md - h * mdh);
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// `dst += src`, element by element.
+    pub fn add_into(dst: &mut [f32], src: &[f32]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d += s;
+        }
+    }
+}
