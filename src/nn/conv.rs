@@ -85,6 +85,7 @@ impl Geometry {
     }
 
     /// The big-grid coordinate tap `t` of small coordinate `y` meets, if inside the grid.
+    #[inline(always)]
     fn at(&self, y: usize, t: usize) -> Option<usize> {
         (y * self.s + t)
             .checked_sub(self.p)
@@ -94,6 +95,7 @@ impl Geometry {
     /// The first big-grid column (maybe negative) the taps of small coordinate `x` meet, when
     /// all `k` of them fall inside the grid: the patch row is then one contiguous run of
     /// `k * ch` values of the big grid.
+    #[inline(always)]
     fn inside_run(&self, x: usize) -> Option<usize> {
         (x * self.s)
             .checked_sub(self.p)
@@ -102,6 +104,7 @@ impl Geometry {
 
     /// `cols` (one row of `taps` per small-grid position) from the big grid `big`, one image.
     /// Writes every value of `cols` (taps outside the big grid as 0).
+    #[inline(always)]
     fn gather_one(&self, big: &[f32], cols: &mut [MaybeUninit<f32>]) {
         let (k, c) = (self.k, self.ch);
         let run = k * c;
@@ -146,6 +149,7 @@ impl Geometry {
 
     /// The adjoint of `gather_one`: adds every patch value into the pixel it came from, in the
     /// same order as a loop over positions, then taps.
+    #[inline(always)]
     fn scatter_add_one(&self, cols: &[f32], big: &mut [f32]) {
         let (k, c) = (self.k, self.ch);
         let run = k * c;
@@ -186,7 +190,7 @@ impl Geometry {
         cols.spare_capacity_mut()[..len]
             .par_chunks_mut(self.cols_len().max(1))
             .zip(big[..batch * self.big_len()].par_chunks(self.big_len().max(1)))
-            .for_each(|(c, b)| self.gather_one(b, c));
+            .for_each(|(c, b)| gather_image(self, b, c));
         // SAFETY: the `batch` chunks of `cols_len` values cover `..len`, and `gather_one` writes
         // every value of its chunk (the rows cover it: `small^2` rows of `taps`, each tap either
         // copied or zeroed).
@@ -199,7 +203,21 @@ impl Geometry {
         big[..batch * self.big_len()]
             .par_chunks_mut(self.big_len().max(1))
             .zip(cols[..batch * self.cols_len()].par_chunks(self.cols_len().max(1)))
-            .for_each(|(b, c)| self.scatter_add_one(c, b));
+            .for_each(|(b, c)| scatter_add_image(self, c, b));
+    }
+}
+
+kernels::simd_fn! {
+    /// `Geometry::gather_one`, its copy loops compiled for the CPU's widest vectors.
+    pub fn gather_image(g: &Geometry, big: &[f32], cols: &mut [MaybeUninit<f32>]) {
+        g.gather_one(big, cols)
+    }
+}
+
+kernels::simd_fn! {
+    /// `Geometry::scatter_add_one`, its add loops compiled for the CPU's widest vectors.
+    pub fn scatter_add_image(g: &Geometry, cols: &[f32], big: &mut [f32]) {
+        g.scatter_add_one(cols, big)
     }
 }
 
