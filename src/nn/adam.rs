@@ -1,8 +1,10 @@
 //! Adam whose state can be saved and restored (dfdx's own keeps its moments private),
 //! implementing dfdx's `Optimizer` for any model, with its moments keyed by parameter name.
 //!
-//! The update is `kernels::adam`, which takes dfdx's Adam kernel's operations in its order, so a
-//! step is bit-for-bit the one `dfdx::optim::Adam` takes, on all lanes and threads.
+//! The update is `kernels::adam_delta`, which takes dfdx's Adam kernel's operations in its order
+//! and gives each parameter's change; dfdx adds it in place (`Tensor::axpy`), so a step is
+//! bit-for-bit the one `dfdx::optim::Adam` takes, on all lanes and threads, and no parameter is
+//! copied out and back.
 //!
 //! Two ways in: `Optimizer::update` (dfdx's trait, with `&Gradients`; dfdx lends a gradient only
 //! through `&mut Gradients`, so this path copies each gradient once) and `update_and_zero`
@@ -49,8 +51,6 @@ pub struct Adam {
     /// Updates taken so far (Adam's `t`).
     steps: u64,
     moments: BTreeMap<String, Moments>,
-    /// Working copy of one parameter's values.
-    scratch: Vec<f32>,
     /// Whether updates measure the norm of the gradients they read (one more pass over them).
     measuring: bool,
     /// Sum of the squared gradients the last measured update read.
@@ -84,7 +84,6 @@ impl Adam {
             names: names.into(),
             steps: 0,
             moments: BTreeMap::new(),
-            scratch: Vec::new(),
             measuring: false,
             grad_squares: None,
         }
@@ -148,8 +147,8 @@ impl Adam {
         Ok(())
     }
 
-    /// Updates `p` (saved as `name`) from `grad`, which is left zeroed: values read, updated by
-    /// the kernel, written back (dfdx lends no parameter buffer in place).
+    /// Updates `p` (saved as `name`) from `grad`, which is left zeroed: the kernel computes the
+    /// change, dfdx adds it to the parameter in place.
     fn apply<S: Shape>(
         &mut self,
         name: String,
@@ -162,22 +161,15 @@ impl Adam {
             m: vec![0.0; len],
             v: vec![0.0; len],
         });
-        ops::read_into(p, &mut self.scratch)?;
-        if moments.m.len() != len || self.scratch.len() != len {
+        if moments.m.len() != len || moments.v.len() != len || p.shape().num_elements() != len {
             return Err(CpuError::WrongNumElements);
         }
         if let Some(sum) = &mut self.grad_squares {
             *sum += super::norm::sum_of_squares(grad);
         }
-        kernels::adam_zeroing(
-            &mut self.scratch,
-            grad,
-            &mut moments.m,
-            &mut moments.v,
-            step,
-        );
-        p.copy_from(&self.scratch);
-        Ok(())
+        let delta = kernels::adam_delta(grad, &mut moments.m, &mut moments.v, step);
+        let delta = p.device().try_tensor_from_vec(delta, *p.shape())?;
+        p.try_axpy(1.0, &delta, 1.0)
     }
 
     /// The moments of `model`'s trainable tensors (not running statistics), as `export`.

@@ -2,12 +2,10 @@
 //! are drawn from in the recipes that keep one (Yazici et al. 2019).
 
 use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorRef,
 };
 use dfdx::prelude::*;
 
-use super::ops;
-use super::params::{self, NamedTensor};
 use super::profile::{self, OpKind, Pass};
 
 /// The decay of a weight average after `updates` updates: `target` once it is well under way,
@@ -19,36 +17,30 @@ pub fn ema_decay(target: f32, updates: u64) -> f32 {
 }
 
 /// Moves every tensor of `avg` (weights and running statistics alike) towards `net`'s:
-/// `avg = decay avg + (1 - decay) net`.
+/// `avg = decay avg + (1 - decay) net`, in place, by dfdx's `Tensor::axpy` (each value
+/// `avg * decay + net * (1 - decay)`, the same numbers as the formula above), with no copies.
 pub fn ema_update<M: TensorCollection<f32, Cpu>>(
     avg: &mut M,
     net: &M,
     decay: f32,
 ) -> Result<(), CpuError> {
     profile::timed(OpKind::Average, Pass::Forward, || {
-        let targets = params::export(net, "");
-        let mut visitor = Towards {
-            targets: targets.into_iter(),
-            decay,
-            scratch: Vec::new(),
-        };
+        let mut visitor = Towards { decay };
         M::iter_tensors(&mut RecursiveWalker {
-            m: (avg, String::new()),
+            m: (avg, net),
             f: &mut visitor,
         })?;
         Ok(())
     })
 }
 
+/// Visits `avg`'s and `net`'s tensors side by side, moving each of `avg`'s.
 struct Towards {
-    /// `net`'s tensors in the order the walk visits `avg`'s (the same type's order).
-    targets: std::vec::IntoIter<NamedTensor>,
     decay: f32,
-    scratch: Vec<f32>,
 }
 
 impl TensorVisitor<f32, Cpu> for Towards {
-    type Viewer = (ViewTensorMut, ViewTensorName);
+    type Viewer = (ViewTensorMut, ViewTensorRef);
     type Err = CpuError;
     type E2 = f32;
     type D2 = Cpu;
@@ -56,21 +48,10 @@ impl TensorVisitor<f32, Cpu> for Towards {
     fn visit<S: Shape>(
         &mut self,
         _: TensorOptions<S, f32, Cpu>,
-        (a, path): (&mut Tensor<S, f32, Cpu>, String),
+        (a, p): (&mut Tensor<S, f32, Cpu>, &Tensor<S, f32, Cpu>),
     ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
-        let target = self.targets.next().filter(|t| t.name == path);
-        let Some(target) = target else {
-            return Err(CpuError::WrongNumElements);
-        };
-        ops::read_into(a, &mut self.scratch)?;
-        if target.data.len() != self.scratch.len() {
-            return Err(CpuError::WrongNumElements);
-        }
         let d = self.decay;
-        for (a, &p) in self.scratch.iter_mut().zip(&target.data) {
-            *a = d * *a + (1.0 - d) * p;
-        }
-        a.copy_from(&self.scratch);
+        a.try_axpy(d, p, 1.0 - d)?;
         Ok(None)
     }
 }

@@ -480,74 +480,57 @@ impl AdamStep {
 }
 
 simd_fn! {
-    /// Adam on one slice, in dfdx's operation order.
-    pub fn adam_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            *m = *m * s.beta1 + g * (1.0 - s.beta1);
-            *v = *v * s.beta2 + g * g * (1.0 - s.beta2);
-            let m_hat = *m * s.bias1_recip;
-            let v_hat = *v * s.bias2_recip;
-            *p -= s.lr * m_hat / (v_hat.sqrt() + s.eps);
-        }
-    }
-}
-
-simd_fn! {
-    /// `adam_chunk`, zeroing each gradient as it is read (dfdx's gradients accumulate, so the
-    /// next step needs them zero; this saves a separate pass over them).
-    pub fn adam_chunk_zeroing(p: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
-        for (((p, g), m), v) in p.iter_mut().zip(g.iter_mut()).zip(m.iter_mut()).zip(v.iter_mut()) {
+    /// One Adam update's change of each parameter, `-(lr * m_hat / (sqrt(v_hat) + eps))`, in
+    /// dfdx's operation order, written to `delta`; moves the moments and zeroes each gradient
+    /// as it is read (dfdx's gradients accumulate, so the next step needs them zero).
+    pub fn adam_delta_chunk(
+        delta: &mut [MaybeUninit<f32>],
+        g: &mut [f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        s: AdamStep,
+    ) {
+        for (((d, g), m), v) in delta.iter_mut().zip(g.iter_mut()).zip(m.iter_mut()).zip(v.iter_mut()) {
             let grad = *g;
             *g = 0.0;
             *m = *m * s.beta1 + grad * (1.0 - s.beta1);
             *v = *v * s.beta2 + grad * grad * (1.0 - s.beta2);
             let m_hat = *m * s.bias1_recip;
             let v_hat = *v * s.bias2_recip;
-            *p -= s.lr * m_hat / (v_hat.sqrt() + s.eps);
+            d.write(-(s.lr * m_hat / (v_hat.sqrt() + s.eps)));
         }
-    }
-}
-
-/// `adam`, leaving `grad` zeroed.
-pub fn adam_zeroing(
-    param: &mut [f32],
-    grad: &mut [f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    s: AdamStep,
-) {
-    let update = |p: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32]| {
-        adam_chunk_zeroing(p, g, m, v, s)
-    };
-    if param.len() < 2 * ADAM_CHUNK {
-        update(param, grad, m, v);
-    } else {
-        param
-            .par_chunks_mut(ADAM_CHUNK)
-            .zip(grad.par_chunks_mut(ADAM_CHUNK))
-            .zip(m.par_chunks_mut(ADAM_CHUNK))
-            .zip(v.par_chunks_mut(ADAM_CHUNK))
-            .for_each(|(((p, g), m), v)| update(p, g, m, v));
     }
 }
 
 /// Values per task when Adam runs on several threads; small tensors stay on one.
 const ADAM_CHUNK: usize = 64 * 1024;
 
-/// One Adam update of `param` from `grad`, with the exact operation order of dfdx's Adam kernel
-/// (so results are bit-for-bit the same), on all threads for large tensors.
-pub fn adam(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
-    let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| adam_chunk(p, g, m, v, s);
-    if param.len() < 2 * ADAM_CHUNK {
-        update(param, grad, m, v);
+/// One Adam update from `grad` (left zeroed) as the change to add to each parameter, on all
+/// threads for large tensors. `p + delta` is bit for bit dfdx's Adam step `p - lr * ...`
+/// (IEEE subtraction is the addition of the negation), so the parameter itself is never read
+/// here: it is updated in place by dfdx (`Tensor::axpy`), without a copy out and back.
+pub fn adam_delta(grad: &mut [f32], m: &mut [f32], v: &mut [f32], s: AdamStep) -> Vec<f32> {
+    let len = grad.len();
+    let mut delta = Vec::with_capacity(len);
+    let out = &mut delta.spare_capacity_mut()[..len];
+    if len < 2 * ADAM_CHUNK {
+        adam_delta_chunk(out, grad, m, v, s);
     } else {
-        param
-            .par_chunks_mut(ADAM_CHUNK)
-            .zip(grad.par_chunks(ADAM_CHUNK))
+        out.par_chunks_mut(ADAM_CHUNK)
+            .zip(grad.par_chunks_mut(ADAM_CHUNK))
             .zip(m.par_chunks_mut(ADAM_CHUNK))
             .zip(v.par_chunks_mut(ADAM_CHUNK))
-            .for_each(|(((p, g), m), v)| update(p, g, m, v));
+            .for_each(|(((d, g), m), v)| adam_delta_chunk(d, g, m, v, s));
     }
+    // SAFETY: the chunks cover `..len` (the moments have `len` values, checked by the caller;
+    // a shorter one would leave values unwritten, so it is checked again here) and each
+    // writes every value of its `delta` chunk.
+    assert!(
+        m.len() >= len && v.len() >= len,
+        "adam_delta: moments too short"
+    );
+    unsafe { delta.set_len(len) };
+    delta
 }
 
 #[cfg(test)]
@@ -660,20 +643,6 @@ mod tests {
     }
 
     #[test]
-    fn adam_zeroing_is_adam_then_a_zeroed_gradient() {
-        let n = 2 * ADAM_CHUNK + 5;
-        let s = AdamStep::new(1e-3, [0.9, 0.999], 1e-8, 3);
-        let (mut p1, g, mut m1, mut v1) = (values(n, 1), values(n, 2), values(n, 3), values(n, 4));
-        let (mut p2, mut g2, mut m2) = (p1.clone(), g.clone(), m1.clone());
-        let mut v2: Vec<f32> = v1.iter().map(|v| v.abs()).collect();
-        v1.iter_mut().for_each(|v| *v = v.abs());
-        adam(&mut p1, &g, &mut m1, &mut v1, s);
-        adam_zeroing(&mut p2, &mut g2, &mut m2, &mut v2, s);
-        assert_eq!((p1, m1, v1), (p2, m2, v2));
-        assert!(g2.iter().all(|&g| g == 0.0));
-    }
-
-    #[test]
     fn adam_matches_dfdx_bit_for_bit() {
         use dfdx::prelude::*;
         let dev: Cpu = Default::default();
@@ -687,13 +656,17 @@ mod tests {
         let mut tv = dev.try_alloc_len(n).unwrap();
         for t in 1..=3u64 {
             let g = values(n, 10 + t as u32);
-            adam(
-                &mut p,
-                &g,
+            let mut ours = g.clone();
+            let delta = adam_delta(
+                &mut ours,
                 &mut m,
                 &mut v,
                 AdamStep::new(cfg.lr, cfg.betas, cfg.eps, t),
             );
+            assert!(ours.iter().all(|&g| g == 0.0), "the gradient is zeroed");
+            let mut mine: Tensor<(usize,), f32, Cpu> = dev.tensor_from_vec(p.clone(), (n,));
+            mine.axpy(1.0, &dev.tensor_from_vec(delta, (n,)), 1.0);
+            p = mine.as_vec();
             let mut tg = dev.try_alloc_len(n).unwrap();
             tg.copy_from_slice(&g);
             cfg.try_update(t as i32, &mut theirs, &mut tm, &mut tv, &tg)
