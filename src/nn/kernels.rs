@@ -350,7 +350,7 @@ pub fn bias_grad(dy: &[f32], db: &mut [f32], accumulate: bool) {
 
 simd_fn! {
 /// `y = leaky_relu(y + bias)` row by row.
-pub fn bias_leaky_relu(y: &mut [f32], bias: &[f32], slope: f32) {
+pub fn bias_leaky_relu_part(y: &mut [f32], bias: &[f32], slope: f32) {
     for row in y.chunks_exact_mut(bias.len().max(1)) {
         for (v, &b) in row.iter_mut().zip(bias) {
             let x = *v + b;
@@ -362,7 +362,7 @@ pub fn bias_leaky_relu(y: &mut [f32], bias: &[f32], slope: f32) {
 
 simd_fn! {
 /// `y = tanh(y + bias)` row by row, with `fast_tanh`.
-pub fn bias_tanh(y: &mut [f32], bias: &[f32]) {
+pub fn bias_tanh_part(y: &mut [f32], bias: &[f32]) {
     for row in y.chunks_exact_mut(bias.len().max(1)) {
         for (v, &b) in row.iter_mut().zip(bias) {
             *v = fast_tanh(*v + b);
@@ -373,7 +373,7 @@ pub fn bias_tanh(y: &mut [f32], bias: &[f32]) {
 
 simd_fn! {
 /// `y = y + bias` row by row.
-pub fn add_bias(y: &mut [f32], bias: &[f32]) {
+pub fn add_bias_part(y: &mut [f32], bias: &[f32]) {
     for row in y.chunks_exact_mut(bias.len().max(1)) {
         for (v, &b) in row.iter_mut().zip(bias) {
             *v += b;
@@ -385,7 +385,7 @@ pub fn add_bias(y: &mut [f32], bias: &[f32]) {
 simd_fn! {
 /// Gradient through a LeakyReLU, from its output `y` (the sign of the input is the sign of the
 /// output): `g *= 1` where `y > 0`, else `slope`.
-pub fn leaky_relu_grad(g: &mut [f32], y: &[f32], slope: f32) {
+pub fn leaky_relu_grad_part(g: &mut [f32], y: &[f32], slope: f32) {
     for (g, &y) in g.iter_mut().zip(y) {
         *g *= if y > 0.0 { 1.0 } else { slope };
     }
@@ -394,11 +394,123 @@ pub fn leaky_relu_grad(g: &mut [f32], y: &[f32], slope: f32) {
 
 simd_fn! {
 /// Gradient through tanh, from its output: `g *= 1 - y^2`.
-pub fn tanh_grad(g: &mut [f32], y: &[f32]) {
+pub fn tanh_grad_part(g: &mut [f32], y: &[f32]) {
     for (g, &y) in g.iter_mut().zip(y) {
         *g *= 1.0 - y * y;
     }
 }
+}
+
+/// Element-wise passes over at least this many values are cut in two halves that run side by
+/// side (each value is computed alike either way, so results do not change).
+const HALVES_MIN_VALUES: usize = 1 << 15;
+
+/// Where to cut `len` values in rows of `row` into two halves, when it pays to: there are two
+/// threads, this thread is not already one of two running side by side, and enough values.
+fn half_point(len: usize, row: usize) -> Option<usize> {
+    let row = row.max(1);
+    let pays = len >= HALVES_MIN_VALUES
+        && rayon::current_num_threads() > 1
+        && !SIDE_BY_SIDE.with(|s| s.get());
+    pays.then(|| (len / row / 2) * row)
+        .filter(|&at| at > 0 && at < len)
+}
+
+/// `f(y)`, on the two halves of `y` (cut between rows of `row`) side by side when it pays.
+fn on_halves(y: &mut [f32], row: usize, f: impl Fn(&mut [f32]) + Sync) {
+    match half_point(y.len(), row) {
+        Some(at) => {
+            let (a, b) = y.split_at_mut(at);
+            side_by_side(|| f(a), || f(b));
+        }
+        None => f(y),
+    }
+}
+
+/// `f(g, y)` on matching halves of `g` and `y` (cut between rows of `row`), side by side when
+/// it pays.
+fn on_paired_halves(g: &mut [f32], y: &[f32], row: usize, f: impl Fn(&mut [f32], &[f32]) + Sync) {
+    match half_point(g.len().min(y.len()), row) {
+        Some(at) => {
+            let ((g1, g2), (y1, y2)) = (g.split_at_mut(at), y.split_at(at));
+            side_by_side(|| f(g1, y1), || f(g2, y2));
+        }
+        None => f(g, y),
+    }
+}
+
+/// `bias_leaky_relu_part` on halves of `y`, side by side when it pays.
+pub fn bias_leaky_relu(y: &mut [f32], bias: &[f32], slope: f32) {
+    on_halves(y, bias.len(), |y| bias_leaky_relu_part(y, bias, slope));
+}
+
+/// `bias_tanh_part` on halves of `y`, side by side when it pays.
+pub fn bias_tanh(y: &mut [f32], bias: &[f32]) {
+    on_halves(y, bias.len(), |y| bias_tanh_part(y, bias));
+}
+
+/// `add_bias_part` on halves of `y`, side by side when it pays.
+pub fn add_bias(y: &mut [f32], bias: &[f32]) {
+    on_halves(y, bias.len(), |y| add_bias_part(y, bias));
+}
+
+/// `leaky_relu_grad_part` on halves, side by side when it pays.
+pub fn leaky_relu_grad(g: &mut [f32], y: &[f32], slope: f32) {
+    on_paired_halves(g, y, 1, |g, y| leaky_relu_grad_part(g, y, slope));
+}
+
+/// `tanh_grad_part` on halves, side by side when it pays.
+pub fn tanh_grad(g: &mut [f32], y: &[f32]) {
+    on_paired_halves(g, y, 1, tanh_grad_part);
+}
+
+/// `add_into_part` on halves, side by side when it pays.
+pub fn add_into(dst: &mut [f32], src: &[f32]) {
+    on_paired_halves(dst, src, 1, add_into_part);
+}
+
+/// Batch norm's normalisation (`normalise_rows_part`), on halves side by side when it pays.
+pub fn normalise_rows(
+    x: &mut [f32],
+    y: &mut [f32],
+    mean: &[f32],
+    inv_std: &[f32],
+    scale: &[f32],
+    scale_input: bool,
+) {
+    match half_point(x.len().min(y.len()), mean.len()) {
+        Some(at) => {
+            let ((x1, x2), (y1, y2)) = (x.split_at_mut(at), y.split_at_mut(at));
+            side_by_side(
+                || normalise_rows_part(x1, y1, mean, inv_std, scale, scale_input),
+                || normalise_rows_part(x2, y2, mean, inv_std, scale, scale_input),
+            );
+        }
+        None => normalise_rows_part(x, y, mean, inv_std, scale, scale_input),
+    }
+}
+
+/// Batch norm's input gradient (`normalised_input_grad_part`), on halves side by side when it
+/// pays.
+pub fn normalised_input_grad(
+    dy: &[f32],
+    xhat: &[f32],
+    dx: &mut [f32],
+    k: &[f32],
+    mean_dy: &[f32],
+    mean_dy_xhat: &[f32],
+) {
+    match half_point(dx.len(), k.len()) {
+        Some(at) => {
+            let (dx1, dx2) = dx.split_at_mut(at);
+            let ((dy1, dy2), (h1, h2)) = (dy.split_at(at), xhat.split_at(at));
+            side_by_side(
+                || normalised_input_grad_part(dy1, h1, dx1, k, mean_dy, mean_dy_xhat),
+                || normalised_input_grad_part(dy2, h2, dx2, k, mean_dy, mean_dy_xhat),
+            );
+        }
+        None => normalised_input_grad_part(dy, xhat, dx, k, mean_dy, mean_dy_xhat),
+    }
 }
 
 /// tanh as a rational function (Eigen's `generic_fast_tanh_float`): within a few ulp of
@@ -706,7 +818,7 @@ simd_fn! {
 simd_fn! {
     /// Normalises rows in place (`x = (x - mean) * inv_std`) and writes `y = scale * x` for the
     /// normalised value (training) or, with `scale_input`, for the input (a folded evaluation).
-    pub fn normalise_rows(
+    pub fn normalise_rows_part(
         x: &mut [f32],
         y: &mut [f32],
         mean: &[f32],
@@ -742,7 +854,7 @@ simd_fn! {
 
 simd_fn! {
     /// Batch norm's input gradient: `dx = k * (dy - mean_dy - xhat * mean_dy_xhat)` per channel.
-    pub fn normalised_input_grad(
+    pub fn normalised_input_grad_part(
         dy: &[f32],
         xhat: &[f32],
         dx: &mut [f32],
@@ -763,7 +875,7 @@ simd_fn! {
 
 simd_fn! {
     /// `dst += src`, element by element.
-    pub fn add_into(dst: &mut [f32], src: &[f32]) {
+    pub fn add_into_part(dst: &mut [f32], src: &[f32]) {
         for (d, &s) in dst.iter_mut().zip(src) {
             *d += s;
         }

@@ -164,10 +164,12 @@ mod tests {
         assert!(last.d_loss < first.d_loss - 0.2, "{first:?} -> {last:?}");
     }
 
-    /// The first steps as the hand-written engine this model replaced computed them, bit for bit
-    /// (its batch norm, dropout masks, label smoothing, Adam and initial weights).
+    /// The first steps as the hand-written engine this model replaced computed them (its batch
+    /// norm, dropout masks, label smoothing, Adam and initial weights), to a few units in the
+    /// last place: `gemm` picks its kernels by CPU, and on an AVX-512 machine the third step's
+    /// D loss came out one unit away from these figures, recorded on another CPU.
     #[test]
-    fn steps_repeat_the_previous_engine_bit_for_bit() {
+    fn steps_repeat_the_previous_engine() {
         let losses = testing::train(&mut Tuned::new(1, 2e-4), 3, 64, 1);
         let previous = [
             [1.4226059, 0.6879198, 0.486295, 0.5060133],
@@ -175,7 +177,13 @@ mod tests {
             [1.2058585, 0.6643331, 0.6731549, 0.5210964],
         ];
         for (l, p) in losses.iter().zip(previous) {
-            assert_eq!([l.d_loss, l.g_loss, l.d_real, l.d_fake], p);
+            let ours = [l.d_loss, l.g_loss, l.d_real, l.d_fake];
+            for (a, b) in ours.iter().zip(p) {
+                assert!(
+                    (a - b).abs() <= 4.0 * f32::EPSILON * b.abs(),
+                    "{ours:?} vs {p:?}"
+                );
+            }
         }
     }
 
