@@ -253,7 +253,7 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
             }
         }
         A::bias_act(&mut y, folded.as_ref().map_or(&bias, |(_, shift)| shift));
-        let kept_y = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
+        let kept_y = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| ops::copy_of(&y));
         let out = x.device().try_tensor_from_vec(y, *x.shape())?;
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
@@ -262,8 +262,9 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
             tape.add_backward_op(move |grads| {
                 profile::timed(OpKind::BatchNorm, Pass::Backward, || {
                     let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
-                    if let Some(y) = &kept_y {
-                        A::grad(&mut dy, y);
+                    if let Some(kept) = kept_y {
+                        A::grad(&mut dy, &kept);
+                        ops::recycle([kept]);
                     }
                     let mut dweight = vec![0.0f32; C];
                     let mut dbias = vec![0.0f32; C];

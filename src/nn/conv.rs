@@ -537,7 +537,7 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
         ops::recycle([xv]);
         let mut y = kernels::forward_new(&cols, &w, rows, taps, out);
         A::bias_act(&mut y, &ops::read(bias)?);
-        let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
+        let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| ops::copy_of(&y));
         let out_t = x.device().try_tensor_from_vec(y, out_shape)?;
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out_t.ghost());
@@ -545,8 +545,9 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
             tape.add_backward_op(move |grads| {
                 profile::timed(OpKind::Conv, Pass::Backward, || {
                     let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
-                    if let Some(out) = &kept_out {
-                        A::grad(&mut dy, out);
+                    if let Some(kept) = kept_out {
+                        A::grad(&mut dy, &kept);
+                        ops::recycle([kept]);
                     }
                     if wants.params {
                         let mut dw = vec![0.0; out * taps];
@@ -623,7 +624,7 @@ impl<
             geometry.scatter_add(&cols, &mut y, batch);
             drop(cols);
             A::bias_act(&mut y, &ops::read(&self.bias)?);
-            let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| y.clone());
+            let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| ops::copy_of(&y));
             let out = x
                 .device()
                 .try_tensor_from_vec(y, (batch_dim, Const, Const, Const))?;
@@ -633,8 +634,9 @@ impl<
                 tape.add_backward_op(move |grads| {
                     profile::timed(OpKind::ConvTranspose, Pass::Backward, || {
                         let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
-                        if let Some(out) = &kept_out {
-                            A::grad(&mut dy, out);
+                        if let Some(kept) = kept_out {
+                            A::grad(&mut dy, &kept);
+                            ops::recycle([kept]);
                         }
                         let dcols = geometry.gather(&dy, batch);
                         if wants.params {

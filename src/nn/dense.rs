@@ -193,7 +193,7 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
                 return Ok(out.put_tape(tape));
             }
             let y_kept = if A::NEEDS_OUTPUT {
-                y.clone()
+                ops::copy_of(&y)
             } else {
                 Vec::new()
             };
@@ -239,7 +239,7 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
                     if wants.input {
                         put_grad!(grads, x_id, dx);
                     }
-                    ops::recycle([dy, xv, w]);
+                    ops::recycle([dy, xv, w, y_kept]);
                     Ok(())
                 })
             });

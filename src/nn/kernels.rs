@@ -464,6 +464,11 @@ pub fn tanh_grad(g: &mut [f32], y: &[f32]) {
     on_paired_halves(g, y, 1, tanh_grad_part);
 }
 
+/// `dst = src`, on halves side by side when it pays.
+pub fn copy(dst: &mut [f32], src: &[f32]) {
+    on_paired_halves(dst, src, 1, |d, s| d.copy_from_slice(s));
+}
+
 /// `add_into_part` on halves, side by side when it pays.
 pub fn add_into(dst: &mut [f32], src: &[f32]) {
     on_paired_halves(dst, src, 1, add_into_part);

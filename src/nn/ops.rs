@@ -68,6 +68,13 @@ pub fn buffer(len: usize) -> Vec<f32> {
     reused.unwrap_or_else(|| vec![0.0; len])
 }
 
+/// A copy of `values` in a buffer from `buffer` (give it back with `recycle` when done).
+pub fn copy_of(values: &[f32]) -> Vec<f32> {
+    let mut buf = buffer(values.len());
+    super::kernels::copy(&mut buf, values);
+    buf
+}
+
 /// Gives `buffers` back for `buffer` to hand out again.
 pub fn recycle<const N: usize>(buffers: [Vec<f32>; N]) {
     let mut spare = spare_buffers();
