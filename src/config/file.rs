@@ -10,7 +10,7 @@ use toml::de::{DeTable, DeValue};
 use crate::files::text_file::{self, TextFileError, line_at};
 
 use super::keys::*;
-use super::{Config, ConfigError, Origin};
+use super::{Config, ConfigError, Origin, PresetOwn};
 
 /// A parsed config file with what its messages need: its path, its text (to quote values and
 /// count lines) and the folder its relative paths start from.
@@ -114,15 +114,15 @@ impl FileLayer {
         }
     }
 
-    /// Copies every key the file sets into `config`; a set `lr` goes to `lr`, for `load` to
-    /// weigh against the preset's own rate.
+    /// Copies every key the file sets into `config`; a set `lr` or `lr_schedule` goes to `own`,
+    /// for `load` to weigh against the preset's own.
     ///
     /// The file is read in its own order, and a key, table or type that is wrong anywhere is
     /// reported before any value out of its range, which is reported in the order of the key rows.
     pub(super) fn apply(
         &self,
         config: &mut Config,
-        lr: &mut Option<f64>,
+        own: &mut PresetOwn,
     ) -> Result<(), ConfigError> {
         let tree = match DeTable::parse(&self.text) {
             Ok(tree) => tree,
@@ -180,7 +180,7 @@ impl FileLayer {
                 };
                 let origin = || self.origin(*setting, value);
                 let raw = raw_value(value.get_ref());
-                match setting.read(&raw, &self.base, &origin, config, lr) {
+                match setting.read(&raw, &self.base, &origin, config, own) {
                     Ok(()) => {}
                     Err(Refusal::Rejected(e)) => rejected.push((row, e)),
                     Err(Refusal::WrongType) => {

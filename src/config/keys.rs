@@ -11,7 +11,7 @@ use clap::{Arg, ArgMatches};
 
 use crate::train::schedule::ScheduleKind;
 
-use super::{Config, ConfigError, OnWriteError, Origin, Preset, steps_limit};
+use super::{Config, ConfigError, OnWriteError, Origin, Preset, PresetOwn, steps_limit};
 
 /// The tables of the file, in the order `to_toml` writes them.
 pub(super) const TABLES: &[&str] = &["train", "data", "run", "ui"];
@@ -162,7 +162,7 @@ pub(super) const LR: Key<Positive> = Key {
     help: "learning rate of both optimisers; absent: the preset's own, 0.0004 for `cgan`, 0.0001 for `wgan-gp`, 0.0002 for the others",
     default_shown: Some("the preset's"),
     write: |c| toml::Value::Float(c.lr).to_string(),
-    set: |_, lr, v| *lr = Some(v),
+    set: |_, own, v| own.lr = Some(v),
 };
 pub(super) const LR_SCHEDULE: Key<ScheduleName> = Key {
     table: "train",
@@ -174,10 +174,10 @@ pub(super) const LR_SCHEDULE: Key<ScheduleName> = Key {
     }),
     accepts: ScheduleName,
     doc: "learning-rate schedule: constant, step, cosine or linear",
-    help: "how the rate changes: `step` multiplies it by `lr_gamma` every `lr_step_every` steps, `cosine` and `linear` take it to `lr_final` x `lr` at the last step (see Recipes)",
-    default_shown: None,
+    help: "how the rate changes: `step` multiplies it by `lr_gamma` every `lr_step_every` steps, `cosine` and `linear` take it to `lr_final` x `lr` at the last step (see Recipes); absent: the preset's own, `cosine` for `cgan`, `constant` for the others",
+    default_shown: Some("the preset's"),
     write: |c| toml_string(c.lr_schedule.kind.name()),
-    set: |c, _, v| c.lr_schedule.kind = v,
+    set: |_, own, v| own.schedule = Some(v),
 };
 pub(super) const LR_STEP_EVERY: Key<Int> = Key {
     table: "train",
@@ -438,9 +438,9 @@ pub(super) struct Key<A: Accepts> {
     /// The default as the documentation says it, when the value itself would mislead.
     pub(super) default_shown: Option<&'static str>,
     pub(super) write: fn(&Config) -> String,
-    /// Puts a checked value into the config being resolved (or, for `lr`, the rate a layer
-    /// chose, which `load` weighs against the preset's own).
-    pub(super) set: fn(&mut Config, &mut Option<f64>, A::Value),
+    /// Puts a checked value into the config being resolved (or, for `lr` and `lr_schedule`,
+    /// into what a layer chose, which `load` weighs against the preset's own).
+    pub(super) set: fn(&mut Config, &mut PresetOwn, A::Value),
 }
 
 /// A key's command-line flag: its name, the placeholder `--help` shows for its value, and its
@@ -470,14 +470,14 @@ pub(super) trait Setting {
     /// kind (a value that does not parse is a usage error).
     fn flag_arg(&self) -> Option<Arg>;
     /// Checks the value `flags` holds for the key's flag, if the command line gave one, and puts
-    /// it into `config` (or `lr`).
+    /// it into `config` (or `own`).
     fn read_flag(
         &self,
         flags: &ArgMatches,
         config: &mut Config,
-        lr: &mut Option<f64>,
+        own: &mut PresetOwn,
     ) -> Result<(), ConfigError>;
-    /// Checks a value from a file and puts it into `config` (or `lr`). `origin` says where it
+    /// Checks a value from a file and puts it into `config` (or `own`). `origin` says where it
     /// came from, `base` is the folder relative paths start at.
     fn read(
         &self,
@@ -485,7 +485,7 @@ pub(super) trait Setting {
         base: &Path,
         origin: &dyn Fn() -> Origin,
         config: &mut Config,
-        lr: &mut Option<f64>,
+        own: &mut PresetOwn,
     ) -> Result<(), Refusal>;
 }
 
@@ -532,10 +532,10 @@ impl<A: Accepts> Setting for Key<A> {
         &self,
         flags: &ArgMatches,
         config: &mut Config,
-        lr: &mut Option<f64>,
+        own: &mut PresetOwn,
     ) -> Result<(), ConfigError> {
         if let Some(given) = self.given(flags) {
-            (self.set)(config, lr, A::from_flag(self, given)?);
+            (self.set)(config, own, A::from_flag(self, given)?);
         }
         Ok(())
     }
@@ -545,10 +545,10 @@ impl<A: Accepts> Setting for Key<A> {
         base: &Path,
         origin: &dyn Fn() -> Origin,
         config: &mut Config,
-        lr: &mut Option<f64>,
+        own: &mut PresetOwn,
     ) -> Result<(), Refusal> {
         let value = A::take(self, raw, base, origin)?;
-        (self.set)(config, lr, value);
+        (self.set)(config, own, value);
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::train::schedule::Schedule;
+use crate::train::schedule::{Schedule, ScheduleKind};
 
 mod file;
 mod keys;
@@ -104,7 +104,10 @@ impl Default for Config {
             early_stop: 0,
             threads: 0,
             lr: Preset::Cgan.default_lr(),
-            lr_schedule: Schedule::default(),
+            lr_schedule: Schedule {
+                kind: Preset::Cgan.default_schedule(),
+                ..Schedule::default()
+            },
             data_dir: None,
             run_dir: None,
             log_every: 10,
@@ -370,14 +373,13 @@ pub fn load(
         },
     };
     let mut config = Config::default();
-    let mut lr = None;
+    let mut own = PresetOwn::default();
     if let Some(path) = source.path() {
         let file = FileLayer::read(path)?;
-        file.apply(&mut config, &mut lr)?;
+        file.apply(&mut config, &mut own)?;
     }
-    apply_overrides(&mut config, &mut lr, overrides)?;
-    // The preset's rate applies only when no layer chose one, whichever layer chose the preset.
-    config.lr = lr.unwrap_or_else(|| config.preset.default_lr());
+    apply_overrides(&mut config, &mut own, overrides)?;
+    own.settle(&mut config);
     Ok(Loaded { config, source })
 }
 
@@ -387,22 +389,41 @@ pub fn load(
 pub fn from_text(origin: &Path, text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
     let layer = FileLayer::parse(origin, text.to_string())?;
     let mut config = Config::default();
-    let mut lr = None;
-    layer.apply(&mut config, &mut lr)?;
-    apply_overrides(&mut config, &mut lr, overrides)?;
-    config.lr = lr.unwrap_or_else(|| config.preset.default_lr());
+    let mut own = PresetOwn::default();
+    layer.apply(&mut config, &mut own)?;
+    apply_overrides(&mut config, &mut own, overrides)?;
+    own.settle(&mut config);
     Ok(config)
 }
 
 fn apply_overrides(
     config: &mut Config,
-    lr: &mut Option<f64>,
+    own: &mut PresetOwn,
     overrides: &Overrides,
 ) -> Result<(), ConfigError> {
     for key in KEYS {
-        key.read_flag(&overrides.flags, config, lr)?;
+        key.read_flag(&overrides.flags, config, own)?;
     }
     Ok(())
+}
+
+/// The settings each preset has its own default for, as the layers chose them (`None`: no layer
+/// did).
+#[derive(Debug, Default)]
+pub(super) struct PresetOwn {
+    pub(super) lr: Option<f64>,
+    pub(super) schedule: Option<ScheduleKind>,
+}
+
+impl PresetOwn {
+    /// Puts the chosen values, or else the preset's own, into `config`: the preset's apply only
+    /// when no layer chose a value, whichever layer chose the preset.
+    fn settle(self, config: &mut Config) {
+        config.lr = self.lr.unwrap_or_else(|| config.preset.default_lr());
+        config.lr_schedule.kind = self
+            .schedule
+            .unwrap_or_else(|| config.preset.default_schedule());
+    }
 }
 
 /// `max_steps = 0` means no limit.

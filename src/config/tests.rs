@@ -385,7 +385,10 @@ fn file_values_beat_defaults_and_flags_beat_the_file() {
         early_stop: 4,
         threads: 1,
         lr: 0.001,
-        lr_schedule: Schedule::default(),
+        lr_schedule: Schedule {
+            kind: ScheduleKind::Cosine,
+            ..Schedule::default()
+        },
         data_dir: Some(dir.join("digits")),
         run_dir: Some(dir.join("out")),
         log_every: 5,

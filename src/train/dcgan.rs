@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn the_conditional_discriminator_learns() {
-        // At equal rates: the cgan preset's G, at eight times D's rate, catches up within these
+        // At equal rates: the cgan preset's G, at sixteen times D's rate, catches up within these
         // few steps.
         let mut gan = crate::train::cgan::new(1, 2e-4);
         gan.nets.lr_factors = [1.0, 1.0];
@@ -442,12 +442,12 @@ mod tests {
         let mut cgan = crate::train::cgan::new(1, 4e-4);
         assert_eq!(
             (cgan.nets.opt_g.cfg.lr, cgan.nets.opt_d.cfg.lr),
-            (8e-4, 1e-4)
+            (16e-4, 1e-4)
         );
         cgan.set_lr(1e-4);
         assert_eq!(
             (cgan.nets.opt_g.cfg.lr, cgan.nets.opt_d.cfg.lr),
-            (2e-4, 2.5e-5)
+            (4e-4, 2.5e-5)
         );
         let dcgan = Dcgan::new(1, 2e-4);
         assert_eq!(
