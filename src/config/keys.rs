@@ -159,7 +159,7 @@ pub(super) const LR: Key<Positive> = Key {
     }),
     accepts: Positive { max: 1.0 },
     doc: "learning rate; leave it out for the preset's own",
-    help: "learning rate of both optimisers; absent: the preset's own, 0.0004 for `cgan`, 0.0001 for `wgan-gp`, 0.0002 for the others",
+    help: "learning rate of both optimisers (`cgan` gives G four times it and D a quarter); absent: the preset's own, 0.0004 for `cgan`, 0.0001 for `wgan-gp`, 0.0002 for the others",
     default_shown: Some("the preset's"),
     write: |c| toml::Value::Float(c.lr).to_string(),
     set: |_, own, v| own.lr = Some(v),
