@@ -275,12 +275,15 @@ fn a_fork_trains_at_its_new_rate_in_a_new_folder() {
     let data = small_mnist(&h.join("digits"), 128);
     let cfg = log_every_step(h);
     let (parent, fork) = (h.join("parent"), h.join("fork"));
+    // At a constant rate (cgan's own schedule is a cosine), so the parent's rate is plain.
     train(
         h,
         &[
             "--no-tui",
             "--epochs",
             "2",
+            "--lr-schedule",
+            "constant",
             "--config",
             s(&cfg),
             "--data-dir",
