@@ -92,14 +92,12 @@ impl Geometry {
             .filter(|&v| v < self.big)
     }
 
-    /// The first big-grid column (maybe negative) the taps of small coordinate `x` meet, when
-    /// all `k` of them fall inside the grid: the patch row is then one contiguous run of
-    /// `k * ch` values of the big grid.
+    /// The big-grid column the first tap of small coordinate `x` meets, when all `k` taps fall
+    /// inside the grid: the patch row is then one contiguous run of `k * ch` values of the big
+    /// grid.
     #[inline(always)]
     fn inside_run(&self, x: usize) -> Option<usize> {
-        (x * self.s)
-            .checked_sub(self.p)
-            .filter(|&bx| bx + self.k <= self.big)
+        self.at(x, 0).filter(|&bx| bx + self.k <= self.big)
     }
 
     /// `cols` (one row of `taps` per small-grid position) from the big grid `big`, one image.

@@ -151,9 +151,6 @@ fn product(
         rhs.len() >= last(rhs_cs, rhs_rs, k, n),
         "gemm: rhs too short"
     );
-    if m == 0 || n == 0 {
-        return;
-    }
     let operands = Operands {
         dst: dst.as_mut_ptr().cast::<f32>(),
         dst_strides: (dst_cs, dst_rs),
@@ -628,6 +625,11 @@ const ADAM_CHUNK: usize = 64 * 1024;
 /// here: it is updated in place by dfdx (`Tensor::axpy`), without a copy out and back.
 pub fn adam_delta(grad: &mut [f32], m: &mut [f32], v: &mut [f32], s: AdamStep) -> Vec<f32> {
     let len = grad.len();
+    // A shorter moment would end the zips early and leave values of `delta` unwritten.
+    assert!(
+        m.len() >= len && v.len() >= len,
+        "adam_delta: moments too short"
+    );
     let mut delta = Vec::with_capacity(len);
     let out = &mut delta.spare_capacity_mut()[..len];
     if len < 2 * ADAM_CHUNK {
@@ -639,13 +641,8 @@ pub fn adam_delta(grad: &mut [f32], m: &mut [f32], v: &mut [f32], s: AdamStep) -
             .zip(v.par_chunks_mut(ADAM_CHUNK))
             .for_each(|(((d, g), m), v)| adam_delta_chunk(d, g, m, v, s));
     }
-    // SAFETY: the chunks cover `..len` (the moments have `len` values, checked by the caller;
-    // a shorter one would leave values unwritten, so it is checked again here) and each
-    // writes every value of its `delta` chunk.
-    assert!(
-        m.len() >= len && v.len() >= len,
-        "adam_delta: moments too short"
-    );
+    // SAFETY: the chunks cover `..len` (gradient and moments have at least `len` values,
+    // asserted above) and each writes every value of its `delta` chunk.
     unsafe { delta.set_len(len) };
     delta
 }
