@@ -225,8 +225,10 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
                 folded = Some((scale, shift));
             }
             Statistics::Batch(_) => {
-                for (gi, xg) in xv.chunks_exact(per * C).enumerate() {
-                    let s = group_stats::<C>(xg, per);
+                let stats = each_group(xv.chunks_exact(per * C).collect(), |xg| {
+                    group_stats::<C>(xg, per)
+                });
+                for (gi, s) in stats.into_iter().enumerate() {
                     for c in 0..C {
                         means[gi * C + c] = s.mean[c] as f32;
                         inv_std[gi * C + c] = (1.0 / (s.biased_var[c] + EPS as f64).sqrt()) as f32;
@@ -268,17 +270,25 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
                     }
                     let mut dweight = vec![0.0f32; C];
                     let mut dbias = vec![0.0f32; C];
-                    // Every value of `dx` is written below.
-                    let mut dx = ops::buffer(dy.len());
-                    for (gi, ((dg, hg), dxg)) in dy
+                    // The input's gradient, added to in place (no buffer of its own).
+                    let mut dx: Vec<f32> = if wants.input {
+                        take_grad!(grads, x_ghost)
+                    } else {
+                        Vec::new()
+                    };
+                    let parts: Vec<_> = dy
                         .chunks_exact(per * C)
                         .zip(xhat.chunks_exact(per * C))
-                        .zip(dx.chunks_exact_mut(per * C))
-                        .enumerate()
-                    {
+                        .collect();
+                    let sums = each_group(parts.clone(), |(dg, hg)| {
                         let mut sum_dy = vec![0.0f64; C];
                         let mut sum_dy_xhat = vec![0.0f64; C];
                         kernels::channel_grad_sums(dg, hg, &mut sum_dy, &mut sum_dy_xhat);
+                        (sum_dy, sum_dy_xhat)
+                    });
+                    for (gi, ((dg, hg), (sum_dy, sum_dy_xhat))) in
+                        parts.into_iter().zip(sums).enumerate()
+                    {
                         let n = per as f64;
                         let mut k = vec![0.0f32; C];
                         let mut mean_dy = vec![0.0f32; C];
@@ -292,18 +302,27 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
                                 mean_dy_xhat[c] = (sum_dy_xhat[c] / n) as f32;
                             }
                         }
-                        kernels::normalised_input_grad(dg, hg, dxg, &k, &mean_dy, &mean_dy_xhat);
+                        if let Some(dxg) = dx.chunks_exact_mut(per * C).nth(gi) {
+                            kernels::normalised_input_grad(
+                                dg,
+                                hg,
+                                dxg,
+                                &k,
+                                &mean_dy,
+                                &mean_dy_xhat,
+                            );
+                        }
                     }
-                    let add = kernels::add_into;
                     if wants.input {
-                        add(grads.get_or_alloc_mut(&x_ghost)?, &dx);
+                        put_grad!(grads, x_ghost, dx);
                     }
                     if wants.params {
+                        let add = kernels::add_into;
                         add(grads.get_or_alloc_mut(&w_ghost)?, &dweight);
                         add(grads.get_or_alloc_mut(&b_ghost)?, &dbias);
                     }
                     put_grad!(grads, out_ghost, dy);
-                    ops::recycle([dx, xhat]);
+                    ops::recycle([xhat]);
                     Ok(())
                 })
             });
@@ -366,6 +385,21 @@ struct Moments {
     mean: Vec<f64>,
     biased_var: Vec<f64>,
     unbiased_var: Vec<f64>,
+}
+
+/// `f` of each group, two groups (a discriminator's real and fake halves) side by side: each
+/// group's sums are their own, so this changes nothing in them.
+fn each_group<G: Send, R: Send>(groups: Vec<G>, f: impl Fn(G) -> R + Sync) -> Vec<R> {
+    if groups.len() != 2 {
+        return groups.into_iter().map(f).collect();
+    }
+    let mut groups = groups.into_iter();
+    let (Some(a), Some(b)) = (groups.next(), groups.next()) else {
+        return Vec::new();
+    };
+    let (mut ra, mut rb) = (None, None);
+    kernels::side_by_side(|| ra = Some(f(a)), || rb = Some(f(b)));
+    ra.into_iter().chain(rb).collect()
 }
 
 fn group_stats<const C: usize>(x: &[f32], per: usize) -> Moments {

@@ -14,18 +14,36 @@ use super::profile::{self, OpKind, Pass};
 /// into a `b x a` one, one row per task: channels-first (c, pixel) to channels-last
 /// (pixel, c) with `a` the channels, and back with `a` the pixels.
 fn transpose_rows(src: &[f32], a: usize, b: usize) -> Vec<f32> {
+    // Every value is written below.
+    let mut out = ops::buffer(src.len());
+    transpose_rows_with(src, &mut out, a, b, |d, v| *d = v);
+    out
+}
+
+/// `transpose_rows` of `src` added into `dst`.
+fn transpose_rows_add(src: &[f32], dst: &mut [f32], a: usize, b: usize) {
+    transpose_rows_with(src, dst, a, b, |d, v| *d += v);
+}
+
+/// `put(dst value, src value)` for each value of `src` and its place in `dst`, as
+/// `transpose_rows` places them.
+fn transpose_rows_with(
+    src: &[f32],
+    dst: &mut [f32],
+    a: usize,
+    b: usize,
+    put: impl Fn(&mut f32, f32) + Sync,
+) {
     let per = (a * b).max(1);
-    let mut out = vec![0.0; src.len()];
-    out.par_chunks_mut(per)
+    dst.par_chunks_mut(per)
         .zip(src.par_chunks(per))
         .for_each(|(d, s)| {
             for (i, row) in s.chunks_exact(b.max(1)).enumerate() {
                 for (j, &v) in row.iter().enumerate() {
-                    d[j * a + i] = v;
+                    put(&mut d[j * a + i], v);
                 }
             }
         });
-    out
 }
 
 /// The custom op of both layout changes: forward reorders, backward reorders the gradient the
@@ -41,15 +59,18 @@ fn relayout<Si: Shape, So: Shape, T: Tape<f32, Cpu>>(
         let out = x
             .device()
             .try_tensor_from_vec(transpose_rows(&xv, a, b), out_shape)?;
+        ops::recycle([xv]);
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
             tape.add_backward_op(move |grads| {
                 profile::timed(OpKind::Copies, Pass::Backward, || {
                     let dy: Vec<f32> = take_grad!(grads, out_ghost);
-                    let dx = transpose_rows(&dy, b, a);
-                    for (g, d) in grads.get_or_alloc_mut(&x_ghost)?.iter_mut().zip(&dx) {
-                        *g += d;
+                    let mut dx: Vec<f32> = take_grad!(grads, x_ghost);
+                    if dx.len() != dy.len() {
+                        return Err(CpuError::WrongNumElements);
                     }
+                    transpose_rows_add(&dy, &mut dx, b, a);
+                    put_grad!(grads, x_ghost, dx);
                     put_grad!(grads, out_ghost, dy);
                     Ok(())
                 })

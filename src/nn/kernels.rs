@@ -492,8 +492,8 @@ pub fn normalise_rows(
     }
 }
 
-/// Batch norm's input gradient (`normalised_input_grad_part`), on halves side by side when it
-/// pays.
+/// Batch norm's input gradient added into `dx` (`normalised_input_grad_part`), on halves side by
+/// side when it pays.
 pub fn normalised_input_grad(
     dy: &[f32],
     xhat: &[f32],
@@ -855,7 +855,8 @@ simd_fn! {
 }
 
 simd_fn! {
-    /// Batch norm's input gradient: `dx = k * (dy - mean_dy - xhat * mean_dy_xhat)` per channel.
+    /// Batch norm's input gradient added into `dx`: `dx += k * (dy - mean_dy - xhat *
+    /// mean_dy_xhat)` per channel (into a zeroed `dx`, exactly the gradient itself).
     pub fn normalised_input_grad_part(
         dy: &[f32],
         xhat: &[f32],
@@ -869,7 +870,7 @@ simd_fn! {
             for (((((o, &d), &h), &k), &md), &mdh) in
                 out.iter_mut().zip(d).zip(h).zip(k).zip(mean_dy).zip(mean_dy_xhat)
             {
-                *o = k * (d - md - h * mdh);
+                *o += k * (d - md - h * mdh);
             }
         }
     }
