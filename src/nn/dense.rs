@@ -209,7 +209,7 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
                     // The gradient before the activation, from the output's (left as it is).
                     let out_grad = grads.get_or_alloc_mut(&out_id)?;
                     let mut dy = ops::buffer(out_grad.len());
-                    dy.copy_from_slice(out_grad);
+                    kernels::copy(&mut dy, out_grad);
                     A::grad(&mut dy, &y_kept);
                     let mut dx: Vec<f32> = if wants.input {
                         take_grad!(grads, x_id)
@@ -224,13 +224,16 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
                     if wants.params {
                         let mut dw: Vec<f32> = take_grad!(grads, w_id);
                         let mut db: Vec<f32> = take_grad!(grads, b_id);
-                        kernels::side_by_side(
-                            || {
-                                kernels::weight_grad(&dy, &xv, &mut dw, batch, I, O, true);
-                                kernels::bias_grad(&dy, &mut db, true);
-                            },
-                            || input_grad(&mut dx),
-                        );
+                        let mut params_grad = || {
+                            kernels::weight_grad(&dy, &xv, &mut dw, batch, I, O, true);
+                            kernels::bias_grad(&dy, &mut db, true);
+                        };
+                        // Two products side by side; one alone takes both threads.
+                        if wants.input {
+                            kernels::side_by_side(params_grad, || input_grad(&mut dx));
+                        } else {
+                            params_grad();
+                        }
                         put_grad!(grads, w_id, dw);
                         put_grad!(grads, b_id, db);
                     } else {
