@@ -7,7 +7,6 @@
 use std::mem::MaybeUninit;
 
 use gemm::Parallelism;
-use rayon::prelude::*;
 
 use super::threads;
 
@@ -616,11 +615,8 @@ simd_fn! {
     }
 }
 
-/// Values per task when Adam runs on several threads; small tensors stay on one.
-const ADAM_CHUNK: usize = 64 * 1024;
-
-/// One Adam update from `grad` (left zeroed) as the change to add to each parameter, on all
-/// threads for large tensors. `p + delta` is bit for bit dfdx's Adam step `p - lr * ...`
+/// One Adam update from `grad` (left zeroed) as the change to add to each parameter, on two
+/// halves side by side for large tensors. `p + delta` is bit for bit dfdx's Adam step `p - lr * ...`
 /// (IEEE subtraction is the addition of the negation), so the parameter itself is never read
 /// here: it is updated in place by dfdx (`Tensor::axpy`), without a copy out and back.
 pub fn adam_delta(grad: &mut [f32], m: &mut [f32], v: &mut [f32], s: AdamStep) -> Vec<f32> {
@@ -632,14 +628,21 @@ pub fn adam_delta(grad: &mut [f32], m: &mut [f32], v: &mut [f32], s: AdamStep) -
     );
     let mut delta = Vec::with_capacity(len);
     let out = &mut delta.spare_capacity_mut()[..len];
-    if len < 2 * ADAM_CHUNK {
-        adam_delta_chunk(out, grad, m, v, s);
-    } else {
-        out.par_chunks_mut(ADAM_CHUNK)
-            .zip(grad.par_chunks_mut(ADAM_CHUNK))
-            .zip(m.par_chunks_mut(ADAM_CHUNK))
-            .zip(v.par_chunks_mut(ADAM_CHUNK))
-            .for_each(|(((d, g), m), v)| adam_delta_chunk(d, g, m, v, s));
+    let (grad, m, v) = (&mut grad[..len], &mut m[..len], &mut v[..len]);
+    match half_point(len, 16) {
+        Some(at) => {
+            let (d1, d2) = out.split_at_mut(at);
+            let ((g1, g2), (m1, m2), (v1, v2)) = (
+                grad.split_at_mut(at),
+                m.split_at_mut(at),
+                v.split_at_mut(at),
+            );
+            side_by_side(
+                || adam_delta_chunk(d1, g1, m1, v1, s),
+                || adam_delta_chunk(d2, g2, m2, v2, s),
+            );
+        }
+        None => adam_delta_chunk(out, grad, m, v, s),
     }
     // SAFETY: the chunks cover `..len` (gradient and moments have at least `len` values,
     // asserted above) and each writes every value of its `delta` chunk.
@@ -760,7 +763,7 @@ mod tests {
     fn adam_matches_dfdx_bit_for_bit() {
         use dfdx::prelude::*;
         let dev: Cpu = Default::default();
-        let n = 3 * ADAM_CHUNK + 17; // takes the threaded path
+        let n = 3 * HALVES_MIN_VALUES + 17; // long enough to be cut in halves
         let p0 = values(n, 4);
         let mut p = p0.clone();
         let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
