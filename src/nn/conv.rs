@@ -16,7 +16,6 @@ use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection, TensorOptions
 use dfdx::prelude::*;
 use dfdx::tensor::Tape;
 use rand_distr::Normal;
-use rayon::prelude::*;
 
 use super::dense::Activation;
 use super::frozen::{Constant, FrozenModule};
@@ -185,10 +184,21 @@ impl Geometry {
     pub fn gather(&self, big: &[f32], batch: usize) -> Vec<f32> {
         let len = batch * self.cols_len();
         let mut cols: Vec<f32> = Vec::with_capacity(len);
-        cols.spare_capacity_mut()[..len]
-            .par_chunks_mut(self.cols_len().max(1))
-            .zip(big[..batch * self.big_len()].par_chunks(self.big_len().max(1)))
-            .for_each(|(c, b)| gather_image(self, b, c));
+        let (cols_len, big_len) = (self.cols_len().max(1), self.big_len().max(1));
+        kernels::on_item_halves(
+            &mut cols.spare_capacity_mut()[..len],
+            cols_len,
+            &big[..batch * self.big_len()],
+            big_len,
+            |cols, big| {
+                for (c, b) in cols
+                    .chunks_exact_mut(cols_len)
+                    .zip(big.chunks_exact(big_len))
+                {
+                    gather_image(self, b, c);
+                }
+            },
+        );
         // SAFETY: the `batch` chunks of `cols_len` values cover `..len`, and `gather_one` writes
         // every value of its chunk (the rows cover it: `small^2` rows of `taps`, each tap either
         // copied or zeroed).
@@ -198,10 +208,21 @@ impl Geometry {
 
     /// col2im over a batch of images, added into `big`, one image per task.
     pub fn scatter_add(&self, cols: &[f32], big: &mut [f32], batch: usize) {
-        big[..batch * self.big_len()]
-            .par_chunks_mut(self.big_len().max(1))
-            .zip(cols[..batch * self.cols_len()].par_chunks(self.cols_len().max(1)))
-            .for_each(|(b, c)| scatter_add_image(self, c, b));
+        let (cols_len, big_len) = (self.cols_len().max(1), self.big_len().max(1));
+        kernels::on_item_halves(
+            &mut big[..batch * self.big_len()],
+            big_len,
+            &cols[..batch * self.cols_len()],
+            cols_len,
+            |big, cols| {
+                for (b, c) in big
+                    .chunks_exact_mut(big_len)
+                    .zip(cols.chunks_exact(cols_len))
+                {
+                    scatter_add_image(self, c, b);
+                }
+            },
+        );
     }
 }
 

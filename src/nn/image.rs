@@ -4,9 +4,9 @@
 
 use dfdx::prelude::*;
 use dfdx::tensor::Tape;
-use rayon::prelude::*;
 
 use super::frozen::FrozenModule;
+use super::kernels;
 use super::ops::{self, put_grad, take_grad};
 use super::profile::{self, OpKind, Pass};
 
@@ -35,15 +35,15 @@ fn transpose_rows_with(
     put: impl Fn(&mut f32, f32) + Sync,
 ) {
     let per = (a * b).max(1);
-    dst.par_chunks_mut(per)
-        .zip(src.par_chunks(per))
-        .for_each(|(d, s)| {
+    kernels::on_item_halves(dst, per, src, per, |dst, src| {
+        for (d, s) in dst.chunks_exact_mut(per).zip(src.chunks_exact(per)) {
             for (i, row) in s.chunks_exact(b.max(1)).enumerate() {
                 for (j, &v) in row.iter().enumerate() {
                     put(&mut d[j * a + i], v);
                 }
             }
-        });
+        }
+    });
 }
 
 /// The custom op of both layout changes: forward reorders, backward reorders the gradient the

@@ -435,6 +435,28 @@ fn on_paired_halves(g: &mut [f32], y: &[f32], row: usize, f: impl Fn(&mut [f32],
     }
 }
 
+/// `f(dst part, src part)` on the two halves of a batch of items, `dst_item` values of `dst` and
+/// `src_item` of `src` each, cut between items and run side by side when it pays.
+pub fn on_item_halves<T: Send>(
+    dst: &mut [T],
+    dst_item: usize,
+    src: &[f32],
+    src_item: usize,
+    f: impl Fn(&mut [T], &[f32]) + Sync,
+) {
+    let (dst_item, src_item) = (dst_item.max(1), src_item.max(1));
+    let items = (dst.len() / dst_item).min(src.len() / src_item);
+    match half_point(items * dst_item.max(src_item), 1) {
+        Some(_) if items >= 2 => {
+            let at = items / 2;
+            let (d1, d2) = dst.split_at_mut(at * dst_item);
+            let (s1, s2) = src.split_at(at * src_item);
+            side_by_side(|| f(d1, s1), || f(d2, s2));
+        }
+        _ => f(dst, src),
+    }
+}
+
 /// `bias_leaky_relu_part` on halves of `y`, side by side when it pays.
 pub fn bias_leaky_relu(y: &mut [f32], bias: &[f32], slope: f32) {
     on_halves(y, bias.len(), |y| bias_leaky_relu_part(y, bias, slope));
