@@ -226,6 +226,54 @@ impl Geometry {
     }
 }
 
+/// Patch values per chunk of images that `scatter_add_made` makes at a time (1 MB): small
+/// enough to be still in the cache when they are added into the images.
+const MADE_VALUES_PER_CHUNK: usize = 1 << 18;
+
+impl Geometry {
+    /// `scatter_add` of patches made a few images at a time: `make(src rows, images, patches)`
+    /// writes every patch value of `images` images from their `src_item` values of `src`, and
+    /// they are added into `big` while still in the cache, not laid out for the whole batch
+    /// first. The two halves of the batch run side by side.
+    pub fn scatter_add_made(
+        &self,
+        big: &mut [f32],
+        batch: usize,
+        src: &[f32],
+        src_item: usize,
+        make: impl Fn(&[f32], usize, &mut [f32]) + Sync,
+    ) {
+        let (cols_len, big_len) = (self.cols_len().max(1), self.big_len().max(1));
+        let src_item = src_item.max(1);
+        let per_chunk = (MADE_VALUES_PER_CHUNK / cols_len).max(1);
+        kernels::on_item_halves(
+            &mut big[..batch * self.big_len()],
+            big_len,
+            &src[..batch * src_item],
+            src_item,
+            |big, src| {
+                // Every value `make` is given is written by it.
+                let mut cols = ops::buffer(per_chunk.min(big.len() / big_len) * cols_len);
+                for (big, src) in big
+                    .chunks_mut(per_chunk * big_len)
+                    .zip(src.chunks(per_chunk * src_item))
+                {
+                    let images = big.len() / big_len;
+                    let cols = &mut cols[..images * cols_len];
+                    make(src, images, cols);
+                    for (b, c) in big
+                        .chunks_exact_mut(big_len)
+                        .zip(cols.chunks_exact(cols_len))
+                    {
+                        scatter_add_image(self, c, b);
+                    }
+                }
+                ops::recycle([cols]);
+            },
+        );
+    }
+}
+
 kernels::simd_fn! {
     /// `Geometry::gather_one`, its copy loops compiled for the CPU's widest vectors.
     pub fn gather_image(g: &Geometry, big: &[f32], cols: &mut [MaybeUninit<f32>]) {
@@ -576,10 +624,18 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
                         kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
                     }
                     if wants.input {
-                        let mut dcols = cols;
-                        kernels::input_grad(&dy, &w, &mut dcols, rows, taps, out);
-                        geometry.scatter_add(&dcols, grads.get_or_alloc_mut(&x_ghost)?, batch);
+                        let per_image = geometry.small * geometry.small;
+                        geometry.scatter_add_made(
+                            grads.get_or_alloc_mut(&x_ghost)?,
+                            batch,
+                            &dy,
+                            per_image * out,
+                            |dy, images, dcols| {
+                                kernels::input_grad(dy, &w, dcols, images * per_image, taps, out)
+                            },
+                        );
                     }
+                    drop(cols);
                     put_grad!(grads, out_ghost, dy);
                     Ok(())
                 })
@@ -638,10 +694,10 @@ impl<
             let batch = batch_dim.size();
             let (rows, taps) = (batch * H * H, geometry.taps());
             let w = permute4(&ops::read(&self.weight)?, [C, O, K, K], Self::TO_PRODUCT);
-            let cols = kernels::forward_new(&xv, &w, rows, C, taps);
             let mut y = vec![0.0; batch * OH * OH * O];
-            geometry.scatter_add(&cols, &mut y, batch);
-            drop(cols);
+            geometry.scatter_add_made(&mut y, batch, &xv, H * H * C, |x, images, cols| {
+                kernels::forward(x, &w, cols, images * H * H, C, taps)
+            });
             A::bias_act(&mut y, &ops::read(&self.bias)?);
             let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| ops::copy_of(&y));
             let out = x
