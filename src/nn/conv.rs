@@ -52,6 +52,10 @@ impl Wants {
     };
 }
 
+/// Patch values per chunk of images that `Geometry::scatter_add_made` makes at a time (1 MB):
+/// small enough to be still in the cache when they are added into the images.
+const MADE_VALUES_PER_CHUNK: usize = 1 << 18;
+
 /// How a small grid of `small x small` positions maps onto a big one of `big x big` through a
 /// `k x k` kernel with stride `s` and padding `p`: position `(y, x)` of the small grid and tap
 /// `(ky, kx)` meet pixel `(y*s + ky - p, x*s + kx - p)` of the big one, which has `ch` channels.
@@ -206,35 +210,10 @@ impl Geometry {
         cols
     }
 
-    /// col2im over a batch of images, added into `big`, one image per task.
-    pub fn scatter_add(&self, cols: &[f32], big: &mut [f32], batch: usize) {
-        let (cols_len, big_len) = (self.cols_len().max(1), self.big_len().max(1));
-        kernels::on_item_halves(
-            &mut big[..batch * self.big_len()],
-            big_len,
-            &cols[..batch * self.cols_len()],
-            cols_len,
-            |big, cols| {
-                for (b, c) in big
-                    .chunks_exact_mut(big_len)
-                    .zip(cols.chunks_exact(cols_len))
-                {
-                    scatter_add_image(self, c, b);
-                }
-            },
-        );
-    }
-}
-
-/// Patch values per chunk of images that `scatter_add_made` makes at a time (1 MB): small
-/// enough to be still in the cache when they are added into the images.
-const MADE_VALUES_PER_CHUNK: usize = 1 << 18;
-
-impl Geometry {
-    /// `scatter_add` of patches made a few images at a time: `make(src rows, images, patches)`
-    /// writes every patch value of `images` images from their `src_item` values of `src`, and
-    /// they are added into `big` while still in the cache, not laid out for the whole batch
-    /// first. The two halves of the batch run side by side.
+    /// col2im of patches made a few images at a time, added into `big`: `make(src rows, images,
+    /// patches)` writes every patch value of `images` images from their `src_item` values of
+    /// `src`, and they are added into `big` while still in the cache, not laid out for the whole
+    /// batch first. The two halves of the batch run side by side.
     pub fn scatter_add_made(
         &self,
         big: &mut [f32],
