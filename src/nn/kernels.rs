@@ -329,19 +329,36 @@ pub fn weight_grad(
 }
 
 simd_fn! {
+/// `db[j] += dy[., lo + j]` over rows of `stride` values, in row order, in f32.
+pub fn bias_grad_part(dy: &[f32], stride: usize, lo: usize, db: &mut [f32]) {
+    for row in dy.chunks_exact(stride.max(1)) {
+        for (acc, &g) in db.iter_mut().zip(&row[lo..]) {
+            *acc += g;
+        }
+    }
+}
+}
+
 /// `db[j] = sum over rows of dy[., j]`; `+=` when `accumulate`. Sums in row order, in f32, as a
-/// plain reduction would.
+/// plain reduction would; the two halves of the columns side by side when it pays, each into a
+/// copy of its own (not into a cache line the other half writes too).
 pub fn bias_grad(dy: &[f32], db: &mut [f32], accumulate: bool) {
     if !accumulate {
         db.iter_mut().for_each(|v| *v = 0.0);
     }
     let o = db.len();
-    for row in dy.chunks_exact(o.max(1)) {
-        for (acc, &g) in db.iter_mut().zip(row) {
-            *acc += g;
-        }
+    let pays = o >= 16 && half_point(dy.len(), o).is_some();
+    if !pays {
+        return bias_grad_part(dy, o, 0, db);
     }
-}
+    let at = o / 2;
+    let (a, b) = db.split_at_mut(at);
+    let own = |lo: usize, part: &mut [f32]| {
+        let mut mine = part.to_vec();
+        bias_grad_part(dy, o, lo, &mut mine);
+        part.copy_from_slice(&mine);
+    };
+    side_by_side(|| own(0, a), || own(at, b));
 }
 
 simd_fn! {
