@@ -655,9 +655,10 @@ simd_fn! {
 }
 
 /// One Adam update from `grad` (left zeroed) as the change to add to each parameter, on two
-/// halves side by side for large tensors. `p + delta` is bit for bit dfdx's Adam step `p - lr * ...`
-/// (IEEE subtraction is the addition of the negation), so the parameter itself is never read
-/// here: it is updated in place by dfdx (`Tensor::axpy`), without a copy out and back.
+/// halves side by side for large tensors. `p + delta` is bit for bit dfdx's Adam step
+/// `p - lr * ...` (IEEE subtraction is the addition of the negation), so the parameter itself
+/// is never read here: it is updated in place by dfdx (`Tensor::axpy`), without a copy out and
+/// back.
 pub fn adam_delta(grad: &mut [f32], m: &mut [f32], v: &mut [f32], s: AdamStep) -> Vec<f32> {
     let len = grad.len();
     // A shorter moment would end the zips early and leave values of `delta` unwritten.
@@ -683,8 +684,8 @@ pub fn adam_delta(grad: &mut [f32], m: &mut [f32], v: &mut [f32], s: AdamStep) -
         }
         None => adam_delta_chunk(out, grad, m, v, s),
     }
-    // SAFETY: the chunks cover `..len` (gradient and moments have at least `len` values,
-    // asserted above) and each writes every value of its `delta` chunk.
+    // SAFETY: the halves (or the whole) cover `..len` (gradient and moments have at least `len`
+    // values, asserted above) and each writes every value of its part of `delta`.
     unsafe { delta.set_len(len) };
     delta
 }
