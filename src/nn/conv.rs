@@ -183,7 +183,7 @@ impl Geometry {
         }
     }
 
-    /// im2col over a batch of images, one image per task. The buffer is not zeroed first:
+    /// im2col over a batch of images, its two halves side by side. The buffer is not zeroed first:
     /// `gather_one` writes every value (megabytes per step saved from a `memset`).
     pub fn gather(&self, big: &[f32], batch: usize) -> Vec<f32> {
         let len = batch * self.cols_len();
