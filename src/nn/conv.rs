@@ -1,6 +1,7 @@
 //! Strided convolutions and transposed convolutions as dfdx modules on stable Rust: the patch
-//! layout (im2col) and its adjoint (col2im) in plain loops, one `gemm` product per pass, the bias
-//! and an activation fused into the output pass; forward and backward are a dfdx custom op.
+//! layout (im2col) and its adjoint (col2im) in plain loops, `gemm` products (those whose patches
+//! go back into images made a few images at a time), the bias and an activation fused into the
+//! output pass; forward and backward are a dfdx custom op.
 //!
 //! dfdx 0.13 builds its `conv2d` and `convtrans2d` only on nightly. These layers take square
 //! channels-last images (batch, side, side, channels), carry every size as a const generic and
@@ -183,8 +184,8 @@ impl Geometry {
         }
     }
 
-    /// im2col over a batch of images, its two halves side by side. The buffer is not zeroed first:
-    /// `gather_one` writes every value (megabytes per step saved from a `memset`).
+    /// im2col over a batch of images, its two halves side by side. The buffer is not zeroed
+    /// first: `gather_one` writes every value (megabytes per step saved from a `memset`).
     pub fn gather(&self, big: &[f32], batch: usize) -> Vec<f32> {
         let len = batch * self.cols_len();
         let mut cols: Vec<f32> = Vec::with_capacity(len);
