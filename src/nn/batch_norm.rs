@@ -286,6 +286,8 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
                         kernels::channel_grad_sums(dg, hg, &mut sum_dy, &mut sum_dy_xhat);
                         (sum_dy, sum_dy_xhat)
                     });
+                    // One part per group, none when the input needs no gradient.
+                    let mut dx_parts = dx.chunks_exact_mut(per * C);
                     for (gi, ((dg, hg), (sum_dy, sum_dy_xhat))) in
                         parts.into_iter().zip(sums).enumerate()
                     {
@@ -302,7 +304,7 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
                                 mean_dy_xhat[c] = (sum_dy_xhat[c] / n) as f32;
                             }
                         }
-                        if let Some(dxg) = dx.chunks_exact_mut(per * C).nth(gi) {
+                        if let Some(dxg) = dx_parts.next() {
                             kernels::normalised_input_grad(
                                 dg,
                                 hg,
@@ -390,16 +392,14 @@ struct Moments {
 /// `f` of each group, two groups (a discriminator's real and fake halves) side by side: each
 /// group's sums are their own, so this changes nothing in them.
 fn each_group<G: Send, R: Send>(groups: Vec<G>, f: impl Fn(G) -> R + Sync) -> Vec<R> {
-    if groups.len() != 2 {
-        return groups.into_iter().map(f).collect();
+    match <[G; 2]>::try_from(groups) {
+        Ok([a, b]) => {
+            let (mut ra, mut rb) = (None, None);
+            kernels::side_by_side(|| ra = Some(f(a)), || rb = Some(f(b)));
+            ra.into_iter().chain(rb).collect()
+        }
+        Err(groups) => groups.into_iter().map(f).collect(),
     }
-    let mut groups = groups.into_iter();
-    let (Some(a), Some(b)) = (groups.next(), groups.next()) else {
-        return Vec::new();
-    };
-    let (mut ra, mut rb) = (None, None);
-    kernels::side_by_side(|| ra = Some(f(a)), || rb = Some(f(b)));
-    ra.into_iter().chain(rb).collect()
 }
 
 fn group_stats<const C: usize>(x: &[f32], per: usize) -> Moments {

@@ -440,18 +440,6 @@ fn on_halves(y: &mut [f32], row: usize, f: impl Fn(&mut [f32]) + Sync) {
     }
 }
 
-/// `f(g, y)` on matching halves of `g` and `y` (cut between rows of `row`), side by side when
-/// it pays.
-fn on_paired_halves(g: &mut [f32], y: &[f32], row: usize, f: impl Fn(&mut [f32], &[f32]) + Sync) {
-    match half_point(g.len().min(y.len()), row) {
-        Some(at) => {
-            let ((g1, g2), (y1, y2)) = (g.split_at_mut(at), y.split_at(at));
-            side_by_side(|| f(g1, y1), || f(g2, y2));
-        }
-        None => f(g, y),
-    }
-}
-
 /// `f(dst part, src part)` on the two halves of a batch of items, `dst_item` values of `dst` and
 /// `src_item` of `src` each, cut between items and run side by side when it pays.
 pub fn on_item_halves<T: Send>(
@@ -491,22 +479,22 @@ pub fn add_bias(y: &mut [f32], bias: &[f32]) {
 
 /// `leaky_relu_grad_part` on halves, side by side when it pays.
 pub fn leaky_relu_grad(g: &mut [f32], y: &[f32], slope: f32) {
-    on_paired_halves(g, y, 1, |g, y| leaky_relu_grad_part(g, y, slope));
+    on_item_halves(g, 1, y, 1, |g, y| leaky_relu_grad_part(g, y, slope));
 }
 
 /// `tanh_grad_part` on halves, side by side when it pays.
 pub fn tanh_grad(g: &mut [f32], y: &[f32]) {
-    on_paired_halves(g, y, 1, tanh_grad_part);
+    on_item_halves(g, 1, y, 1, tanh_grad_part);
 }
 
 /// `dst = src`, on halves side by side when it pays.
 pub fn copy(dst: &mut [f32], src: &[f32]) {
-    on_paired_halves(dst, src, 1, |d, s| d.copy_from_slice(s));
+    on_item_halves(dst, 1, src, 1, |d, s| d.copy_from_slice(s));
 }
 
 /// `add_into_part` on halves, side by side when it pays.
 pub fn add_into(dst: &mut [f32], src: &[f32]) {
-    on_paired_halves(dst, src, 1, add_into_part);
+    on_item_halves(dst, 1, src, 1, add_into_part);
 }
 
 /// Batch norm's normalisation (`normalise_rows_part`), on halves side by side when it pays.
