@@ -255,8 +255,8 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
             }
         }
         A::bias_act(&mut y, folded.as_ref().map_or(&bias, |(_, shift)| shift));
-        let kept_y = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| ops::copy_of(&y));
-        let out = x.device().try_tensor_from_vec(y, *x.shape())?;
+        let keep = T::OWNS_TAPE && A::NEEDS_OUTPUT;
+        let (out, kept_y) = ops::made_keeping(x.device(), y, *x.shape(), keep)?;
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
             let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
@@ -266,7 +266,7 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
                     let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
                     if let Some(kept) = kept_y {
                         A::grad(&mut dy, &kept);
-                        ops::recycle([kept]);
+                        ops::recycle_shared(kept);
                     }
                     let mut dweight = vec![0.0f32; C];
                     let mut dbias = vec![0.0f32; C];

@@ -569,7 +569,7 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
     profile::timed(OpKind::Conv, Pass::Forward, || {
         let (k, c) = (geometry.k, geometry.ch);
         let dims = [out, c, k, k];
-        let (xv, x, mut tape) = ops::take_input(x)?;
+        let (xv, x, mut tape) = ops::take_input_shared(x)?;
         let batch = xv.len() / geometry.big_len().max(1);
         let (rows, taps) = (batch * geometry.small * geometry.small, geometry.taps());
         let w = ops::read(weight)?;
@@ -581,11 +581,11 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
         }
         let w = permute4(&w, dims, CONV_TO_PRODUCT);
         let cols = geometry.gather(&xv, batch);
-        ops::recycle([xv]);
+        ops::recycle_shared(xv);
         let mut y = kernels::forward_new(&cols, &w, rows, taps, out);
         A::bias_act(&mut y, &ops::read(bias)?);
-        let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| ops::copy_of(&y));
-        let out_t = x.device().try_tensor_from_vec(y, out_shape)?;
+        let keep = T::OWNS_TAPE && A::NEEDS_OUTPUT;
+        let (out_t, kept_out) = ops::made_keeping(x.device(), y, out_shape, keep)?;
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out_t.ghost());
             let (w_ghost, b_ghost) = (weight.ghost(), bias.ghost());
@@ -594,7 +594,7 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
                     let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
                     if let Some(kept) = kept_out {
                         A::grad(&mut dy, &kept);
-                        ops::recycle([kept]);
+                        ops::recycle_shared(kept);
                     }
                     if wants.params {
                         let mut dw = vec![0.0; out * taps];
@@ -669,7 +669,7 @@ impl<
         profile::timed(OpKind::ConvTranspose, Pass::Forward, || {
             let () = Self::SHAPES_AGREE;
             let geometry = Self::GEOMETRY;
-            let (xv, x, mut tape) = ops::take_input(x)?;
+            let (xv, x, mut tape) = ops::take_input_shared(x)?;
             let batch_dim = x.shape().0;
             let batch = batch_dim.size();
             let (rows, taps) = (batch * H * H, geometry.taps());
@@ -679,10 +679,9 @@ impl<
                 kernels::forward(x, &w, cols, images * H * H, C, taps)
             });
             A::bias_act(&mut y, &ops::read(&self.bias)?);
-            let kept_out = (T::OWNS_TAPE && A::NEEDS_OUTPUT).then(|| ops::copy_of(&y));
-            let out = x
-                .device()
-                .try_tensor_from_vec(y, (batch_dim, Const, Const, Const))?;
+            let keep = T::OWNS_TAPE && A::NEEDS_OUTPUT;
+            let out_shape = (batch_dim, Const, Const, Const);
+            let (out, kept_out) = ops::made_keeping(x.device(), y, out_shape, keep)?;
             if T::OWNS_TAPE {
                 let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
                 let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
@@ -691,7 +690,7 @@ impl<
                         let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
                         if let Some(kept) = kept_out {
                             A::grad(&mut dy, &kept);
-                            ops::recycle([kept]);
+                            ops::recycle_shared(kept);
                         }
                         let dcols = geometry.gather(&dy, batch);
                         if wants.params {
@@ -707,7 +706,7 @@ impl<
                             put_grad!(grads, x_ghost, dx);
                         }
                         put_grad!(grads, out_ghost, dy);
-                        ops::recycle([xv]);
+                        ops::recycle_shared(xv);
                         Ok(())
                     })
                 });

@@ -179,7 +179,7 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
         wants: Wants,
     ) -> Result<Batch<O, B, T>, CpuError> {
         profile::timed(OpKind::Dense, Pass::Forward, || {
-            let (xv, x, mut tape) = ops::take_input(x)?;
+            let (xv, x, mut tape) = ops::take_input_shared(x)?;
             let rows = x.shape().0;
             let batch = rows.size();
             let w = ops::read(&self.weight)?;
@@ -188,16 +188,14 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
             A::bias_act(&mut y, &b);
             ops::recycle([b]);
             if !T::OWNS_TAPE {
-                ops::recycle([xv, w]);
-                let out = x.device().try_tensor_from_vec(y, (rows, Const::<O>))?;
+                ops::recycle_shared(xv);
+                ops::recycle([w]);
+                let out = ops::made(x.device(), y, (rows, Const::<O>))?;
                 return Ok(out.put_tape(tape));
             }
-            let y_kept = if A::NEEDS_OUTPUT {
-                ops::copy_of(&y)
-            } else {
-                Vec::new()
-            };
-            let out = x.device().try_tensor_from_vec(y, (rows, Const::<O>))?;
+            let (out, y_kept) =
+                ops::made_keeping(x.device(), y, (rows, Const::<O>), A::NEEDS_OUTPUT)?;
+            let y_kept = y_kept.unwrap_or_default();
             let (x_id, w_id, b_id, out_id) = (
                 x.ghost(),
                 self.weight.ghost(),
@@ -242,7 +240,9 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
                     if wants.input {
                         put_grad!(grads, x_id, dx);
                     }
-                    ops::recycle([dy, xv, w, y_kept]);
+                    ops::recycle([dy, w]);
+                    ops::recycle_shared(xv);
+                    ops::recycle_shared(y_kept);
                     Ok(())
                 })
             });

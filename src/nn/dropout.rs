@@ -77,7 +77,7 @@ impl<const PERCENT: usize> Dropout<PERCENT> {
         for (v, m) in y.iter_mut().zip(&mask) {
             *v *= m;
         }
-        let out = x.device().try_tensor_from_vec(y, *x.shape())?;
+        let out = ops::made(x.device(), y, *x.shape())?;
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
             tape.add_backward_op(move |grads| {

@@ -55,11 +55,9 @@ fn relayout<Si: Shape, So: Shape, T: Tape<f32, Cpu>>(
     (a, b): (usize, usize),
 ) -> Result<Tensor<So, f32, Cpu, T>, CpuError> {
     profile::timed(OpKind::Copies, Pass::Forward, || {
-        let (xv, x, mut tape) = ops::take_input(x)?;
-        let out = x
-            .device()
-            .try_tensor_from_vec(transpose_rows(&xv, a, b), out_shape)?;
-        ops::recycle([xv]);
+        let (xv, x, mut tape) = ops::take_input_shared(x)?;
+        let out = ops::made(x.device(), transpose_rows(&xv, a, b), out_shape)?;
+        ops::recycle_shared(xv);
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
             tape.add_backward_op(move |grads| {

@@ -64,7 +64,7 @@ pub fn max_pool2_relu<Si: Shape, So: Shape, T: Tape<f32, Cpu>>(
                 }
             }
         }
-        let out = x.device().try_tensor_from_vec(out, out_shape)?;
+        let out = ops::made(x.device(), out, out_shape)?;
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
             tape.add_backward_op(move |grads| {

@@ -78,7 +78,7 @@ impl<const N: usize, const CLASSES: usize> Projection<N, CLASSES> {
             if labels.iter().any(|&y| y >= CLASSES) {
                 return Err(CpuError::WrongNumElements);
             }
-            let (hv, h, mut tape) = ops::take_input(h)?;
+            let (hv, h, mut tape) = ops::take_input_shared(h)?;
             let rows = h.shape().0;
             let (w, b, e) = (
                 ops::read(&self.weight)?,
@@ -99,7 +99,7 @@ impl<const N: usize, const CLASSES: usize> Projection<N, CLASSES> {
                     s + b[0]
                 })
                 .collect();
-            let out = h.device().try_tensor_from_vec(logits, (rows, Const::<1>))?;
+            let out = ops::made(h.device(), logits, (rows, Const::<1>))?;
             if T::OWNS_TAPE {
                 let (h_ghost, out_ghost) = (h.ghost(), out.ghost());
                 let (w_ghost, b_ghost, e_ghost) = (

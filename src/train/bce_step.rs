@@ -133,8 +133,6 @@ pub fn real_then_fake<const N: usize>(
     let mut both = Vec::with_capacity(2 * rows * N);
     both.extend_from_slice(real);
     both.extend_from_slice(&ops::read(fake)?);
-    let both = fake
-        .device()
-        .try_tensor_from_vec(both, (2 * rows, Const::<N>))?;
+    let both = ops::made(fake.device(), both, (2 * rows, Const::<N>))?;
     Ok(Constant(both.traced(grads)))
 }

@@ -139,9 +139,7 @@ pub fn real_then_fake_images(
     let mut both = Vec::with_capacity(2 * rows * IMAGE);
     both.extend_from_slice(real);
     both.extend_from_slice(&ops::read(fake)?);
-    let both = fake
-        .device()
-        .try_tensor_from_vec(both, (2 * rows, Const, Const, Const))?;
+    let both = ops::made(fake.device(), both, (2 * rows, Const, Const, Const))?;
     Ok(Constant(both.traced(grads)))
 }
 
