@@ -492,6 +492,20 @@ pub fn copy(dst: &mut [f32], src: &[f32]) {
     on_item_halves(dst, 1, src, 1, |d, s| d.copy_from_slice(s));
 }
 
+/// A copy of `src` in a new buffer, never zero-filled, on halves side by side when it pays.
+pub fn copy_new(src: &[f32]) -> Vec<f32> {
+    let len = src.len();
+    let mut dst = Vec::with_capacity(len);
+    on_item_halves(&mut dst.spare_capacity_mut()[..len], 1, src, 1, |d, s| {
+        for (d, &v) in d.iter_mut().zip(s) {
+            d.write(v);
+        }
+    });
+    // SAFETY: the halves (or the whole) cover all `len` values, as `src` has `len` of them.
+    unsafe { dst.set_len(len) };
+    dst
+}
+
 /// `add_into_part` on halves, side by side when it pays.
 pub fn add_into(dst: &mut [f32], src: &[f32]) {
     on_item_halves(dst, 1, src, 1, add_into_part);

@@ -73,11 +73,17 @@ pub fn buffer(len: usize) -> Vec<f32> {
     reused.unwrap_or_else(|| vec![0.0; len])
 }
 
-/// A copy of `values` in a buffer from `buffer` (give it back with `recycle` when done).
+/// A copy of `values`, in a buffer given back earlier if there is one, else in a new one that
+/// is never zero-filled (give it back with `recycle` when done).
 pub fn copy_of(values: &[f32]) -> Vec<f32> {
-    let mut buf = buffer(values.len());
-    super::kernels::copy(&mut buf, values);
-    buf
+    let reused = spare_buffers().take(values.len());
+    match reused {
+        Some(mut buf) => {
+            super::kernels::copy(&mut buf, values);
+            buf
+        }
+        None => super::kernels::copy_new(values),
+    }
 }
 
 /// Gives `buffers` back for `buffer` to hand out again.
