@@ -241,11 +241,11 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
             }
         }
         let mut xhat = xv;
-        // Every value of `y` is written below.
-        let mut y = ops::buffer(xhat.len());
+        let len = rows * C;
+        let mut y = Vec::with_capacity(len);
         for (gi, (xg, yg)) in xhat
             .chunks_exact_mut(per * C)
-            .zip(y.chunks_exact_mut(per * C))
+            .zip(y.spare_capacity_mut()[..len].chunks_exact_mut(per * C))
             .enumerate()
         {
             let (m, s) = (&means[gi * C..][..C], &inv_std[gi * C..][..C]);
@@ -254,6 +254,9 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
                 None => kernels::normalise_rows(xg, yg, m, s, &weight, false),
             }
         }
+        // SAFETY: the `groups` parts of `per * C` values cover `rows * C` (`rows` is `groups *
+        // per`), and each is written whole, as its part of `xhat` is as long.
+        unsafe { y.set_len(len) };
         A::bias_act(&mut y, folded.as_ref().map_or(&bias, |(_, shift)| shift));
         let keep = T::OWNS_TAPE && A::NEEDS_OUTPUT;
         let (out, kept_y) = ops::made_keeping(x.device(), y, *x.shape(), keep)?;

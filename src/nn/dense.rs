@@ -206,8 +206,7 @@ impl<const I: usize, const O: usize, A: Activation> Dense<I, O, A> {
                 profile::timed(OpKind::Dense, Pass::Backward, || {
                     // The gradient before the activation, from the output's (left as it is).
                     let out_grad = grads.get_or_alloc_mut(&out_id)?;
-                    let mut dy = ops::buffer(out_grad.len());
-                    kernels::copy(&mut dy, out_grad);
+                    let mut dy = ops::copy_of(out_grad);
                     A::grad(&mut dy, &y_kept);
                     let mut dx: Vec<f32> = if wants.input {
                         take_grad!(grads, x_id)

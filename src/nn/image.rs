@@ -14,9 +14,18 @@ use super::profile::{self, OpKind, Pass};
 /// into a `b x a` one, one row per task: channels-first (c, pixel) to channels-last
 /// (pixel, c) with `a` the channels, and back with `a` the pixels.
 fn transpose_rows(src: &[f32], a: usize, b: usize) -> Vec<f32> {
-    // Every value is written below.
-    let mut out = ops::buffer(src.len());
-    transpose_rows_with(src, &mut out, a, b, |d, v| *d = v);
+    let len = src.len();
+    assert!(
+        len == 0 || (a * b > 0 && len.is_multiple_of(a * b)),
+        "transpose_rows: {len} values are not rows of {a} x {b}"
+    );
+    let mut out = Vec::with_capacity(len);
+    transpose_rows_with(src, &mut out.spare_capacity_mut()[..len], a, b, |d, v| {
+        d.write(v);
+    });
+    // SAFETY: each row of `a * b` values (they divide `len`, asserted above) is put whole, every
+    // value in a place of its own.
+    unsafe { out.set_len(len) };
     out
 }
 
@@ -27,12 +36,12 @@ fn transpose_rows_add(src: &[f32], dst: &mut [f32], a: usize, b: usize) {
 
 /// `put(dst value, src value)` for each value of `src` and its place in `dst`, as
 /// `transpose_rows` places them.
-fn transpose_rows_with(
+fn transpose_rows_with<T: Send>(
     src: &[f32],
-    dst: &mut [f32],
+    dst: &mut [T],
     a: usize,
     b: usize,
-    put: impl Fn(&mut f32, f32) + Sync,
+    put: impl Fn(&mut T, f32) + Sync,
 ) {
     let per = (a * b).max(1);
     kernels::on_item_halves(dst, per, src, per, |dst, src| {

@@ -514,7 +514,7 @@ pub fn add_into(dst: &mut [f32], src: &[f32]) {
 /// Batch norm's normalisation (`normalise_rows_part`), on halves side by side when it pays.
 pub fn normalise_rows(
     x: &mut [f32],
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
     mean: &[f32],
     inv_std: &[f32],
     scale: &[f32],
@@ -864,10 +864,11 @@ simd_fn! {
 
 simd_fn! {
     /// Normalises rows in place (`x = (x - mean) * inv_std`) and writes `y = scale * x` for the
-    /// normalised value (training) or, with `scale_input`, for the input (a folded evaluation).
+    /// normalised value (training) or, with `scale_input`, for the input (a folded evaluation):
+    /// every value of `y` up to the shorter of the two.
     pub fn normalise_rows_part(
         x: &mut [f32],
-        y: &mut [f32],
+        y: &mut [MaybeUninit<f32>],
         mean: &[f32],
         inv_std: &[f32],
         scale: &[f32],
@@ -879,7 +880,7 @@ simd_fn! {
                 xr.iter_mut().zip(yr.iter_mut()).zip(mean).zip(inv_std).zip(scale)
             {
                 let h = (*xv - m) * s;
-                *yv = if scale_input { *xv * w } else { w * h };
+                yv.write(if scale_input { *xv * w } else { w * h });
                 *xv = h;
             }
         }
