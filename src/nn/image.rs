@@ -13,7 +13,7 @@ use super::profile::{self, OpKind, Pass};
 /// Every `a * b` block of `src` (one row of the batch), read as an `a x b` matrix, transposed
 /// into a `b x a` one, one row per task: channels-first (c, pixel) to channels-last
 /// (pixel, c) with `a` the channels, and back with `a` the pixels.
-fn transpose_rows(src: &[f32], a: usize, b: usize) -> Vec<f32> {
+pub(crate) fn transpose_rows(src: &[f32], a: usize, b: usize) -> Vec<f32> {
     let len = src.len();
     assert!(
         len == 0 || (a * b > 0 && len.is_multiple_of(a * b)),
@@ -30,7 +30,7 @@ fn transpose_rows(src: &[f32], a: usize, b: usize) -> Vec<f32> {
 }
 
 /// `transpose_rows` of `src` added into `dst`.
-fn transpose_rows_add(src: &[f32], dst: &mut [f32], a: usize, b: usize) {
+pub(crate) fn transpose_rows_add(src: &[f32], dst: &mut [f32], a: usize, b: usize) {
     transpose_rows_with(src, dst, a, b, |d, v| *d += v);
 }
 

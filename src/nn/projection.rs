@@ -9,8 +9,10 @@ use rayon::prelude::*;
 
 use super::conv::{Wants, dcgan_normal};
 use super::frozen::FrozenModule;
+use super::image::{transpose_rows, transpose_rows_add};
 use super::ops::{self, put_grad, take_grad};
 use super::profile::{self, OpKind, Pass};
+use std::sync::Arc;
 
 /// `N` features and `CLASSES` labels to one logit per row.
 #[derive(Debug, Clone)]
@@ -66,11 +68,64 @@ impl<const N: usize, const CLASSES: usize> TensorCollection<f32, Cpu> for Projec
 pub type Labelled<B, const N: usize, T> =
     (Tensor<(B, Const<N>), f32, Cpu, T>, Tensor<(B,), usize, Cpu>);
 
+/// Channels-last images (batch, side, side, channels) with the tape, and the label of each:
+/// their features are the images flattened channels-first, as PyTorch's `Flatten` of its
+/// (channels, side, side) images gives them.
+pub type LabelledImages<B, const H: usize, const C: usize, T> = (
+    Tensor<(B, Const<H>, Const<H>, Const<C>), f32, Cpu, T>,
+    Tensor<(B,), usize, Cpu>,
+);
+
+/// How a row's values hold its features: in order, or as a channels-last image of `pixels`
+/// positions whose feature `c * pixels + p` (channel `c` at position `p`, channels-first) is
+/// value `p * channels + c`.
+#[derive(Debug, Clone, Copy)]
+enum FeatureOrder {
+    InPlace,
+    ChannelsLast { pixels: usize, channels: usize },
+}
+
 impl<const N: usize, const CLASSES: usize> Projection<N, CLASSES> {
-    /// The forward pass; the backward pass adds the gradients `wants` asks for.
+    /// The forward pass on rows of features; the backward pass adds the gradients `wants` asks
+    /// for.
     pub fn forward_op<B: Dim, T: Tape<f32, Cpu>>(
         &self,
         (h, labels): Labelled<B, N, T>,
+        wants: Wants,
+    ) -> Result<Tensor<(B, Const<1>), f32, Cpu, T>, CpuError> {
+        let rows = h.shape().0;
+        self.op(h, rows, labels, FeatureOrder::InPlace, wants)
+    }
+
+    /// `forward_op` on channels-last images, flattened channels-first as it reads them (no
+    /// `Flatten` op, its copies and gradient buffer in between): the same sums in the same
+    /// order.
+    pub fn forward_images_op<B: Dim, const H: usize, const C: usize, T: Tape<f32, Cpu>>(
+        &self,
+        (x, labels): LabelledImages<B, H, C, T>,
+        wants: Wants,
+    ) -> Result<Tensor<(B, Const<1>), f32, Cpu, T>, CpuError> {
+        const {
+            assert!(
+                H * H * C == N,
+                "Projection: images of H x H x C must have N values"
+            )
+        };
+        let rows = x.shape().0;
+        let order = FeatureOrder::ChannelsLast {
+            pixels: H * H,
+            channels: C,
+        };
+        self.op(x, rows, labels, order, wants)
+    }
+
+    /// The op on `h`, `rows` rows of `N` values whose features lie in `order`.
+    fn op<S: Shape, B: Dim, T: Tape<f32, Cpu>>(
+        &self,
+        h: Tensor<S, f32, Cpu, T>,
+        rows: B,
+        labels: Tensor<(B,), usize, Cpu>,
+        order: FeatureOrder,
         wants: Wants,
     ) -> Result<Tensor<(B, Const<1>), f32, Cpu, T>, CpuError> {
         profile::timed(OpKind::Projection, Pass::Forward, || {
@@ -79,7 +134,19 @@ impl<const N: usize, const CLASSES: usize> Projection<N, CLASSES> {
                 return Err(CpuError::WrongNumElements);
             }
             let (hv, h, mut tape) = ops::take_input_shared(h)?;
-            let rows = h.shape().0;
+            if hv.len() != rows.size() * N {
+                return Err(CpuError::WrongNumElements);
+            }
+            // The features in order, on both threads (what a `Flatten` op would make, without
+            // its copies and gradient buffer).
+            let hv = match order {
+                FeatureOrder::InPlace => hv,
+                FeatureOrder::ChannelsLast { pixels, channels } => {
+                    let flat = transpose_rows(&hv, pixels, channels);
+                    ops::recycle_shared(hv);
+                    Arc::new(flat)
+                }
+            };
             let (w, b, e) = (
                 ops::read(&self.weight)?,
                 ops::read(&self.bias)?,
@@ -111,15 +178,26 @@ impl<const N: usize, const CLASSES: usize> Projection<N, CLASSES> {
                     profile::timed(OpKind::Projection, Pass::Backward, || {
                         let dl: Vec<f32> = take_grad!(grads, out_ghost);
                         if wants.input {
+                            let add = |dh: &mut [f32]| {
+                                dh.par_chunks_exact_mut(N)
+                                    .zip(labels.par_iter().zip(&dl))
+                                    .for_each(|(dh, (&y, &d))| {
+                                        let ey = &e[y * N..][..N];
+                                        for ((g, w), e) in dh.iter_mut().zip(&w).zip(ey) {
+                                            *g += d * (w + e);
+                                        }
+                                    });
+                            };
                             let dh = grads.get_or_alloc_mut(&h_ghost)?;
-                            dh.par_chunks_exact_mut(N)
-                                .zip(labels.par_iter().zip(&dl))
-                                .for_each(|(dh, (&y, &d))| {
-                                    let ey = &e[y * N..][..N];
-                                    for ((g, w), e) in dh.iter_mut().zip(&w).zip(ey) {
-                                        *g += d * (w + e);
-                                    }
-                                });
+                            match order {
+                                FeatureOrder::InPlace => add(dh),
+                                FeatureOrder::ChannelsLast { pixels, channels } => {
+                                    // In order first, then into the images' places.
+                                    let mut flat = vec![0.0; dh.len()];
+                                    add(&mut flat);
+                                    transpose_rows_add(&flat, dh, channels, pixels);
+                                }
+                            }
                         }
                         if wants.params {
                             let mut dw: Vec<f32> = take_grad!(grads, w_ghost);
@@ -156,7 +234,32 @@ impl<const N: usize, const CLASSES: usize, B: Dim, T: Tape<f32, Cpu>> Module<Lab
     }
 }
 
+impl<const N: usize, const CLASSES: usize, B: Dim, const H: usize, const C: usize, T>
+    Module<LabelledImages<B, H, C, T>> for Projection<N, CLASSES>
+where
+    T: Tape<f32, Cpu>,
+{
+    type Output = Tensor<(B, Const<1>), f32, Cpu, T>;
+    type Error = CpuError;
+
+    fn try_forward(&self, x: LabelledImages<B, H, C, T>) -> Result<Self::Output, CpuError> {
+        self.forward_images_op(x, Wants::ALL)
+    }
+}
+
 impl<const N: usize, const CLASSES: usize> NonMutableModule for Projection<N, CLASSES> {}
+
+impl<const N: usize, const CLASSES: usize, B: Dim, const H: usize, const C: usize, T>
+    FrozenModule<LabelledImages<B, H, C, T>> for Projection<N, CLASSES>
+where
+    T: Tape<f32, Cpu>,
+{
+    type Output = Tensor<(B, Const<1>), f32, Cpu, T>;
+
+    fn try_forward_frozen(&self, x: LabelledImages<B, H, C, T>) -> Result<Self::Output, CpuError> {
+        self.forward_images_op(x, Wants::INPUT)
+    }
+}
 
 impl<const N: usize, const CLASSES: usize, B: Dim, T: Tape<f32, Cpu>>
     FrozenModule<Labelled<B, N, T>> for Projection<N, CLASSES>
@@ -233,5 +336,38 @@ mod tests {
         // A label out of range is an error, not a panic.
         let bad = dev.tensor_from_vec(vec![0usize, 1, 3, 0], (Const::<4>,));
         assert!(p.try_forward((h, bad)).is_err());
+    }
+
+    /// On channels-last images it is `Flatten` then the projection, bit for bit: logits and
+    /// every gradient.
+    #[test]
+    fn reads_images_as_flatten_would_give_them() {
+        use crate::nn::Flatten;
+        let dev = Cpu::seed_from_u64(9);
+        // 3 x 3 images of 2 channels: 18 features.
+        let p = dev.build_module::<Projection<18, 3>, f32>();
+        let x: Tensor<Rank4<5, 3, 3, 2>, f32, Cpu> = dev.sample_normal();
+        let y = dev.tensor_from_vec(vec![2usize, 0, 1, 1, 2], (Const::<5>,));
+        let r: Tensor<Rank2<5, 1>, f32, Cpu> = dev.sample_normal();
+
+        let direct = p.try_forward((x.leaky_trace(), y.clone())).unwrap();
+        let direct_v = direct.as_vec();
+        let g = (direct * r.clone()).sum().backward();
+        let flat = Flatten::<18, 2, 3>.try_forward(x.leaky_trace()).unwrap();
+        let via = p.try_forward((flat, y.clone())).unwrap();
+        assert_eq!(direct_v, via.as_vec(), "logits");
+        let gv = (via * r.clone()).sum().backward();
+        assert_eq!(g.get(&x).as_vec(), gv.get(&x).as_vec(), "images");
+        assert_eq!(g.get(&p.weight).as_vec(), gv.get(&p.weight).as_vec());
+        assert_eq!(g.get(&p.bias).as_vec(), gv.get(&p.bias).as_vec());
+        assert_eq!(g.get(&p.embedding).as_vec(), gv.get(&p.embedding).as_vec());
+
+        let frozen = p.try_forward_frozen((x.leaky_trace(), y)).unwrap();
+        let gf = (frozen * r).sum().backward();
+        assert_eq!(
+            gf.get(&x).as_vec(),
+            g.get(&x).as_vec(),
+            "frozen: the same image gradient"
+        );
     }
 }

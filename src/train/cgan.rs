@@ -69,7 +69,7 @@ impl TensorCollection<f32, Cpu> for ProjectionDiscriminator {
                 ),
             ),
             |(c14, c7, bn7, weight, bias, embedding)| ProjectionDiscriminator {
-                features: (c14, c7, bn7, Default::default()),
+                features: (c14, c7, bn7),
                 head: Projection {
                     weight,
                     bias,

@@ -56,8 +56,8 @@ pub type Generator<const Z: usize> = (
 pub const G_INDICES: &[&str] = &["0", "1", "2", "4", "5", "7"];
 
 /// The discriminator's layers up to its features: convolution to 14x14x32 and LeakyReLU,
-/// convolution to 7x7x64, batch norm (real and fake halves apart) and LeakyReLU, flattened
-/// channels-first.
+/// convolution to 7x7x64, batch norm (real and fake halves apart) and LeakyReLU; channels-last
+/// 7x7x64 images, which a head reads flattened channels-first.
 pub type Features = FeaturesOn<f32, Cpu>;
 
 /// `Features` of another dtype or device, as dfdx's `TensorCollection::To` names it.
@@ -65,7 +65,6 @@ pub type FeaturesOn<E, D> = (
     Conv2d<1, D14, 4, 2, 1, 28, 14, LeakyRelu, E, D>,
     Conv2d<D14, D7, 4, 2, 1, 14, 7, Identity, E, D>,
     BatchNorm2d<D7, LeakyRelu, 2, E, D>,
-    Flatten<D_DENSE, D7, 7>,
 );
 
 /// The unconditional discriminator: the features, then one dense logit.
