@@ -497,9 +497,7 @@ pub fn copy_new(src: &[f32]) -> Vec<f32> {
     let len = src.len();
     let mut dst = Vec::with_capacity(len);
     on_item_halves(&mut dst.spare_capacity_mut()[..len], 1, src, 1, |d, s| {
-        for (d, &v) in d.iter_mut().zip(s) {
-            d.write(v);
-        }
+        d.write_copy_of_slice(s);
     });
     // SAFETY: the halves (or the whole) cover all `len` values, as `src` has `len` of them.
     unsafe { dst.set_len(len) };
