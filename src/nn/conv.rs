@@ -583,6 +583,8 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
         let cols = geometry.gather(&xv, batch);
         ops::recycle_shared(xv);
         let mut y = kernels::forward_new(&cols, &w, rows, taps, out);
+        // The patches are kept for the weight gradient only (none in a frozen layer's pass).
+        let cols = (T::OWNS_TAPE && wants.params).then_some(cols);
         A::bias_act(&mut y, &ops::read(bias)?);
         let keep = T::OWNS_TAPE && A::NEEDS_OUTPUT;
         let (out_t, kept_out) = ops::made_keeping(x.device(), y, out_shape, keep)?;
@@ -596,7 +598,7 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
                         A::grad(&mut dy, &kept);
                         ops::recycle_shared(kept);
                     }
-                    if wants.params {
+                    if let Some(cols) = cols {
                         let mut dw = vec![0.0; out * taps];
                         kernels::weight_grad(&dy, &cols, &mut dw, rows, taps, out, false);
                         let gw = grads.get_or_alloc_mut(&w_ghost)?;
@@ -615,7 +617,6 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
                             },
                         );
                     }
-                    drop(cols);
                     put_grad!(grads, out_ghost, dy);
                     Ok(())
                 })

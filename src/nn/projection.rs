@@ -2,6 +2,8 @@
 //! logit for features `h` shown with label `y` is `w . h + b + e_y . h`, `e_y` a learned vector
 //! per class, as one dfdx custom op over the features and the labels.
 
+use std::sync::Arc;
+
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
 use dfdx::tensor::Tape;
@@ -12,7 +14,6 @@ use super::frozen::FrozenModule;
 use super::image::{transpose_rows, transpose_rows_add};
 use super::ops::{self, put_grad, take_grad};
 use super::profile::{self, OpKind, Pass};
-use std::sync::Arc;
 
 /// `N` features and `CLASSES` labels to one logit per row.
 #[derive(Debug, Clone)]
