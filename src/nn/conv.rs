@@ -21,7 +21,6 @@ use rand_distr::Normal;
 use super::dense::Activation;
 use super::frozen::{Constant, FrozenModule};
 use super::kernels;
-use super::one_channel;
 use super::ops::{self, put_grad, take_grad};
 use super::profile::{self, OpKind, Pass};
 
@@ -581,28 +580,12 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
             return Err(CpuError::WrongNumElements);
         }
         let w = permute4(&w, dims, CONV_TO_PRODUCT);
-        let b = ops::read(bias)?;
-        let direct = one_channel::takes(&geometry, out);
-        let (y, patches) = if direct {
-            let finish = |y: &mut [f32]| A::bias_act(y, &b);
-            let y = one_channel::forward(&geometry, &xv, batch, &w, out, &finish);
-            (y, Patches::Pixels(xv))
-        } else {
-            let cols = geometry.gather(&xv, batch);
-            ops::recycle_shared(xv);
-            let mut y = kernels::forward_new(&cols, &w, rows, taps, out);
-            A::bias_act(&mut y, &b);
-            (y, Patches::Laid(cols))
-        };
+        let cols = geometry.gather(&xv, batch);
+        ops::recycle_shared(xv);
+        let mut y = kernels::forward_new(&cols, &w, rows, taps, out);
         // The patches are kept for the weight gradient only (none in a frozen layer's pass).
-        let patches = match (T::OWNS_TAPE && wants.params, patches) {
-            (true, patches) => Some(patches),
-            (false, Patches::Pixels(xv)) => {
-                ops::recycle_shared(xv);
-                None
-            }
-            (false, Patches::Laid(_)) => None,
-        };
+        let cols = (T::OWNS_TAPE && wants.params).then_some(cols);
+        A::bias_act(&mut y, &ops::read(bias)?);
         let keep = T::OWNS_TAPE && A::NEEDS_OUTPUT;
         let (out_t, kept_out) = ops::made_keeping(x.device(), y, out_shape, keep)?;
         if T::OWNS_TAPE {
@@ -615,24 +598,14 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
                         A::grad(&mut dy, &kept);
                         ops::recycle_shared(kept);
                     }
-                    if let Some(patches) = patches {
+                    if let Some(cols) = cols {
                         let mut dw = vec![0.0; out * taps];
-                        match &patches {
-                            Patches::Laid(cols) => {
-                                kernels::weight_grad(&dy, cols, &mut dw, rows, taps, out, false)
-                            }
-                            Patches::Pixels(xv) => {
-                                one_channel::weight_grad(&geometry, xv, batch, &dy, out, &mut dw)
-                            }
-                        }
+                        kernels::weight_grad(&dy, &cols, &mut dw, rows, taps, out, false);
                         let gw = grads.get_or_alloc_mut(&w_ghost)?;
                         add_unpermuted4(gw, &dw, dims, CONV_TO_PRODUCT);
                         kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
                     }
-                    if wants.input && direct {
-                        let dx = grads.get_or_alloc_mut(&x_ghost)?;
-                        one_channel::add_input_grad(&geometry, dx, batch, &dy, &w, out);
-                    } else if wants.input {
+                    if wants.input {
                         let per_image = geometry.small * geometry.small;
                         geometry.scatter_add_made(
                             grads.get_or_alloc_mut(&x_ghost)?,
@@ -651,14 +624,6 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
         }
         Ok(out_t.put_tape(tape))
     })
-}
-
-/// What a convolution keeps of its input for its weight gradient.
-enum Patches {
-    /// The patch matrix (im2col), as the product read it.
-    Laid(Vec<f32>),
-    /// The images themselves, for `one_channel`, which reads patches from the pixels.
-    Pixels(ops::Shared),
 }
 
 /// PyTorch's `Conv2d` filters (out, in, kh, kw) as the product's (out, kh, kw, in).

@@ -200,12 +200,6 @@ impl Operands {
 /// 784, this scales better than gemm's own splitting.
 const SPLIT_MIN_WORK: usize = 1 << 20;
 
-/// Whether work of `work` multiply-adds is worth cutting in two halves on two threads: there
-/// are two, this thread is not already one of two running side by side, and there is enough.
-pub(super) fn halves_pay(work: usize) -> bool {
-    rayon::current_num_threads() > 1 && !SIDE_BY_SIDE.with(|s| s.get()) && work >= SPLIT_MIN_WORK
-}
-
 /// `dst = lhs * rhs` (or `+=`), cut along its longer output side into halves on two threads
 /// when it is large enough and this thread is not already one of two running side by side.
 ///
@@ -213,7 +207,9 @@ pub(super) fn halves_pay(work: usize) -> bool {
 /// The operands, with their strides, must cover `m x n`, `m x k` and `k x n` elements, `dst`
 /// must overlap neither input, and without `accumulate` `dst` may be uninitialised.
 unsafe fn split_product(m: usize, n: usize, k: usize, ops: Operands) {
-    if halves_pay(m * n * k) && m.max(n) >= 32 {
+    let threads = rayon::current_num_threads();
+    let alone = SIDE_BY_SIDE.with(|s| s.get());
+    if threads > 1 && !alone && m * n * k >= SPLIT_MIN_WORK && m.max(n) >= 32 {
         let ((m1, n1), (m2, n2), second) = if m >= n {
             let half = (m / 2).next_multiple_of(16).min(m);
             ((half, n), (m - half, n), ops.from(half, 0))

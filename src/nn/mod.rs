@@ -15,7 +15,6 @@ pub mod kernels;
 pub mod loss;
 pub mod memory;
 pub mod norm;
-pub mod one_channel;
 pub mod ops;
 pub mod params;
 pub mod penalty;
