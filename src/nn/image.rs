@@ -11,8 +11,8 @@ use super::ops::{self, put_grad, take_grad};
 use super::profile::{self, OpKind, Pass};
 
 /// Every `a * b` block of `src` (one row of the batch), read as an `a x b` matrix, transposed
-/// into a `b x a` one, the two halves of the batch side by side: channels-first (c, pixel) to channels-last
-/// (pixel, c) with `a` the channels, and back with `a` the pixels.
+/// into a `b x a` one, the two halves of the batch side by side: channels-first (c, pixel) to
+/// channels-last (pixel, c) with `a` the channels, and back with `a` the pixels.
 pub(crate) fn transpose_rows(src: &[f32], a: usize, b: usize) -> Vec<f32> {
     let len = src.len();
     assert!(
