@@ -3,13 +3,17 @@
 //! batch) fused with the activation that follows it, as a dfdx module whose passes are one
 //! custom op.
 //!
-//! A discriminator shown real and fake images in one pass must still normalise each half with
-//! its own statistics, as two PyTorch calls would: `GROUPS` says how many batches one training
-//! pass holds, one after the other.
+//! Two threads may train clones of one network at once on different batches (a
+//! discriminator's real and fake batch, `bce_step::Apart`): their batch norms then record the
+//! statistics they find (`recording`) and the network's running statistics follow them
+//! afterwards, in order (`follow_recorded`).
 
 use std::marker::PhantomData;
 
-use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection, TensorOptions};
+use dfdx::nn::tensor_collection::{
+    ModuleVisitor, RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut,
+    ViewTensorName,
+};
 use dfdx::prelude::*;
 use dfdx::tensor::Tape;
 use rand_distr::Normal;
@@ -25,21 +29,16 @@ use super::profile::{self, OpKind, Pass};
 /// sampled with it, so they still sample the same digits).
 const EPS: f32 = 1e-5;
 const MOMENTUM: f32 = 0.1;
+/// The names of the running statistics, as PyTorch's.
+const RUNNING_MEAN: &str = "running_mean";
+const RUNNING_VAR: &str = "running_var";
 
 /// Batch norm of `C` channels then the activation `A`, with learned scale (`weight`, initialised
 /// as `Init` says) and shift (`bias`) and running statistics for evaluation, as PyTorch names
-/// them. A training pass (`forward_mut`) normalises each of its `GROUPS` equal parts with its own
-/// statistics and moves the running statistics; an evaluation pass (`forward`) uses the running
-/// statistics. It takes rows of `C` features as well as channels-last images (`ChannelsLast`).
+/// them. A training pass (`forward_mut`) normalises with the batch's own statistics and moves
+/// the running statistics; an evaluation pass (`forward`) uses the running statistics. It takes rows of `C` features as well as channels-last images (`ChannelsLast`).
 #[derive(Debug, Clone)]
-pub struct BatchNorm2d<
-    const C: usize,
-    A,
-    const GROUPS: usize = 1,
-    E: Dtype = f32,
-    D: Storage<E> = Cpu,
-    Init = DcganScale,
-> {
+pub struct BatchNorm2d<const C: usize, A, E: Dtype = f32, D: Storage<E> = Cpu, Init = DcganScale> {
     pub weight: Tensor<Rank1<C>, E, D>,
     pub bias: Tensor<Rank1<C>, E, D>,
     pub running_mean: Tensor<Rank1<C>, E, D>,
@@ -49,7 +48,7 @@ pub struct BatchNorm2d<
 
 /// The same layer over rows of `C` features, with PyTorch's initial scale of 1 (the tuned MLP's
 /// generator).
-pub type BatchNorm1d<const C: usize, A> = BatchNorm2d<C, A, 1, f32, Cpu, UnitScale>;
+pub type BatchNorm1d<const C: usize, A> = BatchNorm2d<C, A, f32, Cpu, UnitScale>;
 
 /// A batch whose last axis holds the `C` channels a batch norm normalises: rows of features
 /// `(B, C)` or channels-last images `(B, H, W, C)`.
@@ -104,16 +103,16 @@ impl Activation for Relu {
     }
 }
 
-impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit> BuildOnDevice<Cpu, f32>
-    for BatchNorm2d<C, A, GROUPS, f32, Cpu, I>
+impl<const C: usize, A: Activation, I: ScaleInit> BuildOnDevice<Cpu, f32>
+    for BatchNorm2d<C, A, f32, Cpu, I>
 {
     type Built = Self;
 }
 
-impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit> TensorCollection<f32, Cpu>
-    for BatchNorm2d<C, A, GROUPS, f32, Cpu, I>
+impl<const C: usize, A: Activation, I: ScaleInit> TensorCollection<f32, Cpu>
+    for BatchNorm2d<C, A, f32, Cpu, I>
 {
-    type To<E2: Dtype, D2: Device<E2>> = BatchNorm2d<C, A, GROUPS, E2, D2, I>;
+    type To<E2: Dtype, D2: Device<E2>> = BatchNorm2d<C, A, E2, D2, I>;
 
     fn iter_tensors<V: ModuleVisitor<Self, f32, Cpu>>(
         visitor: &mut V,
@@ -133,13 +132,13 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit> TensorCol
                     TensorOptions::reset_to_zeros(),
                 ),
                 Self::tensor(
-                    "running_mean",
+                    RUNNING_MEAN,
                     |s| &s.running_mean,
                     |s| &mut s.running_mean,
                     TensorOptions::detached(|t| t.try_fill_with_zeros()),
                 ),
                 Self::tensor(
-                    "running_var",
+                    RUNNING_VAR,
                     |s| &s.running_var,
                     |s| &mut s.running_var,
                     TensorOptions::detached(|t| t.try_fill_with_ones()),
@@ -162,24 +161,22 @@ type Values<S, T> = Tensor<S, f32, Cpu, T>;
 /// Where the statistics of a pass come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Statistics {
-    /// The batch's own, in this many equal groups (training).
-    Batch(usize),
+    /// The batch's own (training).
+    Batch,
     /// The running ones (evaluation).
     Running,
 }
 
-impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
-    BatchNorm2d<C, A, GROUPS, f32, Cpu, I>
-{
+impl<const C: usize, A: Activation, I: ScaleInit> BatchNorm2d<C, A, f32, Cpu, I> {
     /// The forward pass with statistics from `stats`; the backward pass adds the gradients
-    /// `wants` asks for. Returns the output and, for batch statistics, each group's mean and
+    /// `wants` asks for. Returns the output and, for batch statistics, the batch's mean and
     /// unbiased variance.
     pub fn forward_op<S: ChannelsLast<C>, T: Tape<f32, Cpu>>(
         &self,
         x: Values<S, T>,
         stats: Statistics,
         wants: Wants,
-    ) -> Result<(Values<S, T>, Vec<GroupStats>), CpuError> {
+    ) -> Result<(Values<S, T>, Option<BatchStats>), CpuError> {
         profile::timed(OpKind::BatchNorm, Pass::Forward, || {
             self.untimed_forward_op(x, stats, wants)
         })
@@ -191,22 +188,17 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
         x: Values<S, T>,
         stats: Statistics,
         wants: Wants,
-    ) -> Result<(Values<S, T>, Vec<GroupStats>), CpuError> {
+    ) -> Result<(Values<S, T>, Option<BatchStats>), CpuError> {
         let (xv, x, mut tape) = ops::take_input(x)?;
         let rows = xv.len() / C.max(1);
-        let (weight, bias) = (ops::read(&self.weight)?, ops::read(&self.bias)?);
-        let groups = match stats {
-            Statistics::Batch(g) => g,
-            Statistics::Running => 1,
-        };
-        if groups == 0 || rows == 0 || !rows.is_multiple_of(groups) {
+        if rows == 0 {
             return Err(CpuError::WrongNumElements);
         }
-        let per = rows / groups;
-        // Per group and channel: 1/sqrt(var + eps) and the mean the pass normalises with.
-        let mut inv_std = vec![0.0f32; groups * C];
-        let mut means = vec![0.0f32; groups * C];
-        let mut found = Vec::new();
+        let (weight, bias) = (ops::read(&self.weight)?, ops::read(&self.bias)?);
+        // Per channel: the mean the pass normalises with and 1/sqrt(var + eps).
+        let mut inv_std = vec![0.0f32; C];
+        let mut means = vec![0.0f32; C];
+        let mut found = None;
         // Evaluation folds the statistics into one scale and shift per channel, as PyTorch's
         // kernel does: `y = x * scale + shift`.
         let mut folded: Option<(Vec<f32>, Vec<f32>)> = None;
@@ -224,38 +216,29 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
                 }
                 folded = Some((scale, shift));
             }
-            Statistics::Batch(_) => {
-                let stats = each_group(xv.chunks_exact(per * C).collect(), |xg| {
-                    group_stats::<C>(xg, per)
-                });
-                for (gi, s) in stats.into_iter().enumerate() {
-                    for c in 0..C {
-                        means[gi * C + c] = s.mean[c] as f32;
-                        inv_std[gi * C + c] = (1.0 / (s.biased_var[c] + EPS as f64).sqrt()) as f32;
-                    }
-                    found.push(GroupStats {
-                        mean: s.mean.iter().map(|&m| m as f32).collect(),
-                        unbiased_var: s.unbiased_var.iter().map(|&v| v as f32).collect(),
-                    });
+            Statistics::Batch => {
+                let s = moments::<C>(&xv, rows);
+                for c in 0..C {
+                    means[c] = s.mean[c] as f32;
+                    inv_std[c] = (1.0 / (s.biased_var[c] + EPS as f64).sqrt()) as f32;
                 }
+                found = Some(BatchStats {
+                    mean: s.mean.iter().map(|&m| m as f32).collect(),
+                    unbiased_var: s.unbiased_var.iter().map(|&v| v as f32).collect(),
+                });
             }
         }
         let mut xhat = xv;
         let len = rows * C;
         let mut y = Vec::with_capacity(len);
-        for (gi, (xg, yg)) in xhat
-            .chunks_exact_mut(per * C)
-            .zip(y.spare_capacity_mut()[..len].chunks_exact_mut(per * C))
-            .enumerate()
-        {
-            let (m, s) = (&means[gi * C..][..C], &inv_std[gi * C..][..C]);
-            match &folded {
-                Some((scale, _)) => kernels::normalise_rows(xg, yg, m, s, scale, true),
-                None => kernels::normalise_rows(xg, yg, m, s, &weight, false),
+        let y_parts = &mut y.spare_capacity_mut()[..len];
+        match &folded {
+            Some((scale, _)) => {
+                kernels::normalise_rows(&mut xhat, y_parts, &means, &inv_std, scale, true)
             }
+            None => kernels::normalise_rows(&mut xhat, y_parts, &means, &inv_std, &weight, false),
         }
-        // SAFETY: the `groups` parts of `per * C` values cover `rows * C` (`rows` is `groups *
-        // per`), and each is written whole, as its part of `xhat` is as long.
+        // SAFETY: `normalise_rows` wrote all `len` values, as `xhat` is as long.
         unsafe { y.set_len(len) };
         A::bias_act(&mut y, folded.as_ref().map_or(&bias, |(_, shift)| shift));
         let keep = T::OWNS_TAPE && A::NEEDS_OUTPUT;
@@ -263,7 +246,7 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
         if T::OWNS_TAPE {
             let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
             let (w_ghost, b_ghost) = (self.weight.ghost(), self.bias.ghost());
-            let batch_stats = stats != Statistics::Running;
+            let batch_stats = stats == Statistics::Batch;
             tape.add_backward_op(move |grads| {
                 profile::timed(OpKind::BatchNorm, Pass::Backward, || {
                     let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
@@ -271,57 +254,36 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
                         A::grad(&mut dy, &kept);
                         ops::recycle_shared(kept);
                     }
-                    let mut dweight = vec![0.0f32; C];
-                    let mut dbias = vec![0.0f32; C];
-                    // The input's gradient, added to in place (no buffer of its own).
-                    let mut dx: Vec<f32> = if wants.input {
-                        take_grad!(grads, x_ghost)
-                    } else {
-                        Vec::new()
-                    };
-                    let parts: Vec<_> = dy
-                        .chunks_exact(per * C)
-                        .zip(xhat.chunks_exact(per * C))
-                        .collect();
-                    let sums = each_group(parts.clone(), |(dg, hg)| {
-                        let mut sum_dy = vec![0.0f64; C];
-                        let mut sum_dy_xhat = vec![0.0f64; C];
-                        kernels::channel_grad_sums(dg, hg, &mut sum_dy, &mut sum_dy_xhat);
-                        (sum_dy, sum_dy_xhat)
-                    });
-                    // One part per group, none when the input needs no gradient.
-                    let mut dx_parts = dx.chunks_exact_mut(per * C);
-                    for (gi, ((dg, hg), (sum_dy, sum_dy_xhat))) in
-                        parts.into_iter().zip(sums).enumerate()
-                    {
-                        let n = per as f64;
+                    let mut sum_dy = vec![0.0f64; C];
+                    let mut sum_dy_xhat = vec![0.0f64; C];
+                    kernels::channel_grad_sums(&dy, &xhat, &mut sum_dy, &mut sum_dy_xhat);
+                    if wants.input {
+                        // Added to in place (no buffer of its own).
+                        let mut dx: Vec<f32> = take_grad!(grads, x_ghost);
+                        let n = rows as f64;
                         let mut k = vec![0.0f32; C];
                         let mut mean_dy = vec![0.0f32; C];
                         let mut mean_dy_xhat = vec![0.0f32; C];
                         for c in 0..C {
-                            dweight[c] += sum_dy_xhat[c] as f32;
-                            dbias[c] += sum_dy[c] as f32;
-                            k[c] = weight[c] * inv_std[gi * C + c];
+                            k[c] = weight[c] * inv_std[c];
                             if batch_stats {
                                 mean_dy[c] = (sum_dy[c] / n) as f32;
                                 mean_dy_xhat[c] = (sum_dy_xhat[c] / n) as f32;
                             }
                         }
-                        if let Some(dxg) = dx_parts.next() {
-                            kernels::normalised_input_grad(
-                                dg,
-                                hg,
-                                dxg,
-                                &k,
-                                &mean_dy,
-                                &mean_dy_xhat,
-                            );
-                        }
-                    }
-                    if wants.input {
+                        kernels::normalised_input_grad(
+                            &dy,
+                            &xhat,
+                            &mut dx,
+                            &k,
+                            &mean_dy,
+                            &mean_dy_xhat,
+                        );
                         put_grad!(grads, x_ghost, dx);
                     }
                     if wants.params {
+                        let dweight: Vec<f32> = sum_dy_xhat.iter().map(|&s| s as f32).collect();
+                        let dbias: Vec<f32> = sum_dy.iter().map(|&s| s as f32).collect();
                         let add = kernels::add_into;
                         add(grads.get_or_alloc_mut(&w_ghost)?, &dweight);
                         add(grads.get_or_alloc_mut(&b_ghost)?, &dbias);
@@ -335,78 +297,143 @@ impl<const C: usize, A: Activation, const GROUPS: usize, I: ScaleInit>
         Ok((out.put_tape(tape), found))
     }
 
-    /// Moves the running statistics a tenth of the way to each group's, group by group (the
-    /// variance unbiased, as PyTorch does).
-    pub fn track(&mut self, found: &[GroupStats]) -> Result<(), CpuError> {
+    /// Moves the running statistics a tenth of the way to a batch's (the variance unbiased, as
+    /// PyTorch does).
+    pub fn track(&mut self, found: &BatchStats) -> Result<(), CpuError> {
         profile::timed(OpKind::BatchNorm, Pass::Forward, || {
-            self.untimed_track(found)
+            follow_tensor(&mut self.running_mean, &found.mean)?;
+            follow_tensor(&mut self.running_var, &found.unbiased_var)
         })
-    }
-
-    fn untimed_track(&mut self, found: &[GroupStats]) -> Result<(), CpuError> {
-        let (mut rm, mut rv) = (
-            ops::read(&self.running_mean)?,
-            ops::read(&self.running_var)?,
-        );
-        for s in found {
-            for c in 0..C {
-                rm[c] = (1.0 - MOMENTUM) * rm[c] + MOMENTUM * s.mean[c];
-                rv[c] = (1.0 - MOMENTUM) * rv[c] + MOMENTUM * s.unbiased_var[c];
-            }
-        }
-        self.running_mean.copy_from(&rm);
-        self.running_var.copy_from(&rv);
-        Ok(())
     }
 }
 
-impl<
-    const C: usize,
-    A: Activation,
-    const GROUPS: usize,
-    I: ScaleInit,
-    S: ChannelsLast<C>,
-    T: Tape<f32, Cpu>,
-> FrozenModule<Tensor<S, f32, Cpu, T>> for BatchNorm2d<C, A, GROUPS, f32, Cpu, I>
+impl<const C: usize, A: Activation, I: ScaleInit, S: ChannelsLast<C>, T: Tape<f32, Cpu>>
+    FrozenModule<Tensor<S, f32, Cpu, T>> for BatchNorm2d<C, A, f32, Cpu, I>
 {
     type Output = Tensor<S, f32, Cpu, T>;
 
     /// A frozen discriminator in the generator's step: the training pass with the whole batch
     /// as one group, gradients for the input only, the running statistics untouched.
     fn try_forward_frozen(&self, x: Tensor<S, f32, Cpu, T>) -> Result<Self::Output, CpuError> {
-        Ok(self.forward_op(x, Statistics::Batch(1), Wants::INPUT)?.0)
+        Ok(self.forward_op(x, Statistics::Batch, Wants::INPUT)?.0)
     }
 }
 
-/// One group's batch statistics, as `track` takes them.
+/// Moves a running statistic a tenth of the way to a batch's.
+fn follow_tensor<S: Shape>(
+    running: &mut Tensor<S, f32, Cpu>,
+    found: &[f32],
+) -> Result<(), CpuError> {
+    let mut r = ops::read(running)?;
+    if r.len() != found.len() {
+        return Err(CpuError::WrongNumElements);
+    }
+    for (r, &f) in r.iter_mut().zip(found) {
+        *r = (1.0 - MOMENTUM) * *r + MOMENTUM * f;
+    }
+    running.copy_from(&r);
+    Ok(())
+}
+
+thread_local! {
+    /// Where this thread's training passes put their statistics, while `recording`.
+    static RECORDED: std::cell::RefCell<Option<Vec<BatchStats>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` with each batch norm's training pass on this thread recording the statistics it
+/// finds, in order, instead of moving its running statistics: two threads may then train on
+/// clones of one network at once, and `follow_recorded` moves the network's afterwards.
+pub fn recording<R>(work: impl FnOnce() -> R) -> (R, Vec<BatchStats>) {
+    // Put back as it was: a thread waiting for another may run other work inside `work`.
+    let outer = RECORDED.with(|r| r.replace(Some(Vec::new())));
+    let result = work();
+    let found = RECORDED.with(|r| r.replace(outer)).unwrap_or_default();
+    (result, found)
+}
+
+/// `found` kept for `recording`, or given back when nothing records on this thread.
+fn record(found: BatchStats) -> Option<BatchStats> {
+    RECORDED.with(|r| match r.borrow_mut().as_mut() {
+        Some(kept) => {
+            kept.push(found);
+            None
+        }
+        None => Some(found),
+    })
+}
+
+/// Moves the running statistics of each batch norm of `model` (in the order its tensors are
+/// visited, which is the order of its passes) towards its batch's in `found`, as `recording`
+/// kept them.
+pub fn follow_recorded<M: TensorCollection<f32, Cpu>>(
+    model: &mut M,
+    found: &[BatchStats],
+) -> Result<(), CpuError> {
+    let mut follower = Follower { found, next: 0 };
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut follower,
+    })?;
+    if follower.next == found.len() {
+        Ok(())
+    } else {
+        Err(CpuError::WrongNumElements)
+    }
+}
+
+/// Walks a model's tensors for `follow_recorded`: a batch norm's running mean, then its
+/// running variance, then the next batch norm's.
+struct Follower<'a> {
+    found: &'a [BatchStats],
+    next: usize,
+}
+
+impl TensorVisitor<f32, Cpu> for Follower<'_> {
+    type Viewer = (ViewTensorMut, ViewTensorName);
+    type Err = CpuError;
+    type E2 = f32;
+    type D2 = Cpu;
+
+    fn visit<S: Shape>(
+        &mut self,
+        _: TensorOptions<S, f32, Cpu>,
+        (t, path): (&mut Tensor<S, f32, Cpu>, String),
+    ) -> Result<Option<Tensor<S, f32, Cpu>>, CpuError> {
+        let is_mean = path.ends_with(RUNNING_MEAN);
+        if !is_mean && !path.ends_with(RUNNING_VAR) {
+            return Ok(None);
+        }
+        let s = self
+            .found
+            .get(self.next)
+            .ok_or(CpuError::WrongNumElements)?;
+        if is_mean {
+            follow_tensor(t, &s.mean)?;
+        } else {
+            follow_tensor(t, &s.unbiased_var)?;
+            self.next += 1;
+        }
+        Ok(None)
+    }
+}
+
+/// A batch's statistics, as `track` takes them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GroupStats {
+pub struct BatchStats {
     pub mean: Vec<f32>,
     pub unbiased_var: Vec<f32>,
 }
 
-/// Mean, biased and unbiased variance per channel of `per` rows of `C`, in f64.
+/// Mean, biased and unbiased variance per channel of `rows` rows of `C`, in f64.
 struct Moments {
     mean: Vec<f64>,
     biased_var: Vec<f64>,
     unbiased_var: Vec<f64>,
 }
 
-/// `f` of each group, two groups (a discriminator's real and fake halves) side by side: each
-/// group's sums are their own, so this changes nothing in them.
-fn each_group<G: Send, R: Send>(groups: Vec<G>, f: impl Fn(G) -> R + Sync) -> Vec<R> {
-    match <[G; 2]>::try_from(groups) {
-        Ok([a, b]) => {
-            let (mut ra, mut rb) = (None, None);
-            kernels::side_by_side(|| ra = Some(f(a)), || rb = Some(f(b)));
-            ra.into_iter().chain(rb).collect()
-        }
-        Err(groups) => groups.into_iter().map(f).collect(),
-    }
-}
-
-fn group_stats<const C: usize>(x: &[f32], per: usize) -> Moments {
-    let n = per as f64;
+fn moments<const C: usize>(x: &[f32], rows: usize) -> Moments {
+    let n = rows as f64;
     let mut mean = vec![0.0f64; C];
     kernels::channel_sums(x, &mut mean);
     mean.iter_mut().for_each(|m| *m /= n);
@@ -415,7 +442,7 @@ fn group_stats<const C: usize>(x: &[f32], per: usize) -> Moments {
     let biased_var = ss.iter().map(|s| s / n).collect();
     let unbiased_var = ss
         .iter()
-        .map(|s| if per > 1 { s / (n - 1.0) } else { s / n })
+        .map(|s| if rows > 1 { s / (n - 1.0) } else { s / n })
         .collect();
     Moments {
         mean,
@@ -424,14 +451,8 @@ fn group_stats<const C: usize>(x: &[f32], per: usize) -> Moments {
     }
 }
 
-impl<
-    const C: usize,
-    A: Activation,
-    const GROUPS: usize,
-    I: ScaleInit,
-    S: ChannelsLast<C>,
-    T: Tape<f32, Cpu>,
-> Module<Tensor<S, f32, Cpu, T>> for BatchNorm2d<C, A, GROUPS, f32, Cpu, I>
+impl<const C: usize, A: Activation, I: ScaleInit, S: ChannelsLast<C>, T: Tape<f32, Cpu>>
+    Module<Tensor<S, f32, Cpu, T>> for BatchNorm2d<C, A, f32, Cpu, I>
 {
     type Output = Tensor<S, f32, Cpu, T>;
     type Error = CpuError;
@@ -442,23 +463,19 @@ impl<
     }
 }
 
-impl<
-    const C: usize,
-    A: Activation,
-    const GROUPS: usize,
-    I: ScaleInit,
-    S: ChannelsLast<C>,
-    T: Tape<f32, Cpu>,
-> ModuleMut<Tensor<S, f32, Cpu, T>> for BatchNorm2d<C, A, GROUPS, f32, Cpu, I>
+impl<const C: usize, A: Activation, I: ScaleInit, S: ChannelsLast<C>, T: Tape<f32, Cpu>>
+    ModuleMut<Tensor<S, f32, Cpu, T>> for BatchNorm2d<C, A, f32, Cpu, I>
 {
     type Output = Tensor<S, f32, Cpu, T>;
     type Error = CpuError;
 
-    /// Training: each of the `GROUPS` parts of the batch with its own statistics, which the
-    /// running statistics then follow.
+    /// Training: the batch's own statistics, which the running statistics then follow (or
+    /// which are recorded, while `recording`).
     fn try_forward_mut(&mut self, x: Tensor<S, f32, Cpu, T>) -> Result<Self::Output, CpuError> {
-        let (y, found) = self.forward_op(x, Statistics::Batch(GROUPS), Wants::ALL)?;
-        self.track(&found)?;
+        let (y, found) = self.forward_op(x, Statistics::Batch, Wants::ALL)?;
+        if let Some(unrecorded) = found.and_then(record) {
+            self.track(&unrecorded)?;
+        }
         Ok(y)
     }
 }
@@ -482,7 +499,7 @@ mod tests {
         dev.tensor_from_vec(x.to_vec(), (x.len() / 3, Const, Const, Const))
     }
 
-    fn bn<A: Activation>(dev: &Cpu) -> BatchNorm2d<3, A, 1, f32, Cpu> {
+    fn bn<A: Activation>(dev: &Cpu) -> BatchNorm2d<3, A, f32, Cpu> {
         let mut bn = dev.build_module::<BatchNorm2d<3, A>, f32>();
         bn.weight.copy_from(&[2.0, 1.0, 0.5]);
         bn.bias.copy_from(&[0.0, 1.0, -1.0]);
@@ -529,13 +546,13 @@ mod tests {
     }
 
     /// Tape gradients of `sum(act(bn(x)) * r)` against central differences, for the input,
-    /// scale and shift, in `groups` groups; and the frozen pass's input gradient.
-    fn check<A: Activation>(groups: usize, stats: Statistics) {
+    /// scale and shift; and the frozen pass's input gradient.
+    fn check<A: Activation>(stats: Statistics) {
         let dev = Cpu::seed_from_u64(0);
         let bn = bn::<A>(&dev);
         let x0 = values(6 * 3, 3);
         let r = values(6 * 3, 4);
-        let loss = |bn: &BatchNorm2d<3, A, 1, f32, Cpu>, x: &[f32]| -> f64 {
+        let loss = |bn: &BatchNorm2d<3, A, f32, Cpu>, x: &[f32]| -> f64 {
             let (y, _) = bn.forward_op(rows(&dev, x), stats, Wants::ALL).unwrap();
             y.as_vec()
                 .iter()
@@ -553,7 +570,7 @@ mod tests {
             g.get(&bn.bias).as_vec(),
         );
         let h = 1e-3f32;
-        let what = format!("{groups} groups, {}", std::any::type_name::<A>());
+        let what = format!("{stats:?}, {}", std::any::type_name::<A>());
         for i in 0..x0.len() {
             let (mut up, mut down) = (x0.clone(), x0.clone());
             up[i] += h;
@@ -590,31 +607,56 @@ mod tests {
 
     #[test]
     fn backward_matches_finite_differences() {
-        check::<Relu>(1, Statistics::Batch(1));
-        check::<LeakyRelu>(2, Statistics::Batch(2));
-        check::<Identity>(3, Statistics::Batch(3));
-        check::<LeakyRelu>(1, Statistics::Running);
+        check::<Relu>(Statistics::Batch);
+        check::<LeakyRelu>(Statistics::Batch);
+        check::<Identity>(Statistics::Batch);
+        check::<LeakyRelu>(Statistics::Running);
     }
 
     #[test]
-    fn groups_are_normalised_apart() {
-        // Two groups with very different means each come out centred.
+    fn recorded_statistics_followed_in_order_are_what_training_in_turn_tracks() {
         let dev = Cpu::seed_from_u64(0);
-        let mut bn = dev.build_module::<BatchNorm2d<1, Identity, 2>, f32>();
-        bn.weight.copy_from(&[1.0]);
-        let x = dev.tensor_from_vec(
-            vec![10.0, 11.0, 12.0, -5.0, -4.0, -3.0],
-            (6usize, Const::<1>, Const::<1>, Const::<1>),
+        let mut tracked = dev.build_module::<BatchNorm2d<1, Identity>, f32>();
+        tracked.weight.copy_from(&[1.0]);
+        let mut recorded = tracked.clone();
+        let image = |v: &[f32]| {
+            dev.tensor_from_vec(v.to_vec(), (3usize, Const::<1>, Const::<1>, Const::<1>))
+        };
+        let (a, b) = ([10.0, 11.0, 12.0], [-5.0, -4.0, -3.0]);
+        let train = |bn: &mut BatchNorm2d<1, Identity>, v: &[f32]| {
+            bn.try_forward_mut(image(v)).unwrap().as_vec()
+        };
+        let (ya, yb) = (train(&mut tracked, &a), train(&mut tracked, &b));
+        // Each batch comes out centred on its own mean; the running mean took both in turn.
+        assert!(
+            ya.iter().chain(&yb).all(|y| y.abs() <= 1.3),
+            "{ya:?} {yb:?}"
         );
-        let y = bn.try_forward_mut(x).unwrap().as_vec();
-        for g in y.chunks(3) {
-            assert!(g.iter().sum::<f32>().abs() < 1e-5, "{y:?}");
-        }
-        // The running mean took both groups' means in turn: 0.9 * (0.1 * 11) + 0.1 * -4.
-        assert!((bn.running_mean.as_vec()[0] - (0.99 - 0.4)).abs() < 1e-5);
-        // A batch that does not split into the groups is an error, not a panic.
-        let odd = dev.zeros_like(&(5usize, Const::<1>, Const::<1>, Const::<1>));
-        assert!(bn.try_forward_mut(odd).is_err());
+        assert!((tracked.running_mean.as_vec()[0] - (0.9 * 1.1 - 0.4)).abs() < 1e-5);
+
+        let (ya2, found_a) = recording(|| train(&mut recorded, &a));
+        let (yb2, found_b) = recording(|| train(&mut recorded, &b));
+        assert_eq!((ya2, yb2), (ya, yb));
+        // Recording moved nothing; following the records moves what training moved.
+        assert_eq!(recorded.running_mean.as_vec(), [0.0]);
+        assert_eq!(recorded.running_var.as_vec(), [1.0]);
+        follow_recorded(&mut recorded, &found_a).unwrap();
+        follow_recorded(&mut recorded, &found_b).unwrap();
+        assert_eq!(
+            recorded.running_mean.as_vec(),
+            tracked.running_mean.as_vec()
+        );
+        assert_eq!(recorded.running_var.as_vec(), tracked.running_var.as_vec());
+        // Outside `recording` a training pass tracks again.
+        train(&mut recorded, &a);
+        assert_ne!(
+            recorded.running_mean.as_vec(),
+            tracked.running_mean.as_vec()
+        );
+        // Records that do not match the network's batch norms are an error, not a panic.
+        let mut two = (recorded.clone(), recorded.clone());
+        assert!(follow_recorded(&mut two, &found_a).is_err());
+        assert!(follow_recorded(&mut recorded, &[]).is_err());
     }
 
     #[test]

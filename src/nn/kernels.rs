@@ -58,12 +58,24 @@ thread_local! {
 /// Runs `a` and `b` at the same time on the thread pool, each product in them on one thread:
 /// for two independent mid-size products this beats splitting each across the threads in turn.
 pub fn side_by_side<A: FnOnce() + Send, B: FnOnce() + Send>(a: A, b: B) {
+    // A thread waiting in a join may run the other side itself, inside its own: hence the
+    // flag is put back as it was, not cleared.
     fn alone(f: impl FnOnce()) {
-        SIDE_BY_SIDE.with(|s| s.set(true));
+        let was = SIDE_BY_SIDE.with(|s| s.replace(true));
         f();
-        SIDE_BY_SIDE.with(|s| s.set(false));
+        SIDE_BY_SIDE.with(|s| s.set(was));
     }
     rayon::join(|| alone(a), || alone(b));
+}
+
+/// How many threads are running work at once with this one: 2 inside one side of
+/// `side_by_side` on a pool of two or more threads (each side has a thread), else 1.
+pub fn threads_side_by_side() -> u32 {
+    if SIDE_BY_SIDE.with(|s| s.get()) && rayon::current_num_threads() > 1 {
+        2
+    } else {
+        1
+    }
 }
 
 /// Runs `work` on this pool thread while another pool thread stays awake for its whole

@@ -216,11 +216,81 @@ impl TensorVisitor<f32, Cpu> for Importer<'_> {
     }
 }
 
+/// `into[t] += from[t]` for every trainable tensor `t` of `model` (a gradient either lacks
+/// counts as zeros).
+pub fn add_grads<M: TensorCollection<f32, Cpu>>(
+    model: &M,
+    into: &mut Gradients<f32, Cpu>,
+    from: &mut Gradients<f32, Cpu>,
+) -> Result<(), CpuError> {
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut GradAdder { into, from },
+    })?;
+    Ok(())
+}
+
+struct GradAdder<'a> {
+    into: &'a mut Gradients<f32, Cpu>,
+    from: &'a mut Gradients<f32, Cpu>,
+}
+
+impl TensorVisitor<f32, Cpu> for GradAdder<'_> {
+    type Viewer = (ViewTensorRef, ViewTensorName);
+    type Err = CpuError;
+    type E2 = f32;
+    type D2 = Cpu;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, Cpu>,
+        (t, _): (&Tensor<S, f32, Cpu>, String),
+    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
+        if opts.do_gradient_update {
+            let src = self.from.get_or_alloc_mut(t)?;
+            super::kernels::add_into(self.into.get_or_alloc_mut(t)?, src);
+        }
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     type Mlp = (Linear<3, 4>, dfdx::nn::builders::ReLU, Linear<4, 2>);
+
+    #[test]
+    fn added_gradients_are_those_of_both_batches() {
+        let dev: Cpu = Cpu::seed_from_u64(2);
+        let m = dev.build_module::<Mlp, f32>();
+        let rows: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
+        let grads = |v: &[f32]| {
+            let n = v.len() / 3;
+            let x = dev.tensor_from_vec(v.to_vec(), (n, Const::<3>));
+            m.forward(x.traced(m.alloc_grads())).sum().backward()
+        };
+        let (mut first, mut second) = (grads(&rows[..6]), grads(&rows[6..]));
+        let both = grads(&rows);
+        add_grads(&m, &mut first, &mut second).unwrap();
+        let pairs = [
+            (
+                first.get(&m.0.weight).as_vec(),
+                both.get(&m.0.weight).as_vec(),
+            ),
+            (first.get(&m.2.bias).as_vec(), both.get(&m.2.bias).as_vec()),
+        ];
+        for (a, b) in pairs {
+            assert!(
+                a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-5),
+                "{a:?} {b:?}"
+            );
+        }
+        // Nothing to add is adding zeros.
+        let before = first.get(&m.0.bias).as_vec();
+        add_grads(&m, &mut first, &mut Gradients::leaky()).unwrap();
+        assert_eq!(first.get(&m.0.bias).as_vec(), before);
+    }
 
     #[test]
     fn names_follow_the_tuple_indices() {

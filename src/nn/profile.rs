@@ -1,7 +1,8 @@
 //! Opt-in timing of the engine's ops by kind (`bench` turns it on): each op's forward and
 //! backward pass, the optimiser, the weight average and the copies across the dfdx boundary add
-//! their own wall time (time in a nested timed op counts for that op, not its caller) to
-//! process-wide totals. Off, a timed call costs one relaxed atomic load.
+//! their own wall time (time in a nested timed op counts for that op, not its caller; time on
+//! two threads side by side counts half on each) to process-wide totals. Off, a timed call
+//! costs one relaxed atomic load.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -90,7 +91,8 @@ pub fn timed<R>(kind: OpKind, pass: Pass, work: impl FnOnce() -> R) -> R {
         if let Some(outer) = n.last_mut() {
             *outer += spent;
         }
-        let own = spent.saturating_sub(inner);
+        // Work on two threads at once shares the wall time: each counts for half of it.
+        let own = spent.saturating_sub(inner) / super::kernels::threads_side_by_side();
         let nanos = u64::try_from(own.as_nanos()).unwrap_or(u64::MAX);
         NANOS[slot(kind, pass)].fetch_add(nanos, Ordering::Relaxed);
     });

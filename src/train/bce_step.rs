@@ -1,15 +1,14 @@
 //! The one training step of the BCE recipes (reference, tuned, dcgan, cgan): G(z) on G's tape;
-//! D on the real and the (detached) fake batch as one batch of 2B rows; D's update; then G's
-//! step through the updated D, frozen, on the non-saturating loss BCE(D(G(z)), 1).
+//! D's step on the real and the (detached) fake batch, as one batch of 2B rows (`Together`, the
+//! MLP recipes) or as two passes side by side (`Apart`, the conv recipes); D's update; then
+//! G's step through the updated D, frozen, on the non-saturating loss BCE(D(G(z)), 1).
 //!
 //! G and D run in training mode (`ModuleMut`: a batch norm may update its running statistics;
 //! a layer that has none, as `Dense`, is its own `ModuleMut`), D in G's step frozen
-//! (`FrozenModule`). What differs between recipes comes in through the types and two small
-//! closures: G's input
-//! (noise, or noise joined with a one-hot label), how D's inputs are made from the images (with
-//! the labels for a conditional D, marking the two halves for a batch norm that takes each
-//! half's statistics apart), and the target D is taught for real images (1, or 0.9 with label
-//! smoothing).
+//! (`FrozenModule`). What differs between recipes comes in through the types, G's input (noise,
+//! or noise joined with a one-hot label), how D's inputs are made from the images (with the
+//! labels for a conditional D), and the target D is taught for real images (1, or 0.9 with
+//! label smoothing).
 
 use std::time::Instant;
 
@@ -20,7 +19,7 @@ use super::gan::{DeviceError, PhaseTimes, StepLosses};
 use super::nets::Nets;
 use crate::nn::frozen::{Constant, Freeze, FrozenModule};
 use crate::nn::loss::{Target, bce_with_logits, mean_sigmoid};
-use crate::nn::ops;
+use crate::nn::{batch_norm, kernels, ops, params};
 
 /// The tape every training pass records on.
 pub type Taped = OwnedTape<f32, Cpu>;
@@ -31,22 +30,149 @@ pub type Rows<const N: usize> = Tensor<(usize, Const<N>), f32, Cpu, Taped>;
 /// D's logits, one per row.
 pub type Logits = Rows<1>;
 
-/// How D's inputs are made from the images, for one step.
-pub struct DInputs<Both, Fake> {
-    /// From the detached fake batch and D's gradients: D's input for its own step, the real
-    /// rows then the fake rows, on a tape made from those gradients.
-    pub both: Both,
-    /// From G's output on G's tape: D's input for G's step.
-    pub fake: Fake,
+/// What D's step measured: its loss and the mean probability it gave each batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DMeasured {
+    pub loss: f32,
+    pub real: f32,
+    pub fake: f32,
 }
 
-/// One step, as `Gan::train_step` reports it, and how long its halves took.
-#[allow(clippy::type_complexity)]
-pub fn bce_step<G, D, X, Img, Both, Fake, MakeBoth, MakeFake>(
+/// How D's step takes the real and the (detached) fake batch: it runs D on them in training
+/// mode and gives D's gradients (on `grads`) and what it measured.
+pub trait DStep<D, Img: Shape> {
+    fn gradients(
+        self,
+        d: &mut D,
+        grads: Gradients<f32, Cpu>,
+        fake: &Tensor<Img, f32, Cpu>,
+    ) -> Result<(Gradients<f32, Cpu>, DMeasured), CpuError>;
+}
+
+/// The real rows then the fake ones as one batch, made by `both` from the fakes and the
+/// gradients (the MLP recipes).
+pub struct Together<Both> {
+    pub both: Both,
+    /// What D is taught for real rows (1, or 0.9 with label smoothing).
+    pub real_target: f32,
+}
+
+impl<D, Img, X, Both> DStep<D, Img> for Together<Both>
+where
+    Img: Shape,
+    D: ModuleMut<X, Output = Logits, Error = CpuError>,
+    Both: FnOnce(Tensor<Img, f32, Cpu>, Gradients<f32, Cpu>) -> Result<X, CpuError>,
+{
+    fn gradients(
+        self,
+        d: &mut D,
+        grads: Gradients<f32, Cpu>,
+        fake: &Tensor<Img, f32, Cpu>,
+    ) -> Result<(Gradients<f32, Cpu>, DMeasured), CpuError> {
+        let batch = fake.shape().concrete()[0];
+        let logits = d.try_forward_mut((self.both)(fake.clone(), grads)?)?;
+        let groups = [
+            Target {
+                rows: batch,
+                value: self.real_target,
+            },
+            Target {
+                rows: batch,
+                value: 0.0,
+            },
+        ];
+        let (loss, parts) = bce_with_logits(logits, &groups)?;
+        let (real_logits, fake_logits) = parts.logits.split_at(batch);
+        let measured = DMeasured {
+            loss: parts.means.iter().sum(),
+            real: mean_sigmoid(real_logits),
+            fake: mean_sigmoid(fake_logits),
+        };
+        Ok((loss.backward(), measured))
+    }
+}
+
+/// Which of D's two batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Real,
+    Fake,
+}
+
+/// The real and the fake batch apart, as PyTorch's two calls `D(x)` and `D(G(z))` (the conv
+/// recipes): each its own pass and gradients, the two side by side on two threads (one after
+/// the other on one: the same sums either way), then the fake batch's gradients added to the
+/// real one's. `half` makes D's input for one batch from the fakes and that batch's
+/// gradients. A batch norm normalises each batch with its own statistics, which its running
+/// statistics then follow, the real batch's first (as after PyTorch's two calls).
+///
+/// A pass on each thread keeps both busy without handing work over op by op, as one pass of
+/// both batches does.
+pub struct Apart<Half> {
+    pub half: Half,
+    pub real_target: f32,
+}
+
+impl<D, Img, X, Half> DStep<D, Img> for Apart<Half>
+where
+    Img: Shape,
+    D: TensorCollection<f32, Cpu> + ModuleMut<X, Output = Logits, Error = CpuError> + Clone + Send,
+    Half: Fn(Which, &Tensor<Img, f32, Cpu>, Gradients<f32, Cpu>) -> Result<X, CpuError> + Sync,
+{
+    fn gradients(
+        self,
+        d: &mut D,
+        grads: Gradients<f32, Cpu>,
+        fake: &Tensor<Img, f32, Cpu>,
+    ) -> Result<(Gradients<f32, Cpu>, DMeasured), CpuError> {
+        let batch = fake.shape().concrete()[0];
+        let half = &self.half;
+        // One batch's pass on `d`: its gradients, its loss and logits, and the statistics its
+        // batch norms found (recorded, not yet followed).
+        let pass = |d: &mut D, which: Which, grads: Gradients<f32, Cpu>, target: f32| {
+            let (result, found) = batch_norm::recording(|| {
+                let logits = d.try_forward_mut(half(which, fake, grads)?)?;
+                let (loss, parts) = bce_with_logits(
+                    logits,
+                    &[Target {
+                        rows: batch,
+                        value: target,
+                    }],
+                )?;
+                Ok::<_, CpuError>((loss.backward(), parts))
+            });
+            result.map(|(grads, parts)| (grads, parts, found))
+        };
+        // A clone shares D's tensors, so its gradients are filed under the same tensors.
+        let mut twin = d.clone();
+        let (mut real, mut fake_pass) = (None, None);
+        kernels::side_by_side(
+            || real = Some(pass(d, Which::Real, grads, self.real_target)),
+            || fake_pass = Some(pass(&mut twin, Which::Fake, Gradients::leaky(), 0.0)),
+        );
+        let not_run = || CpuError::WrongNumElements;
+        let (mut grads, real_parts, real_found) = real.ok_or_else(not_run)??;
+        let (mut fake_grads, fake_parts, fake_found) = fake_pass.ok_or_else(not_run)??;
+        params::add_grads(d, &mut grads, &mut fake_grads)?;
+        batch_norm::follow_recorded(d, &real_found)?;
+        batch_norm::follow_recorded(d, &fake_found)?;
+        let measured = DMeasured {
+            loss: real_parts.means[0] + fake_parts.means[0],
+            real: mean_sigmoid(&real_parts.logits),
+            fake: mean_sigmoid(&fake_parts.logits),
+        };
+        Ok((grads, measured))
+    }
+}
+
+/// One step, as `Gan::train_step` reports it, and how long its halves took: `d_step` takes
+/// D's step on the real batch and G's (detached) fakes; `fake` makes D's input in G's step
+/// from the fakes on G's tape.
+pub fn bce_step<G, D, X, Img, Fake, MakeFake>(
     nets: &mut Nets<G, D>,
     g_input: Tensor<X, f32, Cpu>,
-    real_target: f32,
-    inputs: DInputs<MakeBoth, MakeFake>,
+    d_step: impl DStep<D, Img>,
+    fake: MakeFake,
 ) -> Result<(StepLosses, PhaseTimes), DeviceError>
 where
     X: Shape,
@@ -58,11 +184,7 @@ where
             Output = Tensor<Img, f32, Cpu, Taped>,
             Error = CpuError,
         >,
-    D: TensorCollection<f32, Cpu>
-        + Clone
-        + ModuleMut<Both, Output = Logits, Error = CpuError>
-        + FrozenModule<Fake, Output = Logits>,
-    MakeBoth: FnOnce(Tensor<Img, f32, Cpu>, Gradients<f32, Cpu>) -> Result<Both, CpuError>,
+    D: TensorCollection<f32, Cpu> + Clone + FrozenModule<Fake, Output = Logits>,
     MakeFake: FnOnce(Tensor<Img, f32, Cpu, Taped>) -> Result<Fake, CpuError>,
 {
     let start = Instant::now();
@@ -70,36 +192,20 @@ where
 
     // G(z), kept on G's tape for G's step; D's step sees it detached.
     let g_grads = std::mem::replace(&mut nets.g_grads, Gradients::leaky());
-    let fake = nets.g.try_forward_mut(Constant(g_input.traced(g_grads)))?;
-    let (fake, g_tape) = fake.split_tape();
+    let fake_images = nets.g.try_forward_mut(Constant(g_input.traced(g_grads)))?;
+    let (fake_images, g_tape) = fake_images.split_tape();
 
-    // D's step on real and fake rows together.
     let d_grads = std::mem::replace(&mut nets.d_grads, Gradients::leaky());
-    let logits = nets
-        .d
-        .try_forward_mut((inputs.both)(fake.clone(), d_grads)?)?;
-    let groups = [
-        Target {
-            rows: batch,
-            value: real_target,
-        },
-        Target {
-            rows: batch,
-            value: 0.0,
-        },
-    ];
-    let (d_loss, d_parts) = bce_with_logits(logits, &groups)?;
-    nets.d_grads = d_loss.backward();
+    let (d_grads, d) = d_step.gradients(&mut nets.d, d_grads, &fake_images)?;
+    nets.d_grads = d_grads;
     nets.opt_d.update_and_zero(&mut nets.d, &mut nets.d_grads)?;
-    let (real_logits, fake_logits) = d_parts.logits.split_at(batch);
-    let (d_real, d_fake) = (mean_sigmoid(real_logits), mean_sigmoid(fake_logits));
     let d_done = Instant::now();
 
     // G's step through the updated D, whose own gradients nobody needs.
     let logits = nets
         .d
         .frozen()
-        .try_forward((inputs.fake)(fake.put_tape(g_tape))?)?;
+        .try_forward(fake(fake_images.put_tape(g_tape))?)?;
     let ones = [Target {
         rows: batch,
         value: 1.0,
@@ -110,10 +216,10 @@ where
     nets.update_average()?;
 
     let losses = StepLosses {
-        d_loss: d_parts.means.iter().sum(),
+        d_loss: d.loss,
         g_loss: g_parts.means[0],
-        d_real,
-        d_fake,
+        d_real: d.real,
+        d_fake: d.fake,
     };
     let times = PhaseTimes {
         d: d_done - start,

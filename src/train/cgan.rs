@@ -14,10 +14,8 @@ use dfdx::prelude::*;
 
 use dfdx::tensor::Tape;
 
-use super::bce_step::Taped;
-use super::dcgan::{
-    ConvDiscriminator, ConvGan, D_DENSE, FeaturesOn, Images, real_then_fake_images,
-};
+use super::bce_step::{Taped, Which};
+use super::dcgan::{ConvDiscriminator, ConvGan, D_DENSE, FeaturesOn, Images, half_images};
 use super::gan::{DeviceError, LATENT, Preset, check_len};
 use crate::nn::conv::dcgan_normal;
 use crate::nn::{Constant, Frozen, FrozenModule, Projection};
@@ -155,14 +153,15 @@ impl ConvDiscriminator for ProjectionDiscriminator {
         Ok(out)
     }
 
-    fn both(
+    fn half(
+        which: Which,
         real: &[f32],
         labels: &[u8],
         fake: &Images<NoneTape>,
         grads: Gradients<f32, Cpu>,
     ) -> Result<Self::Both, CpuError> {
         let y = label_tensor(fake.device(), labels)?;
-        Ok((real_then_fake_images(real, fake, grads)?, y))
+        Ok((half_images(which, real, fake, grads)?, y))
     }
 
     fn fake(fake: Images<Taped>, labels: &[u8]) -> Result<Self::Fake, CpuError> {

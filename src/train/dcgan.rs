@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
-use super::bce_step::{DInputs, Logits, Taped, bce_step};
+use super::bce_step::{Apart, Logits, Taped, Which, bce_step};
 pub use super::gan::LATENT;
 use super::gan::{
     Batch, DeviceError, Gan, GanState, IMAGE, PhaseTimes, Preset, StateError, StepLosses, check_len,
@@ -56,7 +56,7 @@ pub type Generator<const Z: usize> = (
 pub const G_INDICES: &[&str] = &["0", "1", "2", "4", "5", "7"];
 
 /// The discriminator's layers up to its features: convolution to 14x14x32 and LeakyReLU,
-/// convolution to 7x7x64, batch norm (real and fake halves apart) and LeakyReLU; channels-last
+/// convolution to 7x7x64, batch norm and LeakyReLU; channels-last
 /// 7x7x64 images, which a head reads flattened channels-first.
 pub type Features = FeaturesOn<f32, Cpu>;
 
@@ -64,14 +64,14 @@ pub type Features = FeaturesOn<f32, Cpu>;
 pub type FeaturesOn<E, D> = (
     Conv2d<1, D14, 4, 2, 1, 28, 14, LeakyRelu, E, D>,
     Conv2d<D14, D7, 4, 2, 1, 14, 7, Identity, E, D>,
-    BatchNorm2d<D7, LeakyRelu, 2, E, D>,
+    BatchNorm2d<D7, LeakyRelu, E, D>,
 );
 
 /// The unconditional discriminator: the features, then one dense logit.
 pub type Discriminator = (
     Conv2d<1, D14, 4, 2, 1, 28, 14, LeakyRelu>,
     Conv2d<D14, D7, 4, 2, 1, 14, 7, Identity>,
-    BatchNorm2d<D7, LeakyRelu, 2>,
+    BatchNorm2d<D7, LeakyRelu>,
     Flatten<D_DENSE, D7, 7>,
     Dense<D_DENSE, 1, Identity>,
 );
@@ -94,8 +94,8 @@ pub trait ConvDiscriminator:
     + ModuleMut<Self::Both, Output = Logits, Error = CpuError>
     + FrozenModule<Self::Fake, Output = Logits>
 {
-    /// D's input in its own step: the real then the fake images (batch norm's two groups),
-    /// with their digits for a conditional D; a `Constant`, as nobody needs its gradient.
+    /// D's input in its own step, for the real or the fake images (with their digits for a
+    /// conditional D); a `Constant`, as nobody needs its gradient.
     type Both;
     /// D's input in G's step: the fakes on G's tape (with their digits).
     type Fake;
@@ -117,8 +117,10 @@ pub trait ConvDiscriminator:
         labels: Option<&[u8]>,
         count: usize,
     ) -> Result<Vec<f32>, DeviceError>;
-    /// `Both` from the real images (flat), their digits, the fakes and D's gradients.
-    fn both(
+    /// D's input for one of its batches: the real images (flat) or the fakes, with their digits,
+    /// on a tape from D's gradients.
+    fn half(
+        which: Which,
         real: &[f32],
         labels: &[u8],
         fake: &Images<NoneTape>,
@@ -128,18 +130,20 @@ pub trait ConvDiscriminator:
     fn fake(fake: Images<Taped>, labels: &[u8]) -> Result<Self::Fake, CpuError>;
 }
 
-/// The real then the fake images as one batch on a tape from `grads`.
-pub fn real_then_fake_images(
+/// The real images (flat) or the fakes as a batch on a tape from `grads`, a `Constant`.
+pub fn half_images(
+    which: Which,
     real: &[f32],
     fake: &Images<NoneTape>,
     grads: Gradients<f32, Cpu>,
 ) -> Result<Constant<Images<Taped>>, CpuError> {
     let rows = fake.shape().0;
-    let mut both = Vec::with_capacity(2 * rows * IMAGE);
-    both.extend_from_slice(real);
-    both.extend_from_slice(&ops::read(fake)?);
-    let both = ops::made(fake.device(), both, (2 * rows, Const, Const, Const))?;
-    Ok(Constant(both.traced(grads)))
+    let data = match which {
+        Which::Real => real.to_vec(),
+        Which::Fake => ops::read(fake)?,
+    };
+    let t = ops::made(fake.device(), data, (rows, Const, Const, Const))?;
+    Ok(Constant(t.traced(grads)))
 }
 
 /// Both digits of a blend are 0-9.
@@ -178,17 +182,18 @@ impl ConvDiscriminator for Discriminator {
         Ok(z.to_vec())
     }
 
-    fn both(
+    fn fake(fake: Images<Taped>, _: &[u8]) -> Result<Self::Fake, CpuError> {
+        Ok(fake)
+    }
+
+    fn half(
+        which: Which,
         real: &[f32],
         _: &[u8],
         fake: &Images<NoneTape>,
         grads: Gradients<f32, Cpu>,
     ) -> Result<Self::Both, CpuError> {
-        real_then_fake_images(real, fake, grads)
-    }
-
-    fn fake(fake: Images<Taped>, _: &[u8]) -> Result<Self::Fake, CpuError> {
-        Ok(fake)
+        half_images(which, real, fake, grads)
     }
 }
 
@@ -246,12 +251,14 @@ impl<const Z: usize, D: ConvDiscriminator> ConvGan<Z, D> {
             .nets
             .dev
             .try_tensor_from_vec(input, (batch, Const::<Z>))?;
-        let labels2: Vec<u8> = b.labels.iter().chain(b.labels).copied().collect();
-        let inputs = DInputs {
-            both: |fake: Images<NoneTape>, grads| D::both(real, &labels2, &fake, grads),
-            fake: |fake| D::fake(fake, b.labels),
+        let d_step = Apart {
+            half: |which, fake: &Images<NoneTape>, grads| {
+                D::half(which, real, b.labels, fake, grads)
+            },
+            real_target: 1.0,
         };
-        let (losses, times) = bce_step(&mut self.nets, z, 1.0, inputs)?;
+        let fake = |fake| D::fake(fake, b.labels);
+        let (losses, times) = bce_step(&mut self.nets, z, d_step, fake)?;
         self.times = times;
         Ok(losses)
     }

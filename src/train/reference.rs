@@ -8,7 +8,7 @@ use dfdx::prelude::*;
 
 use dfdx::nn::tensor_collection::TensorCollection;
 
-use super::bce_step::{DInputs, Logits, Rows, bce_step, real_then_fake};
+use super::bce_step::{Logits, Rows, Together, bce_step, real_then_fake};
 use super::gan::{
     Batch, DeviceError, Gan, GanState, IMAGE, LATENT, PhaseTimes, Preset, StateError, StepLosses,
     check_len,
@@ -81,13 +81,13 @@ where
     let z = nets
         .dev
         .try_tensor_from_vec(b.z.to_vec(), (b.count, Const::<LATENT>))?;
-    let inputs = DInputs {
+    let d_step = Together {
         both: |fake: Tensor<(usize, Const<IMAGE>), f32, Cpu>, grads| {
             real_then_fake(b.real, &fake, grads)
         },
-        fake: Ok,
+        real_target,
     };
-    bce_step(nets, z, real_target, inputs)
+    bce_step(nets, z, d_step, Ok)
 }
 
 /// The images the sampler of an MLP recipe's `nets` draws for `count` noise vectors `z`
