@@ -102,22 +102,22 @@ pub enum Which {
 /// The real and the fake batch apart, as PyTorch's two calls `D(x)` and `D(G(z))` (the conv
 /// recipes): each its own pass and gradients, the two side by side on two threads (one after
 /// the other on one: the same sums either way), then the fake batch's gradients added to the
-/// real one's. `half` makes D's input for one batch from the fakes and that batch's
+/// real one's. `input` makes D's input for one batch from the fakes and that batch's
 /// gradients. A batch norm normalises each batch with its own statistics, which its running
 /// statistics then follow, the real batch's first (as after PyTorch's two calls).
 ///
 /// A pass on each thread keeps both busy without handing work over op by op, as one pass of
 /// both batches does.
-pub struct Apart<Half> {
-    pub half: Half,
+pub struct Apart<Input> {
+    pub input: Input,
     pub real_target: f32,
 }
 
-impl<D, Img, X, Half> DStep<D, Img> for Apart<Half>
+impl<D, Img, X, Input> DStep<D, Img> for Apart<Input>
 where
     Img: Shape,
     D: TensorCollection<f32, Cpu> + ModuleMut<X, Output = Logits, Error = CpuError> + Clone + Send,
-    Half: Fn(Which, &Tensor<Img, f32, Cpu>, Gradients<f32, Cpu>) -> Result<X, CpuError> + Sync,
+    Input: Fn(Which, &Tensor<Img, f32, Cpu>, Gradients<f32, Cpu>) -> Result<X, CpuError> + Sync,
 {
     fn gradients(
         self,
@@ -126,12 +126,12 @@ where
         fake: &Tensor<Img, f32, Cpu>,
     ) -> Result<(Gradients<f32, Cpu>, DMeasured), CpuError> {
         let batch = fake.shape().concrete()[0];
-        let half = &self.half;
+        let input = &self.input;
         // One batch's pass on `d`: its gradients, its loss and logits, and the statistics its
         // batch norms found (recorded, not yet followed).
         let pass = |d: &mut D, which: Which, grads: Gradients<f32, Cpu>, target: f32| {
             let (result, found) = batch_norm::recording(|| {
-                let logits = d.try_forward_mut(half(which, fake, grads)?)?;
+                let logits = d.try_forward_mut(input(which, fake, grads)?)?;
                 let (loss, parts) = bce_with_logits(
                     logits,
                     &[Target {

@@ -15,7 +15,7 @@ use dfdx::prelude::*;
 use dfdx::tensor::Tape;
 
 use super::bce_step::{Taped, Which};
-use super::dcgan::{ConvDiscriminator, ConvGan, D_DENSE, FeaturesOn, Images, half_images};
+use super::dcgan::{ConvDiscriminator, ConvGan, D_DENSE, FeaturesOn, Images, batch_images};
 use super::gan::{DeviceError, LATENT, Preset, check_len};
 use crate::nn::conv::dcgan_normal;
 use crate::nn::{Constant, Frozen, FrozenModule, Projection};
@@ -116,7 +116,7 @@ impl<T: Tape<f32, Cpu>> FrozenModule<(Batch<T>, Labels)> for ProjectionDiscrimin
 }
 
 impl ConvDiscriminator for ProjectionDiscriminator {
-    type Both = (Constant<Images<Taped>>, Labels);
+    type Own = (Constant<Images<Taped>>, Labels);
     type Fake = (Images<Taped>, Labels);
     const PRESET: Preset = Preset::Cgan;
     const CONDITIONAL: bool = true;
@@ -153,15 +153,15 @@ impl ConvDiscriminator for ProjectionDiscriminator {
         Ok(out)
     }
 
-    fn half(
+    fn own(
         which: Which,
         real: &[f32],
         labels: &[u8],
         fake: &Images<NoneTape>,
         grads: Gradients<f32, Cpu>,
-    ) -> Result<Self::Both, CpuError> {
+    ) -> Result<Self::Own, CpuError> {
         let y = label_tensor(fake.device(), labels)?;
-        Ok((half_images(which, real, fake, grads)?, y))
+        Ok((batch_images(which, real, fake, grads)?, y))
     }
 
     fn fake(fake: Images<Taped>, labels: &[u8]) -> Result<Self::Fake, CpuError> {

@@ -3,11 +3,11 @@
 //! samples drawn from a running average of G's weights.
 //!
 //! Both networks are dfdx models built from `nn`'s layers (channels-last images; the ReLUs,
-//! LeakyReLUs and tanh fused into the layer before them). D sees the real and the fake half of a
-//! step in one pass, its batch norm taking each half's statistics apart as two PyTorch calls
-//! would. (Twice the channels learned no faster in the first two epochs and cost four times as
-//! much.) Tensors are saved under the names and in the layouts of the equivalent PyTorch
-//! `nn.Sequential`s (`G_INDICES`, `D_INDICES`).
+//! LeakyReLUs and tanh fused into the layer before them). D's step runs D on the real and on the
+//! fake batch as two passes side by side (`bce_step::Apart`), as PyTorch's two calls do. (Twice
+//! the channels learned no faster in the first two epochs and cost four times as much.) Tensors
+//! are saved under the names and in the layouts of the equivalent PyTorch `nn.Sequential`s
+//! (`G_INDICES`, `D_INDICES`).
 //!
 //! `ConvGan` is the training engine of this preset and of the conditional one (`cgan`), which
 //! brings its own discriminator through `ConvDiscriminator`.
@@ -56,8 +56,8 @@ pub type Generator<const Z: usize> = (
 pub const G_INDICES: &[&str] = &["0", "1", "2", "4", "5", "7"];
 
 /// The discriminator's layers up to its features: convolution to 14x14x32 and LeakyReLU,
-/// convolution to 7x7x64, batch norm and LeakyReLU; channels-last
-/// 7x7x64 images, which a head reads flattened channels-first.
+/// convolution to 7x7x64, batch norm and LeakyReLU; channels-last 7x7x64 images, which a head
+/// reads flattened channels-first.
 pub type Features = FeaturesOn<f32, Cpu>;
 
 /// `Features` of another dtype or device, as dfdx's `TensorCollection::To` names it.
@@ -84,19 +84,19 @@ pub const D_INDICES: &[&str] = &["0", "2", "3", "5", "6"];
 pub type Images<T> = Tensor<(usize, Const<28>, Const<28>, Const<1>), f32, Cpu, T>;
 
 /// What `ConvGan` needs of a discriminator beyond its tensors and its two passes (training, on
-/// `Both`; frozen, on `Fake`): how it is built and named, and how its inputs and the generator's
+/// `Own`; frozen, on `Fake`): how it is built and named, and how its inputs and the generator's
 /// are made. The unconditional and the conditional preset differ only here.
 pub trait ConvDiscriminator:
     TensorCollection<f32, Cpu>
     + Clone
     + Send
     + Sync
-    + ModuleMut<Self::Both, Output = Logits, Error = CpuError>
+    + ModuleMut<Self::Own, Output = Logits, Error = CpuError>
     + FrozenModule<Self::Fake, Output = Logits>
 {
     /// D's input in its own step, for the real or the fake images (with their digits for a
     /// conditional D); a `Constant`, as nobody needs its gradient.
-    type Both;
+    type Own;
     /// D's input in G's step: the fakes on G's tape (with their digits).
     type Fake;
     const PRESET: Preset;
@@ -117,21 +117,21 @@ pub trait ConvDiscriminator:
         labels: Option<&[u8]>,
         count: usize,
     ) -> Result<Vec<f32>, DeviceError>;
-    /// D's input for one of its batches: the real images (flat) or the fakes, with their digits,
-    /// on a tape from D's gradients.
-    fn half(
+    /// `Own` for one of D's batches: the real images (flat) or the fakes, with their digits, on
+    /// a tape from D's gradients.
+    fn own(
         which: Which,
         real: &[f32],
         labels: &[u8],
         fake: &Images<NoneTape>,
         grads: Gradients<f32, Cpu>,
-    ) -> Result<Self::Both, CpuError>;
+    ) -> Result<Self::Own, CpuError>;
     /// `Fake` from the fakes on G's tape and their digits.
     fn fake(fake: Images<Taped>, labels: &[u8]) -> Result<Self::Fake, CpuError>;
 }
 
 /// The real images (flat) or the fakes as a batch on a tape from `grads`, a `Constant`.
-pub fn half_images(
+pub fn batch_images(
     which: Which,
     real: &[f32],
     fake: &Images<NoneTape>,
@@ -165,7 +165,7 @@ pub fn dcgan_dense<const I: usize, const O: usize, A>(dev: &Cpu, layer: &mut Den
 }
 
 impl ConvDiscriminator for Discriminator {
-    type Both = Constant<Images<Taped>>;
+    type Own = Constant<Images<Taped>>;
     type Fake = Images<Taped>;
     const PRESET: Preset = Preset::Dcgan;
     const CONDITIONAL: bool = false;
@@ -186,14 +186,14 @@ impl ConvDiscriminator for Discriminator {
         Ok(fake)
     }
 
-    fn half(
+    fn own(
         which: Which,
         real: &[f32],
         _: &[u8],
         fake: &Images<NoneTape>,
         grads: Gradients<f32, Cpu>,
-    ) -> Result<Self::Both, CpuError> {
-        half_images(which, real, fake, grads)
+    ) -> Result<Self::Own, CpuError> {
+        batch_images(which, real, fake, grads)
     }
 }
 
@@ -252,8 +252,8 @@ impl<const Z: usize, D: ConvDiscriminator> ConvGan<Z, D> {
             .dev
             .try_tensor_from_vec(input, (batch, Const::<Z>))?;
         let d_step = Apart {
-            half: |which, fake: &Images<NoneTape>, grads| {
-                D::half(which, real, b.labels, fake, grads)
+            input: |which, fake: &Images<NoneTape>, grads| {
+                D::own(which, real, b.labels, fake, grads)
             },
             real_target: 1.0,
         };
