@@ -335,31 +335,58 @@ fn follow_tensor<S: Shape>(
     Ok(())
 }
 
+/// A network being recorded on this thread: where it lies in memory, and what its batch norms
+/// found so far.
+struct Recording {
+    start: usize,
+    end: usize,
+    found: Vec<BatchStats>,
+}
+
 thread_local! {
-    /// Where this thread's training passes put their statistics, while `recording`.
-    static RECORDED: std::cell::RefCell<Option<Vec<BatchStats>>> =
-        const { std::cell::RefCell::new(None) };
+    /// The networks being recorded on this thread, innermost last.
+    static RECORDING: std::cell::RefCell<Vec<Recording>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `work` with each batch norm's training pass on this thread recording the statistics it
-/// finds, in order, instead of moving its running statistics: two threads may then train on
-/// clones of one network at once, and `follow_recorded` moves the network's afterwards.
-pub fn recording<R>(work: impl FnOnce() -> R) -> (R, Vec<BatchStats>) {
-    // Put back as it was: a thread waiting for another may run other work inside `work`.
-    let outer = RECORDED.with(|r| r.replace(Some(Vec::new())));
-    let result = work();
-    let found = RECORDED.with(|r| r.replace(outer)).unwrap_or_default();
-    (result, found)
+/// Runs `work` on `net` with the training pass of each batch norm inside `net` recording the
+/// statistics it finds, in order, instead of moving its running statistics: two threads may
+/// then train clones of one network at once, and `follow_recorded` moves the network's
+/// afterwards. The batch norms must lie inside `net` itself (a tuple or struct of layers, not
+/// behind a pointer).
+///
+/// A batch norm is told apart by its address, not by the thread alone: a thread waiting for
+/// another may run unrelated work (another run's step) inside `work`, whose batch norms must
+/// go on tracking as usual.
+pub fn recording<M, R>(net: &mut M, work: impl FnOnce(&mut M) -> R) -> (R, Vec<BatchStats>) {
+    let start = net as *mut M as usize;
+    RECORDING.with(|r| {
+        r.borrow_mut().push(Recording {
+            start,
+            end: start + std::mem::size_of::<M>(),
+            found: Vec::new(),
+        })
+    });
+    let result = work(net);
+    let found = RECORDING.with(|r| r.borrow_mut().pop().map(|rec| rec.found));
+    (result, found.unwrap_or_default())
 }
 
-/// `found` kept for `recording`, or given back when nothing records on this thread.
-fn record(found: BatchStats) -> Option<BatchStats> {
-    RECORDED.with(|r| match r.borrow_mut().as_mut() {
-        Some(kept) => {
-            kept.push(found);
-            None
+/// `found` by the batch norm at `at`, kept when a network being recorded holds it, or given
+/// back.
+fn record(at: usize, found: BatchStats) -> Option<BatchStats> {
+    RECORDING.with(|r| {
+        let mut r = r.borrow_mut();
+        match r
+            .iter_mut()
+            .rev()
+            .find(|rec| (rec.start..rec.end).contains(&at))
+        {
+            Some(rec) => {
+                rec.found.push(found);
+                None
+            }
+            None => Some(found),
         }
-        None => Some(found),
     })
 }
 
@@ -473,7 +500,8 @@ impl<const C: usize, A: Activation, I: ScaleInit, S: ChannelsLast<C>, T: Tape<f3
     /// which are recorded, while `recording`).
     fn try_forward_mut(&mut self, x: Tensor<S, f32, Cpu, T>) -> Result<Self::Output, CpuError> {
         let (y, found) = self.forward_op(x, Statistics::Batch, Wants::ALL)?;
-        if let Some(unrecorded) = found.and_then(record) {
+        let at = self as *const Self as usize;
+        if let Some(unrecorded) = found.and_then(|f| record(at, f)) {
             self.track(&unrecorded)?;
         }
         Ok(y)
@@ -634,8 +662,8 @@ mod tests {
         );
         assert!((tracked.running_mean.as_vec()[0] - (0.9 * 1.1 - 0.4)).abs() < 1e-5);
 
-        let (ya2, found_a) = recording(|| train(&mut recorded, &a));
-        let (yb2, found_b) = recording(|| train(&mut recorded, &b));
+        let (ya2, found_a) = recording(&mut recorded, |bn| train(bn, &a));
+        let (yb2, found_b) = recording(&mut recorded, |bn| train(bn, &b));
         assert_eq!((ya2, yb2), (ya, yb));
         // Recording moved nothing; following the records moves what training moved.
         assert_eq!(recorded.running_mean.as_vec(), [0.0]);
@@ -653,6 +681,16 @@ mod tests {
             recorded.running_mean.as_vec(),
             tracked.running_mean.as_vec()
         );
+        // A batch norm outside the recorded network, trained meanwhile on the same thread (as
+        // another run's step that a waiting thread picks up would be), tracks as usual.
+        let mut other = recorded.clone();
+        let before = other.running_mean.as_vec();
+        let (_, found) = recording(&mut recorded, |bn| {
+            train(&mut other, &a);
+            train(bn, &b)
+        });
+        assert_eq!(found.len(), 1);
+        assert_ne!(other.running_mean.as_vec(), before);
         // Records that do not match the network's batch norms are an error, not a panic.
         let mut two = (recorded.clone(), recorded.clone());
         assert!(follow_recorded(&mut two, &found_a).is_err());

@@ -130,7 +130,7 @@ where
         // One batch's pass on `d`: its gradients, its loss and logits, and the statistics its
         // batch norms found (recorded, not yet followed).
         let pass = |d: &mut D, which: Which, grads: Gradients<f32, Cpu>, target: f32| {
-            let (result, found) = batch_norm::recording(|| {
+            let (result, found) = batch_norm::recording(d, |d| {
                 let logits = d.try_forward_mut(input(which, fake, grads)?)?;
                 let (loss, parts) = bce_with_logits(
                     logits,
