@@ -8,6 +8,7 @@
 //! statistics they find (`recording`) and the network's running statistics follow them
 //! afterwards, in order (`follow_recorded`).
 
+use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use dfdx::nn::tensor_collection::{
@@ -36,7 +37,8 @@ const RUNNING_VAR: &str = "running_var";
 /// Batch norm of `C` channels then the activation `A`, with learned scale (`weight`, initialised
 /// as `Init` says) and shift (`bias`) and running statistics for evaluation, as PyTorch names
 /// them. A training pass (`forward_mut`) normalises with the batch's own statistics and moves
-/// the running statistics; an evaluation pass (`forward`) uses the running statistics. It takes rows of `C` features as well as channels-last images (`ChannelsLast`).
+/// the running statistics; an evaluation pass (`forward`) uses the running statistics. It takes
+/// rows of `C` features as well as channels-last images (`ChannelsLast`).
 #[derive(Debug, Clone)]
 pub struct BatchNorm2d<const C: usize, A, E: Dtype = f32, D: Storage<E> = Cpu, Init = DcganScale> {
     pub weight: Tensor<Rank1<C>, E, D>,
@@ -345,7 +347,7 @@ struct Recording {
 
 thread_local! {
     /// The networks being recorded on this thread, innermost last.
-    static RECORDING: std::cell::RefCell<Vec<Recording>> = const { std::cell::RefCell::new(Vec::new()) };
+    static RECORDING: RefCell<Vec<Recording>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `work` on `net` with the training pass of each batch norm inside `net` recording the
