@@ -8,7 +8,8 @@ use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
 use std::thread;
 
 /// Key events handed out one per call, then silence (sleeping like a real poll would).
@@ -39,6 +40,54 @@ impl EventSource for Script {
                 Ok(None)
             }
         }
+    }
+}
+
+/// A test backend that counts the frames drawn, so another thread can watch the loop's progress.
+struct CountingBackend {
+    inner: TestBackend,
+    draws: Arc<AtomicUsize>,
+}
+
+impl Backend for CountingBackend {
+    type Error = <TestBackend as Backend>::Error;
+
+    fn draw<'a, I>(&mut self, content: I) -> Result<(), Self::Error>
+    where
+        I: Iterator<Item = (u16, u16, &'a ratatui::buffer::Cell)>,
+    {
+        self.draws.fetch_add(1, Ordering::SeqCst);
+        self.inner.draw(content)
+    }
+    fn hide_cursor(&mut self) -> Result<(), Self::Error> {
+        self.inner.hide_cursor()
+    }
+    fn show_cursor(&mut self) -> Result<(), Self::Error> {
+        self.inner.show_cursor()
+    }
+    fn get_cursor_position(&mut self) -> Result<ratatui::layout::Position, Self::Error> {
+        self.inner.get_cursor_position()
+    }
+    fn set_cursor_position<P: Into<ratatui::layout::Position>>(
+        &mut self,
+        position: P,
+    ) -> Result<(), Self::Error> {
+        self.inner.set_cursor_position(position)
+    }
+    fn clear(&mut self) -> Result<(), Self::Error> {
+        self.inner.clear()
+    }
+    fn clear_region(&mut self, clear_type: ratatui::backend::ClearType) -> Result<(), Self::Error> {
+        self.inner.clear_region(clear_type)
+    }
+    fn size(&self) -> Result<ratatui::layout::Size, Self::Error> {
+        self.inner.size()
+    }
+    fn window_size(&mut self) -> Result<ratatui::backend::WindowSize, Self::Error> {
+        self.inner.window_size()
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.inner.flush()
     }
 }
 
@@ -220,13 +269,21 @@ fn a_vanished_trainer_ends_the_loop_with_an_error_state() {
 
 #[test]
 fn drawing_is_paced_however_many_messages_arrive() {
-    let (msg_tx, msg_rx) = mpsc::channel();
+    // Bounded, so the flood cannot run far ahead of a loop that starts late.
+    let (msg_tx, msg_rx) = mpsc::sync_channel(4 * MAX_MESSAGES_PER_FRAME);
     let (cmd_tx, _cmd_rx) = mpsc::channel();
+    let draws = Arc::new(AtomicUsize::new(0));
+    let watched = Arc::clone(&draws);
+    // The flood lasts at least 300 ms and until the loop has drawn twice, so a loop that starts
+    // late still meets it; a loop that never draws during a flood lets it run to its 60 s cap.
     let flood = thread::spawn(move || {
         let _ = msg_tx.send(TrainMsg::Started(info()));
         let start = Instant::now();
         let mut step = 0;
-        while start.elapsed() < Duration::from_millis(300) && step < 300_000 {
+        let drawn_twice = || watched.load(Ordering::SeqCst) >= 2;
+        while start.elapsed() < Duration::from_millis(300)
+            || (!drawn_twice() && start.elapsed() < Duration::from_secs(60))
+        {
             step += 1;
             if msg_tx.send(TrainMsg::Step(stats(step))).is_err() {
                 break;
@@ -235,7 +292,11 @@ fn drawing_is_paced_however_many_messages_arrive() {
         let _ = msg_tx.send(TrainMsg::Error("flood over".to_string()));
         step
     });
-    let mut terminal = Terminal::new(TestBackend::new(120, 40)).ok();
+    let backend = CountingBackend {
+        inner: TestBackend::new(120, 40),
+        draws,
+    };
+    let mut terminal = Terminal::new(backend).ok();
     let Some(terminal) = terminal.as_mut() else {
         panic!("test terminal");
     };
