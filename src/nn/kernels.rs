@@ -849,6 +849,77 @@ mod tests {
 // in f64, and every element sees the same operations as a plain loop, so the vector widths the
 // CPU offers change nothing in the results.
 
+/// Lanes of the projection's sums: value `j` of a row adds into lane `j mod LANES`.
+const LANES: usize = 16;
+
+simd_fn! {
+    /// `out[r] = h_r . (w + e[y_r]) + b` for rows `h_r` of `w.len()` values and their labels
+    /// `y_r`, each sum kept in `LANES` lanes then added pairwise: the same sums on every CPU.
+    pub fn projection_logits(
+        h: &[f32],
+        w: &[f32],
+        e: &[f32],
+        labels: &[usize],
+        b: f32,
+        out: &mut [f32],
+    ) {
+        let n = w.len().max(1);
+        for ((h, &y), out) in h.chunks_exact(n).zip(labels).zip(out.iter_mut()) {
+            let ey = &e[y * n..][..n];
+            let mut acc = [0.0f32; LANES];
+            let (hs, ws, es) = (h.chunks(LANES), w.chunks(LANES), ey.chunks(LANES));
+            for ((h, w), e) in hs.zip(ws).zip(es) {
+                for (((a, &h), &w), &e) in acc.iter_mut().zip(h).zip(w).zip(e) {
+                    *a += h * (w + e);
+                }
+            }
+            let mut width = LANES;
+            while width > 1 {
+                width /= 2;
+                let (low, high) = acc.split_at_mut(width);
+                for (a, &b) in low.iter_mut().zip(high.iter()) {
+                    *a += b;
+                }
+            }
+            *out = acc[0] + b;
+        }
+    }
+}
+
+simd_fn! {
+    /// `dh_r += dl_r (w + e[y_r])` for rows `dh_r` of `w.len()` values.
+    pub fn projection_input_grad(dl: &[f32], labels: &[usize], w: &[f32], e: &[f32], dh: &mut [f32]) {
+        let n = w.len().max(1);
+        for ((dh, &y), &d) in dh.chunks_exact_mut(n).zip(labels).zip(dl) {
+            let ey = &e[y * n..][..n];
+            for ((g, &w), &e) in dh.iter_mut().zip(w).zip(ey) {
+                *g += d * (w + e);
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// `dw += dl_r h_r` and `de[y_r] += dl_r h_r`, row by row, for rows `h_r` of `dw.len()`
+    /// values.
+    pub fn projection_param_grads(
+        dl: &[f32],
+        labels: &[usize],
+        h: &[f32],
+        dw: &mut [f32],
+        de: &mut [f32],
+    ) {
+        let n = dw.len().max(1);
+        for ((h, &y), &d) in h.chunks_exact(n).zip(labels).zip(dl) {
+            let dey = &mut de[y * n..][..n];
+            for ((gw, ge), &h) in dw.iter_mut().zip(dey).zip(h) {
+                *gw += d * h;
+                *ge += d * h;
+            }
+        }
+    }
+}
+
 simd_fn! {
     /// `sums[ch] += x[., ch]` in f64, row by row.
     pub fn channel_sums(x: &[f32], sums: &mut [f64]) {
