@@ -97,6 +97,7 @@ pub struct Relu;
 
 impl Activation for Relu {
     const NEEDS_OUTPUT: bool = true;
+    const LEAKY_SLOPE: Option<f32> = Some(0.0);
     fn bias_act(y: &mut [f32], bias: &[f32]) {
         kernels::bias_leaky_relu(y, bias, 0.0);
     }
@@ -234,15 +235,27 @@ impl<const C: usize, A: Activation, I: ScaleInit> BatchNorm2d<C, A, f32, Cpu, I>
         let len = rows * C;
         let mut y = Vec::with_capacity(len);
         let y_parts = &mut y.spare_capacity_mut()[..len];
-        match &folded {
-            Some((scale, _)) => {
-                kernels::normalise_rows(&mut xhat, y_parts, &means, &inv_std, scale, true)
-            }
-            None => kernels::normalise_rows(&mut xhat, y_parts, &means, &inv_std, &weight, false),
-        }
+        let shift = folded.as_ref().map_or(&bias, |(_, shift)| shift);
+        // A leaky ReLU (or ReLU) is applied in the same pass, with the shift.
+        let leaky = A::LEAKY_SLOPE.map(|slope| (&shift[..], slope));
+        let (scale, scale_input) = match &folded {
+            Some((scale, _)) => (scale, true),
+            None => (&weight, false),
+        };
+        kernels::normalise_rows(
+            &mut xhat,
+            y_parts,
+            &means,
+            &inv_std,
+            scale,
+            scale_input,
+            leaky,
+        );
         // SAFETY: `normalise_rows` wrote all `len` values, as `xhat` is as long.
         unsafe { y.set_len(len) };
-        A::bias_act(&mut y, folded.as_ref().map_or(&bias, |(_, shift)| shift));
+        if leaky.is_none() {
+            A::bias_act(&mut y, shift);
+        }
         let keep = T::OWNS_TAPE && A::NEEDS_OUTPUT;
         let (out, kept_y) = ops::made_keeping(x.device(), y, *x.shape(), keep)?;
         if T::OWNS_TAPE {
@@ -252,13 +265,24 @@ impl<const C: usize, A: Activation, I: ScaleInit> BatchNorm2d<C, A, f32, Cpu, I>
             tape.add_backward_op(move |grads| {
                 profile::timed(OpKind::BatchNorm, Pass::Backward, || {
                     let mut dy: Vec<f32> = take_grad!(grads, out_ghost);
-                    if let Some(kept) = kept_y {
-                        A::grad(&mut dy, &kept);
-                        ops::recycle_shared(kept);
-                    }
                     let mut sum_dy = vec![0.0f64; C];
                     let mut sum_dy_xhat = vec![0.0f64; C];
-                    kernels::channel_grad_sums(&dy, &xhat, &mut sum_dy, &mut sum_dy_xhat);
+                    let (sums, sums_xhat) = (&mut sum_dy, &mut sum_dy_xhat);
+                    match (kept_y, A::LEAKY_SLOPE) {
+                        (Some(kept), Some(slope)) => {
+                            // The activation's gradient in the same pass as the sums.
+                            let (dy, y) = (&mut dy, &kept);
+                            kernels::leaky_grad_channel_sums(dy, y, slope, &xhat, sums, sums_xhat);
+                            ops::recycle_shared(kept);
+                        }
+                        (kept, _) => {
+                            if let Some(kept) = kept {
+                                A::grad(&mut dy, &kept);
+                                ops::recycle_shared(kept);
+                            }
+                            kernels::channel_grad_sums(&dy, &xhat, sums, sums_xhat);
+                        }
+                    }
                     if wants.input {
                         // Added to in place (no buffer of its own).
                         let mut dx: Vec<f32> = take_grad!(grads, x_ghost);

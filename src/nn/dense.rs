@@ -46,6 +46,9 @@ pub trait Activation: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
     fn bias_act(y: &mut [f32], bias: &[f32]);
     /// `g *= act'`, computed from the output `y`.
     fn grad(g: &mut [f32], y: &[f32]);
+    /// The slope for negative inputs when this is a leaky ReLU (0 for a ReLU), which a layer
+    /// may then apply in its own passes (`bias_act` and `grad` do the same).
+    const LEAKY_SLOPE: Option<f32> = None;
 }
 
 /// LeakyReLU with slope 0.2 for negative inputs, the GAN literature's and the reference
@@ -60,6 +63,7 @@ impl LeakyRelu {
 
 impl Activation for LeakyRelu {
     const NEEDS_OUTPUT: bool = true;
+    const LEAKY_SLOPE: Option<f32> = Some(Self::SLOPE);
     fn bias_act(y: &mut [f32], bias: &[f32]) {
         kernels::bias_leaky_relu(y, bias, Self::SLOPE);
     }

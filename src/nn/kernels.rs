@@ -529,16 +529,17 @@ pub fn normalise_rows(
     inv_std: &[f32],
     scale: &[f32],
     scale_input: bool,
+    leaky: Option<(&[f32], f32)>,
 ) {
     match half_point(x.len().min(y.len()), mean.len()) {
         Some(at) => {
             let ((x1, x2), (y1, y2)) = (x.split_at_mut(at), y.split_at_mut(at));
             side_by_side(
-                || normalise_rows_part(x1, y1, mean, inv_std, scale, scale_input),
-                || normalise_rows_part(x2, y2, mean, inv_std, scale, scale_input),
+                || normalise_rows_part(x1, y1, mean, inv_std, scale, scale_input, leaky),
+                || normalise_rows_part(x2, y2, mean, inv_std, scale, scale_input, leaky),
             );
         }
-        None => normalise_rows_part(x, y, mean, inv_std, scale, scale_input),
+        None => normalise_rows_part(x, y, mean, inv_std, scale, scale_input, leaky),
     }
 }
 
@@ -946,7 +947,9 @@ simd_fn! {
 simd_fn! {
     /// Normalises rows in place (`x = (x - mean) * inv_std`) and writes `y = scale * x` for the
     /// normalised value (training) or, with `scale_input`, for the input (a folded evaluation):
-    /// every value of `y` up to the shorter of the two.
+    /// every value of `y` up to the shorter of the two. With `leaky` (a bias and a slope), `y`
+    /// then has the bias added and goes through a leaky ReLU in the same pass, as
+    /// `bias_leaky_relu_part` would do after it.
     pub fn normalise_rows_part(
         x: &mut [f32],
         y: &mut [MaybeUninit<f32>],
@@ -954,15 +957,51 @@ simd_fn! {
         inv_std: &[f32],
         scale: &[f32],
         scale_input: bool,
+        leaky: Option<(&[f32], f32)>,
     ) {
         let c = mean.len().max(1);
         for (xr, yr) in x.chunks_exact_mut(c).zip(y.chunks_exact_mut(c)) {
-            for ((((xv, yv), &m), &s), &w) in
-                xr.iter_mut().zip(yr.iter_mut()).zip(mean).zip(inv_std).zip(scale)
-            {
-                let h = (*xv - m) * s;
-                yv.write(if scale_input { *xv * w } else { w * h });
-                *xv = h;
+            let values = xr.iter_mut().zip(yr.iter_mut()).zip(mean).zip(inv_std).zip(scale);
+            match leaky {
+                Some((bias, slope)) => {
+                    for (((((xv, yv), &m), &s), &w), &b) in values.zip(bias) {
+                        let h = (*xv - m) * s;
+                        let v = if scale_input { *xv * w } else { w * h } + b;
+                        yv.write(if v < 0.0 { v * slope } else { v });
+                        *xv = h;
+                    }
+                }
+                None => {
+                    for ((((xv, yv), &m), &s), &w) in values {
+                        let h = (*xv - m) * s;
+                        yv.write(if scale_input { *xv * w } else { w * h });
+                        *xv = h;
+                    }
+                }
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// `leaky_relu_grad_part` of `dy` through the output `y`, then `channel_grad_sums` of it, in
+    /// one pass.
+    pub fn leaky_grad_channel_sums(
+        dy: &mut [f32],
+        y: &[f32],
+        slope: f32,
+        xhat: &[f32],
+        sum_dy: &mut [f64],
+        sum_dy_xhat: &mut [f64],
+    ) {
+        let c = sum_dy.len().max(1);
+        let rows = dy.chunks_exact_mut(c).zip(y.chunks_exact(c)).zip(xhat.chunks_exact(c));
+        for ((d, y), h) in rows {
+            let sums = sum_dy.iter_mut().zip(sum_dy_xhat.iter_mut());
+            for ((((s, t), d), &y), &h) in sums.zip(d).zip(y).zip(h) {
+                *d *= if y > 0.0 { 1.0 } else { slope };
+                *s += *d as f64;
+                *t += (*d * h) as f64;
             }
         }
     }
