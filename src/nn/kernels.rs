@@ -521,6 +521,105 @@ pub fn add_into(dst: &mut [f32], src: &[f32]) {
     on_item_halves(dst, 1, src, 1, add_into_part);
 }
 
+/// Where per-channel sums over `len` values in rows of `c` cut the rows in two halves, whose
+/// sums are then added: always the same place, on one thread or two, so the sums are too.
+fn sum_halves_at(len: usize, c: usize) -> usize {
+    len / c.max(1) / 2 * c
+}
+
+/// `a` and `b` (the two halves of per-channel sums over `len` values in rows of `c`) side by
+/// side when it pays, else one after the other.
+fn sum_halves(len: usize, c: usize, a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
+    if half_point(len, c).is_some() {
+        side_by_side(a, b);
+    } else {
+        a();
+        b();
+    }
+}
+
+/// Adds the halves' sums `first + second` into `sums`.
+fn add_halves(sums: &mut [f64], first: &[f64], second: &[f64]) {
+    for ((s, a), b) in sums.iter_mut().zip(first).zip(second) {
+        *s += a + b;
+    }
+}
+
+/// `channel_sums_part` over two halves of the rows (`sum_halves_at`).
+pub fn channel_sums(x: &[f32], sums: &mut [f64]) {
+    let c = sums.len();
+    let (x1, x2) = x.split_at(sum_halves_at(x.len(), c));
+    let (mut s1, mut s2) = (vec![0.0; c], vec![0.0; c]);
+    let (p1, p2) = (&mut s1, &mut s2);
+    sum_halves(
+        x.len(),
+        c,
+        || channel_sums_part(x1, p1),
+        || channel_sums_part(x2, p2),
+    );
+    add_halves(sums, &s1, &s2);
+}
+
+/// `channel_square_deviations_part` over two halves of the rows (`sum_halves_at`).
+pub fn channel_square_deviations(x: &[f32], mean: &[f64], squares: &mut [f64]) {
+    let c = squares.len();
+    let (x1, x2) = x.split_at(sum_halves_at(x.len(), c));
+    let (mut s1, mut s2) = (vec![0.0; c], vec![0.0; c]);
+    let (p1, p2) = (&mut s1, &mut s2);
+    sum_halves(
+        x.len(),
+        c,
+        || channel_square_deviations_part(x1, mean, p1),
+        || channel_square_deviations_part(x2, mean, p2),
+    );
+    add_halves(squares, &s1, &s2);
+}
+
+/// `channel_grad_sums_part` over two halves of the rows (`sum_halves_at`).
+pub fn channel_grad_sums(dy: &[f32], xhat: &[f32], sum_dy: &mut [f64], sum_dy_xhat: &mut [f64]) {
+    let c = sum_dy.len();
+    let at = sum_halves_at(dy.len(), c);
+    let ((d1, d2), (h1, h2)) = (dy.split_at(at), xhat.split_at(at.min(xhat.len())));
+    let mut parts = [vec![0.0; c], vec![0.0; c], vec![0.0; c], vec![0.0; c]];
+    let [a1, b1, a2, b2] = &mut parts;
+    sum_halves(
+        dy.len(),
+        c,
+        || channel_grad_sums_part(d1, h1, a1, b1),
+        || channel_grad_sums_part(d2, h2, a2, b2),
+    );
+    add_halves(sum_dy, &parts[0], &parts[2]);
+    add_halves(sum_dy_xhat, &parts[1], &parts[3]);
+}
+
+/// `leaky_grad_channel_sums_part` over two halves of the rows (`sum_halves_at`).
+pub fn leaky_grad_channel_sums(
+    dy: &mut [f32],
+    y: &[f32],
+    slope: f32,
+    xhat: &[f32],
+    sum_dy: &mut [f64],
+    sum_dy_xhat: &mut [f64],
+) {
+    let (len, c) = (dy.len(), sum_dy.len());
+    let at = sum_halves_at(len, c);
+    let (d1, d2) = dy.split_at_mut(at);
+    let ((y1, y2), (h1, h2)) = (
+        y.split_at(at.min(y.len())),
+        xhat.split_at(at.min(xhat.len())),
+    );
+    let mut parts = [vec![0.0; c], vec![0.0; c], vec![0.0; c], vec![0.0; c]];
+    let [a1, b1, a2, b2] = &mut parts;
+    sum_halves(
+        len,
+        c,
+        || leaky_grad_channel_sums_part(d1, y1, slope, h1, a1, b1),
+        || leaky_grad_channel_sums_part(d2, y2, slope, h2, a2, b2),
+    );
+    add_halves(sum_dy, &parts[0], &parts[2]);
+    add_halves(sum_dy_xhat, &parts[1], &parts[3]);
+}
+
 /// Batch norm's normalisation (`normalise_rows_part`), on halves side by side when it pays.
 pub fn normalise_rows(
     x: &mut [f32],
@@ -923,7 +1022,7 @@ simd_fn! {
 
 simd_fn! {
     /// `sums[ch] += x[., ch]` in f64, row by row.
-    pub fn channel_sums(x: &[f32], sums: &mut [f64]) {
+    pub fn channel_sums_part(x: &[f32], sums: &mut [f64]) {
         for row in x.chunks_exact(sums.len().max(1)) {
             for (s, &v) in sums.iter_mut().zip(row) {
                 *s += v as f64;
@@ -934,7 +1033,7 @@ simd_fn! {
 
 simd_fn! {
     /// `squares[ch] += (x[., ch] - mean[ch])^2` in f64, row by row.
-    pub fn channel_square_deviations(x: &[f32], mean: &[f64], squares: &mut [f64]) {
+    pub fn channel_square_deviations_part(x: &[f32], mean: &[f64], squares: &mut [f64]) {
         for row in x.chunks_exact(squares.len().max(1)) {
             for ((s, &v), &m) in squares.iter_mut().zip(row).zip(mean) {
                 let d = v as f64 - m;
@@ -984,9 +1083,9 @@ simd_fn! {
 }
 
 simd_fn! {
-    /// `leaky_relu_grad_part` of `dy` through the output `y`, then `channel_grad_sums` of it, in
+    /// `leaky_relu_grad_part` of `dy` through the output `y`, then `channel_grad_sums_part` of it, in
     /// one pass.
-    pub fn leaky_grad_channel_sums(
+    pub fn leaky_grad_channel_sums_part(
         dy: &mut [f32],
         y: &[f32],
         slope: f32,
@@ -1009,7 +1108,7 @@ simd_fn! {
 
 simd_fn! {
     /// `sum_dy[ch] += dy` and `sum_dy_xhat[ch] += dy * xhat` (the product in f32) in f64.
-    pub fn channel_grad_sums(dy: &[f32], xhat: &[f32], sum_dy: &mut [f64], sum_dy_xhat: &mut [f64]) {
+    pub fn channel_grad_sums_part(dy: &[f32], xhat: &[f32], sum_dy: &mut [f64], sum_dy_xhat: &mut [f64]) {
         let c = sum_dy.len().max(1);
         for (d, h) in dy.chunks_exact(c).zip(xhat.chunks_exact(c)) {
             for (((s, t), &d), &h) in sum_dy.iter_mut().zip(sum_dy_xhat.iter_mut()).zip(d).zip(h) {
