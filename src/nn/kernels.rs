@@ -967,11 +967,15 @@ simd_fn! {
         for ((h, &y), out) in h.chunks_exact(n).zip(labels).zip(out.iter_mut()) {
             let ey = &e[y * n..][..n];
             let mut acc = [0.0f32; LANES];
-            let (hs, ws, es) = (h.chunks(LANES), w.chunks(LANES), ey.chunks(LANES));
+            let (hs, ws, es) = (h.chunks_exact(LANES), w.chunks_exact(LANES), ey.chunks_exact(LANES));
+            let tails = (hs.remainder(), ws.remainder(), es.remainder());
             for ((h, w), e) in hs.zip(ws).zip(es) {
                 for (((a, &h), &w), &e) in acc.iter_mut().zip(h).zip(w).zip(e) {
                     *a += h * (w + e);
                 }
+            }
+            for (((a, &h), &w), &e) in acc.iter_mut().zip(tails.0).zip(tails.1).zip(tails.2) {
+                *a += h * (w + e);
             }
             let mut width = LANES;
             while width > 1 {
