@@ -6,7 +6,8 @@
 //! Why choose: with a core taken by another program, a second thread of ours fights it for the
 //! one free core and a step gets several times slower than on one thread. So with the default
 //! setting, training steps are timed, now and then a few run on the other choice, and the faster
-//! one is kept; a probe that confirms the choice waits twice as long before the next one.
+//! one is kept; a probe that confirms the choice waits twice as long before the next one, and a
+//! probe step more than twice as slow as the choice ends its probe at once.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -193,6 +194,9 @@ const FIRST_PROBE_AFTER: u32 = 6;
 const MOST_STEPS_BETWEEN_PROBES: u32 = 200;
 /// The other choice must be this much faster to be taken.
 const SWITCH_MARGIN: f64 = 0.95;
+/// A probe step this many times slower than the current choice's median ends its probe: it has
+/// shown enough, and each more such step is time lost (two threads fighting another program).
+const PROBE_GIVE_UP: f64 = 2.0;
 
 /// Chooses, step by step, between one thread and all of them.
 #[derive(Debug)]
@@ -239,13 +243,8 @@ impl Chooser {
 
     fn end_probe(&mut self) {
         self.probing = false;
-        let median = |t: &VecDeque<Duration>| {
-            let mut v: Vec<Duration> = t.iter().copied().collect();
-            v.sort();
-            v.get(v.len() / 2).copied()
-        };
-        let current = median(&self.times[usize::from(self.current_on_one)]);
-        let other = median(&self.times[usize::from(!self.current_on_one)]);
+        let current = self.median(self.current_on_one);
+        let other = self.median(!self.current_on_one);
         let switch = match (current, other) {
             (Some(c), Some(o)) => o.as_secs_f64() < SWITCH_MARGIN * c.as_secs_f64(),
             _ => false,
@@ -259,7 +258,22 @@ impl Chooser {
         self.left = self.wait;
     }
 
+    /// The median recent step time of one thread (`on_one`) or all of them.
+    fn median(&self, on_one: bool) -> Option<Duration> {
+        let mut v: Vec<Duration> = self.times[usize::from(on_one)].iter().copied().collect();
+        v.sort();
+        v.get(v.len() / 2).copied()
+    }
+
     fn record(&mut self, on_one: bool, took: Duration) {
+        let probe_step = self.probing && on_one != self.current_on_one;
+        if probe_step
+            && self
+                .median(self.current_on_one)
+                .is_some_and(|m| took.as_secs_f64() > PROBE_GIVE_UP * m.as_secs_f64())
+        {
+            self.left = 0;
+        }
         let times = &mut self.times[usize::from(on_one)];
         if times.len() == SAMPLES {
             times.pop_front();
@@ -311,6 +325,35 @@ mod tests {
             counts.on_one + counts.on_all,
             400 + 4 * MOST_STEPS_BETWEEN_PROBES as u64
         );
+    }
+
+    #[test]
+    fn a_probe_far_slower_than_the_choice_ends_after_one_step() {
+        let mut c = Chooser::new();
+        // Busy: all threads three times slower than one. The first probe of one thread moves
+        // there; each later probe of all threads lasts one step.
+        let steps = drive(&mut c, 400, 36, 12);
+        assert!(c.current_on_one);
+        let after_move = steps.iter().position(|&o| o).unwrap_or(0) + PROBE_STEPS as usize;
+        let mut runs = Vec::new();
+        let mut run = 0;
+        for &on_one in &steps[after_move..] {
+            if on_one {
+                if run > 0 {
+                    runs.push(run);
+                }
+                run = 0;
+            } else {
+                run += 1;
+            }
+        }
+        assert!(!runs.is_empty(), "no probes in {steps:?}");
+        assert!(runs.iter().all(|&r| r == 1), "probe lengths {runs:?}");
+        // A probe only somewhat slower (1.5x) runs its whole length.
+        let mut c = Chooser::new();
+        let steps = drive(&mut c, 60, 8, 12);
+        let first_probe = steps.iter().filter(|&&o| o).count();
+        assert!(first_probe >= PROBE_STEPS as usize, "{steps:?}");
     }
 
     #[test]
