@@ -527,69 +527,64 @@ fn sum_halves_at(len: usize, c: usize) -> usize {
     len / c.max(1) / 2 * c
 }
 
-/// `a` and `b` (the two halves of per-channel sums over `len` values in rows of `c`) side by
-/// side when it pays, else one after the other.
-fn sum_halves(len: usize, c: usize, a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
+/// Per-channel sums over two halves of `len` values in rows of `c = sums[0].len()`: `first` and
+/// `second` each add one half's into zeroed buffers of their own (side by side when it pays), and
+/// `first`'s plus `second`'s are then added into each of `sums`.
+fn sums_of_halves<const K: usize>(
+    len: usize,
+    sums: [&mut [f64]; K],
+    first: impl FnOnce(&mut [Vec<f64>; K]) + Send,
+    second: impl FnOnce(&mut [Vec<f64>; K]) + Send,
+) {
+    let c = sums.first().map_or(0, |s| s.len());
+    let zeros = || std::array::from_fn(|_| vec![0.0f64; c]);
+    let (mut a, mut b): ([Vec<f64>; K], [Vec<f64>; K]) = (zeros(), zeros());
+    let (pa, pb) = (&mut a, &mut b);
     if half_point(len, c).is_some() {
-        side_by_side(a, b);
+        side_by_side(|| first(pa), || second(pb));
     } else {
-        a();
-        b();
+        first(pa);
+        second(pb);
     }
-}
-
-/// Adds the halves' sums `first + second` into `sums`.
-fn add_halves(sums: &mut [f64], first: &[f64], second: &[f64]) {
-    for ((s, a), b) in sums.iter_mut().zip(first).zip(second) {
-        *s += a + b;
+    for ((sum, a), b) in sums.into_iter().zip(&a).zip(&b) {
+        for ((s, a), b) in sum.iter_mut().zip(a).zip(b) {
+            *s += a + b;
+        }
     }
 }
 
 /// `channel_sums_part` over two halves of the rows (`sum_halves_at`).
 pub fn channel_sums(x: &[f32], sums: &mut [f64]) {
-    let c = sums.len();
-    let (x1, x2) = x.split_at(sum_halves_at(x.len(), c));
-    let (mut s1, mut s2) = (vec![0.0; c], vec![0.0; c]);
-    let (p1, p2) = (&mut s1, &mut s2);
-    sum_halves(
+    let (x1, x2) = x.split_at(sum_halves_at(x.len(), sums.len()));
+    sums_of_halves(
         x.len(),
-        c,
-        || channel_sums_part(x1, p1),
-        || channel_sums_part(x2, p2),
+        [sums],
+        |[s]| channel_sums_part(x1, s),
+        |[s]| channel_sums_part(x2, s),
     );
-    add_halves(sums, &s1, &s2);
 }
 
 /// `channel_square_deviations_part` over two halves of the rows (`sum_halves_at`).
 pub fn channel_square_deviations(x: &[f32], mean: &[f64], squares: &mut [f64]) {
-    let c = squares.len();
-    let (x1, x2) = x.split_at(sum_halves_at(x.len(), c));
-    let (mut s1, mut s2) = (vec![0.0; c], vec![0.0; c]);
-    let (p1, p2) = (&mut s1, &mut s2);
-    sum_halves(
+    let (x1, x2) = x.split_at(sum_halves_at(x.len(), squares.len()));
+    sums_of_halves(
         x.len(),
-        c,
-        || channel_square_deviations_part(x1, mean, p1),
-        || channel_square_deviations_part(x2, mean, p2),
+        [squares],
+        |[s]| channel_square_deviations_part(x1, mean, s),
+        |[s]| channel_square_deviations_part(x2, mean, s),
     );
-    add_halves(squares, &s1, &s2);
 }
 
 /// `channel_grad_sums_part` over two halves of the rows (`sum_halves_at`).
 pub fn channel_grad_sums(dy: &[f32], xhat: &[f32], sum_dy: &mut [f64], sum_dy_xhat: &mut [f64]) {
-    let c = sum_dy.len();
-    let at = sum_halves_at(dy.len(), c);
+    let at = sum_halves_at(dy.len(), sum_dy.len());
     let ((d1, d2), (h1, h2)) = (dy.split_at(at), xhat.split_at(at.min(xhat.len())));
-    let mut parts = [vec![0.0; c], vec![0.0; c], vec![0.0; c], vec![0.0; c]];
-    let [a1, b1, a2, b2] = &mut parts;
-    sum_halves(
+    sums_of_halves(
         dy.len(),
-        c,
-        || channel_grad_sums_part(d1, h1, a1, b1),
-        || channel_grad_sums_part(d2, h2, a2, b2),
+        [sum_dy, sum_dy_xhat],
+        |[s, t]| channel_grad_sums_part(d1, h1, s, t),
+        |[s, t]| channel_grad_sums_part(d2, h2, s, t),
     );
-    add_halves(sum_dy, &parts[0], &parts[2]);
-    add_halves(sum_dy_xhat, &parts[1], &parts[3]);
 }
 
 /// `leaky_grad_channel_sums_part` over two halves of the rows (`sum_halves_at`).
@@ -601,23 +596,19 @@ pub fn leaky_grad_channel_sums(
     sum_dy: &mut [f64],
     sum_dy_xhat: &mut [f64],
 ) {
-    let (len, c) = (dy.len(), sum_dy.len());
-    let at = sum_halves_at(len, c);
+    let len = dy.len();
+    let at = sum_halves_at(len, sum_dy.len());
     let (d1, d2) = dy.split_at_mut(at);
     let ((y1, y2), (h1, h2)) = (
         y.split_at(at.min(y.len())),
         xhat.split_at(at.min(xhat.len())),
     );
-    let mut parts = [vec![0.0; c], vec![0.0; c], vec![0.0; c], vec![0.0; c]];
-    let [a1, b1, a2, b2] = &mut parts;
-    sum_halves(
+    sums_of_halves(
         len,
-        c,
-        || leaky_grad_channel_sums_part(d1, y1, slope, h1, a1, b1),
-        || leaky_grad_channel_sums_part(d2, y2, slope, h2, a2, b2),
+        [sum_dy, sum_dy_xhat],
+        |[s, t]| leaky_grad_channel_sums_part(d1, y1, slope, h1, s, t),
+        |[s, t]| leaky_grad_channel_sums_part(d2, y2, slope, h2, s, t),
     );
-    add_halves(sum_dy, &parts[0], &parts[2]);
-    add_halves(sum_dy_xhat, &parts[1], &parts[3]);
 }
 
 /// Batch norm's normalisation (`normalise_rows_part`), on halves side by side when it pays.
