@@ -88,104 +88,78 @@ impl Geometry {
         self.small * self.small * self.taps()
     }
 
-    /// The big-grid coordinate tap `t` of small coordinate `y` meets, if inside the grid.
-    #[inline(always)]
-    fn at(&self, y: usize, t: usize) -> Option<usize> {
-        (y * self.s + t)
-            .checked_sub(self.p)
-            .filter(|&v| v < self.big)
+    /// Side of the big grid with its padding around it, enough for every tap of every
+    /// small-grid position: `p` on the top and left, at least `p` on the bottom and right.
+    fn padded_side(&self) -> usize {
+        (self.big + 2 * self.p).max((self.small.max(1) - 1) * self.s + self.k)
     }
 
-    /// The big-grid column the first tap of small coordinate `x` meets, when all `k` taps fall
-    /// inside the grid: the patch row is then one contiguous run of `k * ch` values of the big
-    /// grid.
-    #[inline(always)]
-    fn inside_run(&self, x: usize) -> Option<usize> {
-        self.at(x, 0).filter(|&bx| bx + self.k <= self.big)
+    /// Values of one padded image.
+    pub fn padded_len(&self) -> usize {
+        self.padded_side() * self.padded_side() * self.ch
     }
 
-    /// `cols` (one row of `taps` per small-grid position) from the big grid `big`, one image.
-    /// Writes every value of `cols` (taps outside the big grid as 0).
+    /// Copies one image into `padded`, `p` rows and columns in from the top left; the border
+    /// around it is left as it was.
     #[inline(always)]
-    fn gather_one(&self, big: &[f32], cols: &mut [MaybeUninit<f32>]) {
-        let (k, c) = (self.k, self.ch);
-        let run = k * c;
-        let mut rows = cols.chunks_exact_mut(self.taps());
+    fn pad_one(&self, big: &[f32], padded: &mut [f32]) {
+        let (side, row) = (self.padded_side(), self.big * self.ch);
+        for (y, src) in big.chunks_exact(row.max(1)).enumerate() {
+            padded[((y + self.p) * side + self.p) * self.ch..][..row].copy_from_slice(src);
+        }
+    }
+
+    /// The image inside `padded` (as `pad_one` placed it) copied back into `big`.
+    #[inline(always)]
+    fn unpad_one(&self, padded: &[f32], big: &mut [f32]) {
+        let (side, row) = (self.padded_side(), self.big * self.ch);
+        for (y, dst) in big.chunks_exact_mut(row.max(1)).enumerate() {
+            dst.copy_from_slice(&padded[((y + self.p) * side + self.p) * self.ch..][..row]);
+        }
+    }
+
+    /// `cols` (one row of `taps` per small-grid position) from one padded image whose border
+    /// is zero. In the padded image the `k` taps of one kernel row are one run of `k * ch`
+    /// values, never outside it. `RUN` is that run's length when known at compile time (0:
+    /// not), so a one-channel image copies whole short runs instead of looping per value.
+    #[inline(always)]
+    fn gather_padded<const RUN: usize>(&self, padded: &[f32], cols: &mut [MaybeUninit<f32>]) {
+        let (c, s, side) = (self.ch, self.s, self.padded_side());
+        let run = self.k * c;
+        let mut rows = cols.chunks_exact_mut(self.taps().max(1));
         for y in 0..self.small {
             for x in 0..self.small {
                 let Some(row) = rows.next() else { return };
-                let inside = self.inside_run(x);
                 for (ky, dst) in row.chunks_exact_mut(run).enumerate() {
-                    match (self.at(y, ky), inside) {
-                        (Some(by), Some(bx)) => {
-                            let src = &big[(by * self.big + bx) * c..][..run];
-                            // An element loop, not `copy_from_slice`: with one or a few
-                            // channels a `memcpy` call per run costs more than the copy.
-                            for (d, &v) in dst.iter_mut().zip(src) {
-                                d.write(v);
-                            }
-                        }
-                        (Some(by), None) => {
-                            for (kx, dst) in dst.chunks_exact_mut(c).enumerate() {
-                                match self.at(x, kx) {
-                                    Some(bx) => {
-                                        let src = &big[(by * self.big + bx) * c..][..c];
-                                        for (d, &v) in dst.iter_mut().zip(src) {
-                                            d.write(v);
-                                        }
-                                    }
-                                    None => dst.iter_mut().for_each(|d| {
-                                        d.write(0.0);
-                                    }),
-                                }
-                            }
-                        }
-                        (None, _) => dst.iter_mut().for_each(|d| {
-                            d.write(0.0);
-                        }),
-                    }
+                    let src = &padded[((y * s + ky) * side + x * s) * c..][..run];
+                    write_run::<RUN>(dst, src);
                 }
             }
         }
     }
 
-    /// The adjoint of `gather_one`: adds every patch value into the pixel it came from, in the
-    /// same order as a loop over positions, then taps.
+    /// The adjoint of `gather_padded`: adds every patch value into the value of the padded
+    /// image it came from, in the order of a loop over positions, then taps. (Taps on the
+    /// border add there, and are never read.)
     #[inline(always)]
-    fn scatter_add_one(&self, cols: &[f32], big: &mut [f32]) {
-        let (k, c) = (self.k, self.ch);
-        let run = k * c;
-        let mut rows = cols.chunks_exact(self.taps());
+    fn scatter_add_padded<const RUN: usize>(&self, cols: &[f32], padded: &mut [f32]) {
+        let (c, s, side) = (self.ch, self.s, self.padded_side());
+        let run = self.k * c;
+        let mut rows = cols.chunks_exact(self.taps().max(1));
         for y in 0..self.small {
             for x in 0..self.small {
                 let Some(row) = rows.next() else { return };
-                let inside = self.inside_run(x);
                 for (ky, src) in row.chunks_exact(run).enumerate() {
-                    let Some(by) = self.at(y, ky) else { continue };
-                    match inside {
-                        Some(bx) => {
-                            let dst = &mut big[(by * self.big + bx) * c..][..run];
-                            for (d, &s) in dst.iter_mut().zip(src) {
-                                *d += s;
-                            }
-                        }
-                        None => {
-                            for (kx, src) in src.chunks_exact(c).enumerate() {
-                                let Some(bx) = self.at(x, kx) else { continue };
-                                let dst = &mut big[(by * self.big + bx) * c..][..c];
-                                for (d, &s) in dst.iter_mut().zip(src) {
-                                    *d += s;
-                                }
-                            }
-                        }
-                    }
+                    let dst = &mut padded[((y * s + ky) * side + x * s) * c..][..run];
+                    add_run::<RUN>(dst, src);
                 }
             }
         }
     }
 
-    /// im2col over a batch of images, its two halves side by side. The buffer is not zeroed
-    /// first: `gather_one` writes every value (megabytes per step saved from a `memset`).
+    /// im2col over a batch of images, its two halves side by side, each image padded first
+    /// (into a buffer of each half's own, its border zeroed once). The patches are not zeroed
+    /// first: `gather_padded` writes every value (megabytes per step saved from a `memset`).
     pub fn gather(&self, big: &[f32], batch: usize) -> Vec<f32> {
         let len = batch * self.cols_len();
         let mut cols: Vec<f32> = Vec::with_capacity(len);
@@ -196,17 +170,18 @@ impl Geometry {
             &big[..batch * self.big_len()],
             big_len,
             |cols, big| {
+                let mut padded = vec![0.0; self.padded_len()];
                 for (c, b) in cols
                     .chunks_exact_mut(cols_len)
                     .zip(big.chunks_exact(big_len))
                 {
-                    gather_image(self, b, c);
+                    gather_image(self, b, &mut padded, c);
                 }
             },
         );
-        // SAFETY: the `batch` chunks of `cols_len` values cover `..len`, and `gather_one` writes
-        // every value of its chunk (the rows cover it: `small^2` rows of `taps`, each tap either
-        // copied or zeroed).
+        // SAFETY: the `batch` chunks of `cols_len` values cover `..len`, and `gather_padded`
+        // writes every value of its chunk (`small^2` rows of `taps`, each of `k` runs of `k * ch`
+        // values copied).
         unsafe { cols.set_len(len) };
         cols
     }
@@ -214,7 +189,8 @@ impl Geometry {
     /// col2im of patches made a few images at a time, added into `big`: `make(src rows, images,
     /// patches)` writes every patch value of `images` images from their `src_item` values of
     /// `src`, and they are added into `big` while still in the cache, not laid out for the whole
-    /// batch first. The two halves of the batch run side by side.
+    /// batch first. The two halves of the batch run side by side, each image padded while its
+    /// patches are added (in a buffer of each half's own).
     pub fn scatter_add_made(
         &self,
         big: &mut [f32],
@@ -234,6 +210,7 @@ impl Geometry {
             |big, src| {
                 // Every value `make` is given is written by it.
                 let mut cols = ops::buffer(per_chunk.min(big.len() / big_len) * cols_len);
+                let mut padded = vec![0.0; self.padded_len()];
                 for (big, src) in big
                     .chunks_mut(per_chunk * big_len)
                     .zip(src.chunks(per_chunk * src_item))
@@ -245,7 +222,7 @@ impl Geometry {
                         .chunks_exact_mut(big_len)
                         .zip(cols.chunks_exact(cols_len))
                     {
-                        scatter_add_image(self, c, b);
+                        scatter_add_image(self, c, &mut padded, b);
                     }
                 }
                 ops::recycle([cols]);
@@ -254,17 +231,75 @@ impl Geometry {
     }
 }
 
-kernels::simd_fn! {
-    /// `Geometry::gather_one`, its copy loops compiled for the CPU's widest vectors.
-    pub fn gather_image(g: &Geometry, big: &[f32], cols: &mut [MaybeUninit<f32>]) {
-        g.gather_one(big, cols)
+/// `dst = src`, for a run of equal lengths: a fixed-size copy when `RUN` is its length.
+#[inline(always)]
+fn write_run<const RUN: usize>(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
+    if RUN > 0
+        && let (Ok(dst), Ok(src)) = (
+            <&mut [MaybeUninit<f32>; RUN]>::try_from(&mut *dst),
+            <&[f32; RUN]>::try_from(src),
+        )
+    {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            d.write(v);
+        }
+        return;
+    }
+    for (d, &v) in dst.iter_mut().zip(src) {
+        d.write(v);
+    }
+}
+
+/// `dst += src`, for a run of equal lengths: fixed-size adds when `RUN` is its length.
+#[inline(always)]
+fn add_run<const RUN: usize>(dst: &mut [f32], src: &[f32]) {
+    if RUN > 0
+        && let (Ok(dst), Ok(src)) = (
+            <&mut [f32; RUN]>::try_from(&mut *dst),
+            <&[f32; RUN]>::try_from(src),
+        )
+    {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d += v;
+        }
+        return;
+    }
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d += v;
     }
 }
 
 kernels::simd_fn! {
-    /// `Geometry::scatter_add_one`, its add loops compiled for the CPU's widest vectors.
-    pub fn scatter_add_image(g: &Geometry, cols: &[f32], big: &mut [f32]) {
-        g.scatter_add_one(cols, big)
+    /// im2col of one image: `big` padded into `padded` (whose border is zero), then
+    /// `Geometry::gather_padded`, compiled for the CPU's widest vectors, with fixed-size runs
+    /// for the one-channel images of the presets' and the judge's first layers.
+    pub fn gather_image(
+        g: &Geometry,
+        big: &[f32],
+        padded: &mut [f32],
+        cols: &mut [MaybeUninit<f32>],
+    ) {
+        g.pad_one(big, padded);
+        match g.k * g.ch {
+            4 => g.gather_padded::<4>(padded, cols),
+            5 => g.gather_padded::<5>(padded, cols),
+            _ => g.gather_padded::<0>(padded, cols),
+        }
+    }
+}
+
+kernels::simd_fn! {
+    /// col2im of one image, added into `big`: `big` padded into `padded`, the patches added
+    /// there (`Geometry::scatter_add_padded`, as `gather_image` compiled and specialised), and
+    /// the image copied back.
+    pub fn scatter_add_image(g: &Geometry, cols: &[f32], padded: &mut [f32], big: &mut [f32]) {
+        g.pad_one(big, padded);
+        match g.k * g.ch {
+            4 => g.scatter_add_padded::<4>(cols, padded),
+            5 => g.scatter_add_padded::<5>(cols, padded),
+            _ => g.scatter_add_padded::<0>(cols, padded),
+        }
+        g.unpad_one(padded, big);
     }
 }
 
