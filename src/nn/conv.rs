@@ -88,6 +88,110 @@ impl Geometry {
         self.small * self.small * self.taps()
     }
 
+    /// The big-grid coordinate tap `t` of small coordinate `y` meets, if inside the grid.
+    #[inline(always)]
+    fn at(&self, y: usize, t: usize) -> Option<usize> {
+        (y * self.s + t)
+            .checked_sub(self.p)
+            .filter(|&v| v < self.big)
+    }
+
+    /// The big-grid column the first tap of small coordinate `x` meets, when all `k` taps fall
+    /// inside the grid: the patch row is then one contiguous run of `k * ch` values of the big
+    /// grid.
+    #[inline(always)]
+    fn inside_run(&self, x: usize) -> Option<usize> {
+        self.at(x, 0).filter(|&bx| bx + self.k <= self.big)
+    }
+
+    /// `cols` (one row of `taps` per small-grid position) from the big grid `big`, one image.
+    /// Writes every value of `cols` (taps outside the big grid as 0).
+    #[inline(always)]
+    fn gather_one(&self, big: &[f32], cols: &mut [MaybeUninit<f32>]) {
+        let (k, c) = (self.k, self.ch);
+        let run = k * c;
+        let mut rows = cols.chunks_exact_mut(self.taps());
+        for y in 0..self.small {
+            for x in 0..self.small {
+                let Some(row) = rows.next() else { return };
+                let inside = self.inside_run(x);
+                for (ky, dst) in row.chunks_exact_mut(run).enumerate() {
+                    match (self.at(y, ky), inside) {
+                        (Some(by), Some(bx)) => {
+                            let src = &big[(by * self.big + bx) * c..][..run];
+                            // An element loop, not `copy_from_slice`: with one or a few
+                            // channels a `memcpy` call per run costs more than the copy.
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                d.write(v);
+                            }
+                        }
+                        (Some(by), None) => {
+                            for (kx, dst) in dst.chunks_exact_mut(c).enumerate() {
+                                match self.at(x, kx) {
+                                    Some(bx) => {
+                                        let src = &big[(by * self.big + bx) * c..][..c];
+                                        for (d, &v) in dst.iter_mut().zip(src) {
+                                            d.write(v);
+                                        }
+                                    }
+                                    None => dst.iter_mut().for_each(|d| {
+                                        d.write(0.0);
+                                    }),
+                                }
+                            }
+                        }
+                        (None, _) => dst.iter_mut().for_each(|d| {
+                            d.write(0.0);
+                        }),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of `gather_one`: adds every patch value into the pixel it came from, in the
+    /// same order as a loop over positions, then taps.
+    #[inline(always)]
+    fn scatter_add_one(&self, cols: &[f32], big: &mut [f32]) {
+        let (k, c) = (self.k, self.ch);
+        let run = k * c;
+        let mut rows = cols.chunks_exact(self.taps());
+        for y in 0..self.small {
+            for x in 0..self.small {
+                let Some(row) = rows.next() else { return };
+                let inside = self.inside_run(x);
+                for (ky, src) in row.chunks_exact(run).enumerate() {
+                    let Some(by) = self.at(y, ky) else { continue };
+                    match inside {
+                        Some(bx) => {
+                            let dst = &mut big[(by * self.big + bx) * c..][..run];
+                            for (d, &s) in dst.iter_mut().zip(src) {
+                                *d += s;
+                            }
+                        }
+                        None => {
+                            for (kx, src) in src.chunks_exact(c).enumerate() {
+                                let Some(bx) = self.at(x, kx) else { continue };
+                                let dst = &mut big[(by * self.big + bx) * c..][..c];
+                                for (d, &s) in dst.iter_mut().zip(src) {
+                                    *d += s;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether im2col and col2im go through a padded copy of each image: when a kernel row's
+    /// run of `k * ch` values is shorter than a vector, where copying the image costs less than
+    /// finding the grid's edges run by run (one-channel images); else they read and write the
+    /// image in place, the border taps one by one.
+    pub fn pads(&self) -> bool {
+        self.k * self.ch < 16
+    }
+
     /// Side of the big grid with its padding around it, enough for every tap of every
     /// small-grid position: `p` on the top and left, at least `p` on the bottom and right.
     fn padded_side(&self) -> usize {
@@ -157,9 +261,10 @@ impl Geometry {
         }
     }
 
-    /// im2col over a batch of images, its two halves side by side, each image padded first
-    /// (into a buffer of each half's own, its border zeroed once). The patches are not zeroed
-    /// first: `gather_padded` writes every value (megabytes per step saved from a `memset`).
+    /// im2col over a batch of images, its two halves side by side (each with a padded image
+    /// buffer of its own when the geometry `pads`, its border zeroed once). The patches are not
+    /// zeroed first: `gather_image` writes every value (megabytes per step saved from a
+    /// `memset`).
     pub fn gather(&self, big: &[f32], batch: usize) -> Vec<f32> {
         let len = batch * self.cols_len();
         let mut cols: Vec<f32> = Vec::with_capacity(len);
@@ -170,7 +275,7 @@ impl Geometry {
             &big[..batch * self.big_len()],
             big_len,
             |cols, big| {
-                let mut padded = vec![0.0; self.padded_len()];
+                let mut padded = vec![0.0; if self.pads() { self.padded_len() } else { 0 }];
                 for (c, b) in cols
                     .chunks_exact_mut(cols_len)
                     .zip(big.chunks_exact(big_len))
@@ -179,9 +284,9 @@ impl Geometry {
                 }
             },
         );
-        // SAFETY: the `batch` chunks of `cols_len` values cover `..len`, and `gather_padded`
+        // SAFETY: the `batch` chunks of `cols_len` values cover `..len`, and `gather_image`
         // writes every value of its chunk (`small^2` rows of `taps`, each of `k` runs of `k * ch`
-        // values copied).
+        // values, copied or, in place, zeroed where they fall outside the image).
         unsafe { cols.set_len(len) };
         cols
     }
@@ -189,8 +294,8 @@ impl Geometry {
     /// col2im of patches made a few images at a time, added into `big`: `make(src rows, images,
     /// patches)` writes every patch value of `images` images from their `src_item` values of
     /// `src`, and they are added into `big` while still in the cache, not laid out for the whole
-    /// batch first. The two halves of the batch run side by side, each image padded while its
-    /// patches are added (in a buffer of each half's own).
+    /// batch first. The two halves of the batch run side by side (each with a padded image
+    /// buffer of its own when the geometry `pads`).
     pub fn scatter_add_made(
         &self,
         big: &mut [f32],
@@ -210,7 +315,7 @@ impl Geometry {
             |big, src| {
                 // Every value `make` is given is written by it.
                 let mut cols = ops::buffer(per_chunk.min(big.len() / big_len) * cols_len);
-                let mut padded = vec![0.0; self.padded_len()];
+                let mut padded = vec![0.0; if self.pads() { self.padded_len() } else { 0 }];
                 for (big, src) in big
                     .chunks_mut(per_chunk * big_len)
                     .zip(src.chunks(per_chunk * src_item))
@@ -270,15 +375,19 @@ fn add_run<const RUN: usize>(dst: &mut [f32], src: &[f32]) {
 }
 
 kernels::simd_fn! {
-    /// im2col of one image: `big` padded into `padded` (whose border is zero), then
-    /// `Geometry::gather_padded`, compiled for the CPU's widest vectors, with fixed-size runs
-    /// for the one-channel images of the presets' and the judge's first layers.
+    /// im2col of one image, compiled for the CPU's widest vectors: `Geometry::gather_one` in
+    /// place, or, when the geometry `pads`, `big` copied into `padded` (whose border is zero)
+    /// and `Geometry::gather_padded` from there, with fixed-size runs for the one-channel
+    /// images of the presets' (4 wide) and the judge's (5 wide) first layers.
     pub fn gather_image(
         g: &Geometry,
         big: &[f32],
         padded: &mut [f32],
         cols: &mut [MaybeUninit<f32>],
     ) {
+        if !g.pads() {
+            return g.gather_one(big, cols);
+        }
         g.pad_one(big, padded);
         match g.k * g.ch {
             4 => g.gather_padded::<4>(padded, cols),
@@ -289,10 +398,13 @@ kernels::simd_fn! {
 }
 
 kernels::simd_fn! {
-    /// col2im of one image, added into `big`: `big` padded into `padded`, the patches added
-    /// there (`Geometry::scatter_add_padded`, as `gather_image` compiled and specialised), and
-    /// the image copied back.
+    /// col2im of one image, added into `big`, compiled and chosen as `gather_image` is:
+    /// `Geometry::scatter_add_one` in place, or `big` copied into `padded`, the patches added
+    /// there (`Geometry::scatter_add_padded`) and the image copied back.
     pub fn scatter_add_image(g: &Geometry, cols: &[f32], padded: &mut [f32], big: &mut [f32]) {
+        if !g.pads() {
+            return g.scatter_add_one(cols, big);
+        }
         g.pad_one(big, padded);
         match g.k * g.ch {
             4 => g.scatter_add_padded::<4>(cols, padded),
@@ -1049,6 +1161,78 @@ mod tests {
         let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
         assert!((std - INIT_STD).abs() < 0.001, "{std}");
         assert!(conv.bias.as_vec().iter().all(|&b| b == 0.0));
+    }
+
+    /// One image's patches through `gather`, the values as bits (every one must be written:
+    /// the buffer starts as NaN, which no input holds).
+    fn patches(g: &Geometry, mut gather: impl FnMut(&mut [MaybeUninit<f32>])) -> Vec<u32> {
+        let mut cols = vec![MaybeUninit::new(f32::NAN); g.cols_len()];
+        gather(&mut cols);
+        // SAFETY: every value was initialised (as NaN) before `gather` wrote over it.
+        let cols: Vec<f32> = cols.iter().map(|v| unsafe { v.assume_init() }).collect();
+        assert!(
+            cols.iter().all(|v| !v.is_nan()),
+            "{g:?}: a patch value unwritten"
+        );
+        cols.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// Patches laid out in place and through a padded copy are the same, and added back into
+    /// an image (not zero) give the same sums bit for bit, the fixed-size runs as the others,
+    /// on convolutions and transposed convolutions of every kind of geometry here.
+    #[test]
+    fn padded_and_in_place_patches_agree() {
+        let geometry = |big, small, ch, k, s, p| Geometry {
+            big,
+            small,
+            ch,
+            k,
+            s,
+            p,
+        };
+        let geometries = [
+            geometry(28, 14, 1, 4, 2, 1), // the presets' first convolution, last transposed one
+            geometry(14, 7, 32, 4, 2, 1), // their second, and first transposed one
+            geometry(28, 24, 1, 5, 1, 0), // the judge's first
+            geometry(12, 8, 16, 5, 1, 0), // and second
+            geometry(7, 3, 2, 4, 2, 1),   // the odd shapes above
+            geometry(6, 3, 2, 4, 2, 1),
+            geometry(9, 5, 3, 3, 2, 2),
+            geometry(5, 2, 1, 4, 2, 0), // an output short of the image's far edge
+        ];
+        for g in geometries {
+            let big = test_values(g.big_len(), 7);
+            let mut padded = vec![0.0; g.padded_len()];
+            let in_place = patches(&g, |cols| g.gather_one(&big, cols));
+            let through_padded = patches(&g, |cols| {
+                g.pad_one(&big, &mut padded);
+                g.gather_padded::<0>(&padded, cols)
+            });
+            assert_eq!(in_place, through_padded, "{g:?}: patches");
+            let run = g.k * g.ch;
+            let fixed = patches(&g, |cols| match run {
+                4 => g.gather_padded::<4>(&padded, cols),
+                5 => g.gather_padded::<5>(&padded, cols),
+                _ => g.gather_padded::<0>(&padded, cols),
+            });
+            assert_eq!(in_place, fixed, "{g:?}: fixed-size patches");
+
+            let cols = test_values(g.cols_len(), 8);
+            let mut direct = test_values(g.big_len(), 9);
+            g.scatter_add_one(&cols, &mut direct);
+            for specialised in [false, true] {
+                let mut via_padded = test_values(g.big_len(), 9);
+                g.pad_one(&via_padded, &mut padded);
+                match (specialised, run) {
+                    (true, 4) => g.scatter_add_padded::<4>(&cols, &mut padded),
+                    (true, 5) => g.scatter_add_padded::<5>(&cols, &mut padded),
+                    _ => g.scatter_add_padded::<0>(&cols, &mut padded),
+                }
+                g.unpad_one(&padded, &mut via_padded);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&direct), bits(&via_padded), "{g:?}: sums");
+            }
+        }
     }
 
     #[test]
