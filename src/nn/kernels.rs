@@ -51,12 +51,17 @@ pub(crate) use simd_fn;
 const PARALLEL_MIN_WORK: usize = 16 * 1024 * 1024;
 
 thread_local! {
-    /// Set while this thread runs one of several products that run side by side.
+    /// Set while this thread runs one side of a `side_by_side` (for the op timings only).
     static SIDE_BY_SIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Runs `a` and `b` at the same time on the thread pool, each product in them on one thread:
-/// for two independent mid-size products this beats splitting each across the threads in turn.
+/// Runs `a` here and `b` on the pool's other thread when it is free (else here, after `a`).
+/// Work inside either is cut in halves again where it pays (`split_product`, `half_point`):
+/// while the other thread is busy with its own side, the halves run here one after the other
+/// (a join costs a microsecond); once it is free, it takes them over. So two sides that end at
+/// different times, because they differ or because the machine serves the threads unequally,
+/// still keep both threads busy to the end. (Keeping each side on one thread, its products
+/// whole, left a thread idle for 0.5-1.7 ms of each `cgan` step's 9-10 ms passes of D.)
 pub fn side_by_side<A: FnOnce() + Send, B: FnOnce() + Send>(a: A, b: B) {
     // A thread waiting in a join may run the other side itself, inside its own: hence the
     // flag is put back as it was, not cleared.
@@ -68,8 +73,9 @@ pub fn side_by_side<A: FnOnce() + Send, B: FnOnce() + Send>(a: A, b: B) {
     rayon::join(|| alone(a), || alone(b));
 }
 
-/// How many threads are running work at once with this one: 2 inside one side of
-/// `side_by_side` on a pool of two or more threads (each side has a thread), else 1.
+/// How many threads share the wall time of this one's work, for the op timings: 2 inside one
+/// side of `side_by_side` on a pool of two or more threads (each side has a thread, mostly),
+/// else 1.
 pub fn threads_side_by_side() -> u32 {
     if SIDE_BY_SIDE.with(|s| s.get()) && rayon::current_num_threads() > 1 {
         2
@@ -118,8 +124,7 @@ pub fn in_pool_untimed<R: Send>(work: impl FnOnce() -> R + Send) -> R {
 
 fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     let threads = rayon::current_num_threads();
-    let alone = SIDE_BY_SIDE.with(|s| s.get());
-    if threads > 1 && !alone && m * n * k >= PARALLEL_MIN_WORK {
+    if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
         Parallelism::Rayon(threads)
     } else {
         Parallelism::None
@@ -212,16 +217,15 @@ impl Operands {
 /// 784, this scales better than gemm's own splitting.
 const SPLIT_MIN_WORK: usize = 1 << 20;
 
-/// `dst = lhs * rhs` (or `+=`), cut along its longer output side into halves on two threads
-/// when it is large enough and this thread is not already one of two running side by side.
+/// `dst = lhs * rhs` (or `+=`), cut along its longer output side into halves side by side when
+/// it is large enough and there are two threads.
 ///
 /// # Safety
 /// The operands, with their strides, must cover `m x n`, `m x k` and `k x n` elements, `dst`
 /// must overlap neither input, and without `accumulate` `dst` may be uninitialised.
 unsafe fn split_product(m: usize, n: usize, k: usize, ops: Operands) {
     let threads = rayon::current_num_threads();
-    let alone = SIDE_BY_SIDE.with(|s| s.get());
-    if threads > 1 && !alone && m * n * k >= SPLIT_MIN_WORK && m.max(n) >= 32 {
+    if threads > 1 && m * n * k >= SPLIT_MIN_WORK && m.max(n) >= 32 {
         let ((m1, n1), (m2, n2), second) = if m >= n {
             let half = (m / 2).next_multiple_of(16).min(m);
             ((half, n), (m - half, n), ops.from(half, 0))
@@ -431,12 +435,10 @@ pub fn tanh_grad_part(g: &mut [f32], y: &[f32]) {
 const HALVES_MIN_VALUES: usize = 1 << 15;
 
 /// Where to cut `len` values in rows of `row` into two halves, when it pays to: there are two
-/// threads, this thread is not already one of two running side by side, and enough values.
+/// threads and enough values.
 fn half_point(len: usize, row: usize) -> Option<usize> {
     let row = row.max(1);
-    let pays = len >= HALVES_MIN_VALUES
-        && rayon::current_num_threads() > 1
-        && !SIDE_BY_SIDE.with(|s| s.get());
+    let pays = len >= HALVES_MIN_VALUES && rayon::current_num_threads() > 1;
     pays.then(|| (len / row / 2) * row)
         .filter(|&at| at > 0 && at < len)
 }

@@ -107,7 +107,8 @@ pub enum Which {
 /// statistics then follow, the real batch's first (as after PyTorch's two calls).
 ///
 /// A pass on each thread keeps both busy without handing work over op by op, as one pass of
-/// both batches does.
+/// both batches does; the thread whose pass ends first takes over halves of the other's
+/// products and passes (`kernels::side_by_side`).
 pub struct Apart<Input> {
     pub input: Input,
     pub real_target: f32,
