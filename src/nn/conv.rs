@@ -188,7 +188,7 @@ impl Geometry {
     /// run of `k * ch` values is shorter than a vector, where copying the image costs less than
     /// finding the grid's edges run by run (one-channel images); else they read and write the
     /// image in place, the border taps one by one.
-    pub fn pads(&self) -> bool {
+    fn pads(&self) -> bool {
         self.k * self.ch < 16
     }
 
@@ -199,7 +199,7 @@ impl Geometry {
     }
 
     /// Values of one padded image.
-    pub fn padded_len(&self) -> usize {
+    fn padded_len(&self) -> usize {
         self.padded_side() * self.padded_side() * self.ch
     }
 
