@@ -58,10 +58,11 @@ thread_local! {
 /// Runs `a` here and `b` on the pool's other thread when it is free (else here, after `a`).
 /// Work inside either is cut in halves again where it pays (`split_product`, `half_point`):
 /// while the other thread is busy with its own side, the halves run here one after the other
-/// (a join whose half nobody takes costs 30-40 ns here); once it is free, it takes them over. So two sides that end at
-/// different times, because they differ or because the machine serves the threads unequally,
-/// still keep both threads busy to the end. (Keeping each side on one thread, its products
-/// whole, left a thread idle for 0.5-1.7 ms of each `cgan` step's 9-10 ms passes of D.)
+/// (a join whose half nobody takes costs 30-40 ns on this kind of machine); once it is free,
+/// it takes them over. So two sides that end at different times, because they differ or
+/// because the machine serves the threads unequally, still keep both threads busy to the end.
+/// (Keeping each side on one thread, its products whole, left a thread idle for 0.5-1.7 ms of
+/// each `cgan` step's 9-10 ms passes of D.)
 pub fn side_by_side<A: FnOnce() + Send, B: FnOnce() + Send>(a: A, b: B) {
     // A thread waiting in a join may run the other side itself, inside its own: hence the
     // flag is put back as it was, not cleared.
