@@ -222,24 +222,34 @@ impl Geometry {
         }
     }
 
-    /// `cols` (one row of `taps` per small-grid position) from one padded image whose border
-    /// is zero. In the padded image the `k` taps of one kernel row are one run of `k * ch`
-    /// values, never outside it. `RUN` is that run's length when known at compile time (0:
-    /// not), so a one-channel image copies whole short runs instead of looping per value.
+    /// `each(run, at)` for every run of `k * ch` patch values in the patches' order (position
+    /// by position, then kernel row by kernel row), `at` where it starts in a padded image: there
+    /// the `k` taps of one kernel row are one run, never outside it.
     #[inline(always)]
-    fn gather_padded<const RUN: usize>(&self, padded: &[f32], cols: &mut [MaybeUninit<f32>]) {
-        let (c, s, side) = (self.ch, self.s, self.padded_side());
-        let run = self.k * c;
-        let mut rows = cols.chunks_exact_mut(self.taps().max(1));
+    fn for_each_padded_run(&self, mut each: impl FnMut(usize, usize)) {
+        let (k, c, s, side) = (self.k, self.ch, self.s, self.padded_side());
+        let mut run = 0;
         for y in 0..self.small {
             for x in 0..self.small {
-                let Some(row) = rows.next() else { return };
-                for (ky, dst) in row.chunks_exact_mut(run).enumerate() {
-                    let src = &padded[((y * s + ky) * side + x * s) * c..][..run];
-                    write_run::<RUN>(dst, src);
+                for ky in 0..k {
+                    each(run, ((y * s + ky) * side + x * s) * c);
+                    run += 1;
                 }
             }
         }
+    }
+
+    /// `cols` (one row of `taps` per small-grid position) from one padded image whose border
+    /// is zero. `RUN` is a run's length when known at compile time (0: not), so a one-channel
+    /// image copies whole short runs instead of looping per value.
+    #[inline(always)]
+    fn gather_padded<const RUN: usize>(&self, padded: &[f32], cols: &mut [MaybeUninit<f32>]) {
+        let run = self.k * self.ch;
+        self.for_each_padded_run(|i, at| {
+            on_run::<RUN, _>(&mut cols[i * run..][..run], &padded[at..][..run], |d, v| {
+                d.write(v);
+            });
+        });
     }
 
     /// The adjoint of `gather_padded`: adds every patch value into the value of the padded
@@ -247,18 +257,12 @@ impl Geometry {
     /// border add there, and are never read.)
     #[inline(always)]
     fn scatter_add_padded<const RUN: usize>(&self, cols: &[f32], padded: &mut [f32]) {
-        let (c, s, side) = (self.ch, self.s, self.padded_side());
-        let run = self.k * c;
-        let mut rows = cols.chunks_exact(self.taps().max(1));
-        for y in 0..self.small {
-            for x in 0..self.small {
-                let Some(row) = rows.next() else { return };
-                for (ky, src) in row.chunks_exact(run).enumerate() {
-                    let dst = &mut padded[((y * s + ky) * side + x * s) * c..][..run];
-                    add_run::<RUN>(dst, src);
-                }
-            }
-        }
+        let run = self.k * self.ch;
+        self.for_each_padded_run(|i, at| {
+            on_run::<RUN, _>(&mut padded[at..][..run], &cols[i * run..][..run], |d, v| {
+                *d += v
+            });
+        });
     }
 
     /// im2col over a batch of images, its two halves side by side (each with a padded image
@@ -336,41 +340,23 @@ impl Geometry {
     }
 }
 
-/// `dst = src`, for a run of equal lengths: a fixed-size copy when `RUN` is its length.
+/// `put(d, s)` for each value `d` of `dst` and `s` of `src`, a run of equal lengths: over
+/// fixed-size arrays when `RUN` is its length, so short runs need no loop.
 #[inline(always)]
-fn write_run<const RUN: usize>(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
+fn on_run<const RUN: usize, D>(dst: &mut [D], src: &[f32], put: impl Fn(&mut D, f32)) {
     if RUN > 0
         && let (Ok(dst), Ok(src)) = (
-            <&mut [MaybeUninit<f32>; RUN]>::try_from(&mut *dst),
+            <&mut [D; RUN]>::try_from(&mut *dst),
             <&[f32; RUN]>::try_from(src),
         )
     {
         for (d, &v) in dst.iter_mut().zip(src) {
-            d.write(v);
+            put(d, v);
         }
         return;
     }
     for (d, &v) in dst.iter_mut().zip(src) {
-        d.write(v);
-    }
-}
-
-/// `dst += src`, for a run of equal lengths: fixed-size adds when `RUN` is its length.
-#[inline(always)]
-fn add_run<const RUN: usize>(dst: &mut [f32], src: &[f32]) {
-    if RUN > 0
-        && let (Ok(dst), Ok(src)) = (
-            <&mut [f32; RUN]>::try_from(&mut *dst),
-            <&[f32; RUN]>::try_from(src),
-        )
-    {
-        for (d, &v) in dst.iter_mut().zip(src) {
-            *d += v;
-        }
-        return;
-    }
-    for (d, &v) in dst.iter_mut().zip(src) {
-        *d += v;
+        put(d, v);
     }
 }
 
