@@ -218,8 +218,14 @@ impl Operands {
 /// 784, this scales better than gemm's own splitting.
 const SPLIT_MIN_WORK: usize = 1 << 20;
 
+/// Products of at least this many multiply-adds per half are cut again: four pieces, so a
+/// thread that ends its pieces early takes over the other's last one instead of waiting for it.
+const QUARTER_MIN_WORK: usize = 8 << 20;
+
 /// `dst = lhs * rhs` (or `+=`), cut along its longer output side into halves side by side when
-/// it is large enough and there are two threads.
+/// it is large enough and there are two threads, and each half in two again when large enough
+/// (`QUARTER_MIN_WORK`). Rows are cut at multiples of gemm's 64-row tile where there are enough
+/// of them, so no piece ends in a narrower tile.
 ///
 /// # Safety
 /// The operands, with their strides, must cover `m x n`, `m x k` and `k x n` elements, `dst`
@@ -227,22 +233,39 @@ const SPLIT_MIN_WORK: usize = 1 << 20;
 unsafe fn split_product(m: usize, n: usize, k: usize, ops: Operands) {
     let threads = rayon::current_num_threads();
     if threads > 1 && m * n * k >= SPLIT_MIN_WORK && m.max(n) >= 32 {
-        let ((m1, n1), (m2, n2), second) = if m >= n {
-            let half = (m / 2).next_multiple_of(16).min(m);
-            ((half, n), (m - half, n), ops.from(half, 0))
-        } else {
-            let half = (n / 2).next_multiple_of(16).min(n);
-            ((m, half), (m, n - half), ops.from(0, half))
-        };
-        side_by_side(
-            // SAFETY: each half is a sub-rectangle of the caller's product, disjoint in `dst`.
-            move || unsafe { gemm_call(m1, n1, k, ops, Parallelism::None) },
-            move || unsafe { gemm_call(m2, n2, k, second, Parallelism::None) },
-        );
+        // SAFETY: as the caller promises.
+        unsafe { in_pieces(m, n, k, ops, true) }
     } else {
         // SAFETY: as the caller promises.
         unsafe { gemm_call(m, n, k, ops, parallelism(m, n, k)) }
     }
+}
+
+/// The product in two halves side by side, each cut in two again when `again` and it is large
+/// enough.
+///
+/// # Safety
+/// As `split_product`.
+unsafe fn in_pieces(m: usize, n: usize, k: usize, ops: Operands, again: bool) {
+    let ((m1, n1), (m2, n2), second) = if m >= n {
+        let tile = if m >= 128 { 64 } else { 16 };
+        let half = ((m / 2 + tile / 2) / tile * tile).clamp(tile.min(m), m);
+        ((half, n), (m - half, n), ops.from(half, 0))
+    } else {
+        let half = (n / 2).next_multiple_of(16).min(n);
+        ((m, half), (m, n - half), ops.from(0, half))
+    };
+    let piece = move |m: usize, n: usize, ops: Operands| {
+        if again && m * n * k >= 2 * QUARTER_MIN_WORK && m.max(n) >= 32 {
+            // SAFETY: a sub-rectangle of the caller's product.
+            unsafe { in_pieces(m, n, k, ops, false) }
+        } else {
+            // SAFETY: a sub-rectangle of the caller's product.
+            unsafe { gemm_call(m, n, k, ops, Parallelism::None) }
+        }
+    };
+    // The two halves are disjoint in `dst`.
+    side_by_side(move || piece(m1, n1, ops), move || piece(m2, n2, second));
 }
 
 /// One `gemm::gemm` call on `ops`.
