@@ -56,22 +56,34 @@ thread_local! {
 }
 
 /// Runs `a` here and `b` on the pool's other thread when it is free (else here, after `a`).
-/// Work inside either is cut in halves again where it pays (`split_product`, `half_point`):
-/// while the other thread is busy with its own side, the halves run here one after the other
+/// Work inside either is cut in pieces again where it pays (`split_product`, `half_point`):
+/// while the other thread is busy with its own side, the pieces run here one after the other
 /// (a join whose half nobody takes costs 30-40 ns on this kind of machine); once it is free,
 /// it takes them over. So two sides that end at different times, because they differ or
 /// because the machine serves the threads unequally, still keep both threads busy to the end.
 /// (Keeping each side on one thread, its products whole, left a thread idle for 0.5-1.7 ms of
 /// each `cgan` step's 9-10 ms passes of D.)
 pub fn side_by_side<A: FnOnce() + Send, B: FnOnce() + Send>(a: A, b: B) {
-    // A thread waiting in a join may run the other side itself, inside its own: hence the
-    // flag is put back as it was, not cleared.
-    fn alone(f: impl FnOnce()) {
-        let was = SIDE_BY_SIDE.with(|s| s.replace(true));
-        f();
-        SIDE_BY_SIDE.with(|s| s.set(was));
-    }
-    rayon::join(|| alone(a), || alone(b));
+    rayon::join(|| one_side(a), || one_side(b));
+}
+
+/// `side_by_side` for an `a` that must stay on this thread (it records on a tape, which is not
+/// `Send`), returning what it gives: `b` is offered to the pool's other thread first, and runs
+/// here after `a` if nobody took it.
+pub fn beside<R>(a: impl FnOnce() -> R, b: impl FnOnce() + Send) -> R {
+    rayon::in_place_scope(|scope| {
+        scope.spawn(|_| one_side(b));
+        one_side(a)
+    })
+}
+
+/// Runs `f` as one side of `side_by_side` or `beside`. A thread waiting for the other side may
+/// run it itself, inside its own: hence the flag is put back as it was, not cleared.
+fn one_side<R>(f: impl FnOnce() -> R) -> R {
+    let was = SIDE_BY_SIDE.with(|s| s.replace(true));
+    let r = f();
+    SIDE_BY_SIDE.with(|s| s.set(was));
+    r
 }
 
 /// How many threads share the wall time of this one's work, for the op timings: 2 inside one

@@ -38,15 +38,19 @@ pub struct DMeasured {
     pub fake: f32,
 }
 
+/// What D's step gives: D's gradients, what it measured, and G's fakes (detached).
+pub type DStepped<Img> = (Gradients<f32, Cpu>, DMeasured, Tensor<Img, f32, Cpu>);
+
 /// How D's step takes the real and the (detached) fake batch: it runs D on them in training
-/// mode and gives D's gradients (on `grads`) and what it measured.
+/// mode and gives D's gradients (on `grads`), what it measured, and the fakes, which
+/// `make_fake` makes (G's pass, on this thread: its tape stays here).
 pub trait DStep<D, Img: Shape> {
     fn gradients(
         self,
         d: &mut D,
         grads: Gradients<f32, Cpu>,
-        fake: &Tensor<Img, f32, Cpu>,
-    ) -> Result<(Gradients<f32, Cpu>, DMeasured), CpuError>;
+        make_fake: impl FnOnce() -> Result<Tensor<Img, f32, Cpu>, CpuError>,
+    ) -> Result<DStepped<Img>, CpuError>;
 }
 
 /// The real rows then the fake ones as one batch, made by `both` from the fakes and the
@@ -67,8 +71,9 @@ where
         self,
         d: &mut D,
         grads: Gradients<f32, Cpu>,
-        fake: &Tensor<Img, f32, Cpu>,
-    ) -> Result<(Gradients<f32, Cpu>, DMeasured), CpuError> {
+        make_fake: impl FnOnce() -> Result<Tensor<Img, f32, Cpu>, CpuError>,
+    ) -> Result<DStepped<Img>, CpuError> {
+        let fake = make_fake()?;
         let batch = fake.shape().concrete()[0];
         let logits = d.try_forward_mut((self.both)(fake.clone(), grads)?)?;
         let groups = [
@@ -88,55 +93,51 @@ where
             real: mean_sigmoid(real_logits),
             fake: mean_sigmoid(fake_logits),
         };
-        Ok((loss.backward(), measured))
+        Ok((loss.backward(), measured, fake))
     }
 }
 
-/// Which of D's two batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Which {
-    Real,
-    Fake,
-}
-
 /// The real and the fake batch apart, as PyTorch's two calls `D(x)` and `D(G(z))` (the conv
-/// recipes): each its own pass and gradients, the two side by side on two threads (one after
-/// the other on one: the same sums either way), then the fake batch's gradients added to the
-/// real one's. `input` makes D's input for one batch from the fakes and that batch's
-/// gradients. A batch norm normalises each batch with its own statistics, which its running
-/// statistics then follow, the real batch's first (as after PyTorch's two calls).
+/// recipes): each its own pass and gradients, then the fake batch's gradients added to the real
+/// one's. `real` makes D's input for the real batch and `fake` for the fakes, each on a tape
+/// from the gradients given. A batch norm normalises each batch with its own statistics, which
+/// its running statistics then follow, the real batch's first (as after PyTorch's two calls).
 ///
-/// A pass on each thread keeps both busy without handing work over op by op, as one pass of
-/// both batches does; the thread whose pass ends first takes over halves of the other's
-/// products and passes (`kernels::side_by_side`).
-pub struct Apart<Input> {
-    pub input: Input,
+/// The real batch's pass needs no fakes, so it is offered to the pool's other thread at once
+/// while this one makes the fakes (G's pass) and then runs the fake batch's pass
+/// (`kernels::beside`): the two threads work through G's pass and D's first pass together
+/// without handing work over op by op, and the thread that ends first takes over pieces of the
+/// other's products and passes. On one thread the passes run one after the other: the same
+/// sums either way.
+pub struct Apart<Real, Fake> {
+    pub real: Real,
+    pub fake: Fake,
     pub real_target: f32,
 }
 
-impl<D, Img, X, Input> DStep<D, Img> for Apart<Input>
+impl<D, Img, X, Real, Fake> DStep<D, Img> for Apart<Real, Fake>
 where
     Img: Shape,
     D: TensorCollection<f32, Cpu> + ModuleMut<X, Output = Logits, Error = CpuError> + Clone + Send,
-    Input: Fn(Which, &Tensor<Img, f32, Cpu>, Gradients<f32, Cpu>) -> Result<X, CpuError> + Sync,
+    Real: FnOnce(Gradients<f32, Cpu>) -> Result<X, CpuError> + Send,
+    Fake: FnOnce(&Tensor<Img, f32, Cpu>, Gradients<f32, Cpu>) -> Result<X, CpuError>,
 {
     fn gradients(
         self,
         d: &mut D,
         grads: Gradients<f32, Cpu>,
-        fake: &Tensor<Img, f32, Cpu>,
-    ) -> Result<(Gradients<f32, Cpu>, DMeasured), CpuError> {
-        let batch = fake.shape().concrete()[0];
-        let input = &self.input;
-        // One batch's pass on `d`: its gradients, its loss and logits, and the statistics its
-        // batch norms found (recorded, not yet followed).
-        let pass = |d: &mut D, which: Which, grads: Gradients<f32, Cpu>, target: f32| {
+        make_fake: impl FnOnce() -> Result<Tensor<Img, f32, Cpu>, CpuError>,
+    ) -> Result<DStepped<Img>, CpuError> {
+        // One batch's pass on `d` from its input: its gradients, its loss and logits, and the
+        // statistics its batch norms found (recorded, not yet followed).
+        let pass = |d: &mut D, input: Result<X, CpuError>, target: f32| {
             let (result, found) = batch_norm::recording(d, |d| {
-                let logits = d.try_forward_mut(input(which, fake, grads)?)?;
+                let logits = d.try_forward_mut(input?)?;
+                let rows = logits.shape().0;
                 let (loss, parts) = bce_with_logits(
                     logits,
                     &[Target {
-                        rows: batch,
+                        rows,
                         value: target,
                     }],
                 )?;
@@ -146,14 +147,18 @@ where
         };
         // A clone shares D's tensors, so its gradients are filed under the same tensors.
         let mut twin = d.clone();
-        let (mut real, mut fake_pass) = (None, None);
-        kernels::side_by_side(
-            || real = Some(pass(d, Which::Real, grads, self.real_target)),
-            || fake_pass = Some(pass(&mut twin, Which::Fake, Gradients::leaky(), 0.0)),
+        let mut real = None;
+        let (real_input, fake_input, real_target) = (self.real, self.fake, self.real_target);
+        let fake_side = kernels::beside(
+            || {
+                let fake = make_fake()?;
+                let input = fake_input(&fake, Gradients::leaky());
+                Ok::<_, CpuError>((pass(&mut twin, input, 0.0)?, fake))
+            },
+            || real = Some(pass(d, real_input(grads), real_target)),
         );
-        let not_run = || CpuError::WrongNumElements;
-        let (mut grads, real_parts, real_found) = real.ok_or_else(not_run)??;
-        let (mut fake_grads, fake_parts, fake_found) = fake_pass.ok_or_else(not_run)??;
+        let ((mut fake_grads, fake_parts, fake_found), fake) = fake_side?;
+        let (mut grads, real_parts, real_found) = real.ok_or(CpuError::WrongNumElements)??;
         params::add_grads(d, &mut grads, &mut fake_grads)?;
         batch_norm::follow_recorded(d, &real_found)?;
         batch_norm::follow_recorded(d, &fake_found)?;
@@ -162,7 +167,7 @@ where
             real: mean_sigmoid(&real_parts.logits),
             fake: mean_sigmoid(&fake_parts.logits),
         };
-        Ok((grads, measured))
+        Ok((grads, measured, fake))
     }
 }
 
@@ -193,11 +198,18 @@ where
 
     // G(z), kept on G's tape for G's step; D's step sees it detached.
     let g_grads = std::mem::replace(&mut nets.g_grads, Gradients::leaky());
-    let fake_images = nets.g.try_forward_mut(Constant(g_input.traced(g_grads)))?;
-    let (fake_images, g_tape) = fake_images.split_tape();
+    let mut g_tape = None;
+    let g = &mut nets.g;
+    let make_fake = || {
+        let fake_images = g.try_forward_mut(Constant(g_input.traced(g_grads)))?;
+        let (fake_images, tape) = fake_images.split_tape();
+        g_tape = Some(tape);
+        Ok(fake_images)
+    };
 
     let d_grads = std::mem::replace(&mut nets.d_grads, Gradients::leaky());
-    let (d_grads, d) = d_step.gradients(&mut nets.d, d_grads, &fake_images)?;
+    let (d_grads, d, fake_images) = d_step.gradients(&mut nets.d, d_grads, make_fake)?;
+    let g_tape = g_tape.ok_or(CpuError::WrongNumElements)?;
     nets.d_grads = d_grads;
     nets.opt_d.update_and_zero(&mut nets.d, &mut nets.d_grads)?;
     let d_done = Instant::now();

@@ -14,8 +14,8 @@ use dfdx::prelude::*;
 
 use dfdx::tensor::Tape;
 
-use super::bce_step::{Taped, Which};
-use super::dcgan::{ConvDiscriminator, ConvGan, D_DENSE, FeaturesOn, Images, batch_images};
+use super::bce_step::Taped;
+use super::dcgan::{ConvDiscriminator, ConvGan, D_DENSE, DBatch, FeaturesOn, Images, batch_images};
 use super::gan::{DeviceError, LATENT, Preset, check_len};
 use crate::nn::conv::dcgan_normal;
 use crate::nn::{Constant, Frozen, FrozenModule, Projection};
@@ -154,14 +154,13 @@ impl ConvDiscriminator for ProjectionDiscriminator {
     }
 
     fn own(
-        which: Which,
-        real: &[f32],
+        images: DBatch,
         labels: &[u8],
-        fake: &Images<NoneTape>,
+        dev: &Cpu,
         grads: Gradients<f32, Cpu>,
     ) -> Result<Self::Own, CpuError> {
-        let y = label_tensor(fake.device(), labels)?;
-        Ok((batch_images(which, real, fake, grads)?, y))
+        let y = label_tensor(dev, labels)?;
+        Ok((batch_images(images, dev, grads)?, y))
     }
 
     fn fake(fake: Images<Taped>, labels: &[u8]) -> Result<Self::Fake, CpuError> {

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
-use super::bce_step::{Apart, Logits, Taped, Which, bce_step};
+use super::bce_step::{Apart, Logits, Taped, bce_step};
 pub use super::gan::LATENT;
 use super::gan::{
     Batch, DeviceError, Gan, GanState, IMAGE, PhaseTimes, Preset, StateError, StepLosses, check_len,
@@ -117,32 +117,38 @@ pub trait ConvDiscriminator:
         labels: Option<&[u8]>,
         count: usize,
     ) -> Result<Vec<f32>, DeviceError>;
-    /// `Own` for one of D's batches: the real images (flat) or the fakes, with their digits, on
-    /// a tape from D's gradients.
+    /// `Own` for one of D's batches, with their digits, on a tape from D's gradients.
     fn own(
-        which: Which,
-        real: &[f32],
+        images: DBatch,
         labels: &[u8],
-        fake: &Images<NoneTape>,
+        dev: &Cpu,
         grads: Gradients<f32, Cpu>,
     ) -> Result<Self::Own, CpuError>;
     /// `Fake` from the fakes on G's tape and their digits.
     fn fake(fake: Images<Taped>, labels: &[u8]) -> Result<Self::Fake, CpuError>;
 }
 
-/// The real images (flat) or the fakes as a batch on a tape from `grads`, a `Constant`.
+/// One of D's two batches in its step.
+#[derive(Debug, Clone, Copy)]
+pub enum DBatch<'a> {
+    /// The real images, flat.
+    Real(&'a [f32]),
+    /// G's fakes, detached.
+    Fake(&'a Images<NoneTape>),
+}
+
+/// The real images or the fakes as a batch on a tape from `grads`, a `Constant`.
 pub fn batch_images(
-    which: Which,
-    real: &[f32],
-    fake: &Images<NoneTape>,
+    images: DBatch,
+    dev: &Cpu,
     grads: Gradients<f32, Cpu>,
 ) -> Result<Constant<Images<Taped>>, CpuError> {
-    let rows = fake.shape().0;
-    let data = match which {
-        Which::Real => real.to_vec(),
-        Which::Fake => ops::read(fake)?,
+    let data = match images {
+        DBatch::Real(real) => real.to_vec(),
+        DBatch::Fake(fake) => ops::read(fake)?,
     };
-    let t = ops::made(fake.device(), data, (rows, Const, Const, Const))?;
+    let rows = data.len() / IMAGE;
+    let t = ops::made(dev, data, (rows, Const, Const, Const))?;
     Ok(Constant(t.traced(grads)))
 }
 
@@ -187,13 +193,12 @@ impl ConvDiscriminator for Discriminator {
     }
 
     fn own(
-        which: Which,
-        real: &[f32],
+        images: DBatch,
         _: &[u8],
-        fake: &Images<NoneTape>,
+        dev: &Cpu,
         grads: Gradients<f32, Cpu>,
     ) -> Result<Self::Own, CpuError> {
-        batch_images(which, real, fake, grads)
+        batch_images(images, dev, grads)
     }
 }
 
@@ -251,9 +256,11 @@ impl<const Z: usize, D: ConvDiscriminator> ConvGan<Z, D> {
             .nets
             .dev
             .try_tensor_from_vec(input, (batch, Const::<Z>))?;
+        let dev = self.nets.dev.clone();
         let d_step = Apart {
-            input: |which, fake: &Images<NoneTape>, grads| {
-                D::own(which, real, b.labels, fake, grads)
+            real: |grads| D::own(DBatch::Real(real), b.labels, &dev, grads),
+            fake: |fake: &Images<NoneTape>, grads| {
+                D::own(DBatch::Fake(fake), b.labels, &dev, grads)
             },
             real_target: 1.0,
         };
