@@ -236,8 +236,9 @@ const QUARTER_MIN_WORK: usize = 8 << 20;
 
 /// `dst = lhs * rhs` (or `+=`), cut along its longer output side into halves side by side when
 /// it is large enough and there are two threads, and each half in two again when large enough
-/// (`QUARTER_MIN_WORK`). Rows are cut at multiples of gemm's 64-row tile where there are enough
-/// of them, so no piece ends in a narrower tile.
+/// (`QUARTER_MIN_WORK`). Rows are cut at multiples of 64 (the rows gemm's AVX-512 kernel takes
+/// at once) where there are enough of them: a product of whole tiles, as the step's 3136-row
+/// ones, is cut into pieces of whole tiles, none ending in a narrower kernel.
 ///
 /// # Safety
 /// The operands, with their strides, must cover `m x n`, `m x k` and `k x n` elements, `dst`
