@@ -230,32 +230,33 @@ impl Operands {
 /// 784, this scales better than gemm's own splitting.
 const SPLIT_MIN_WORK: usize = 1 << 20;
 
-/// Products of at least this many multiply-adds per half are cut again: four pieces, so a
-/// thread that ends its pieces early takes over the other's last one instead of waiting for it.
-const QUARTER_MIN_WORK: usize = 8 << 20;
+/// Products of at least this many multiply-adds go in four pieces, not two, so a thread that
+/// ends its pieces early takes over the other's last one instead of waiting for it.
+const FOUR_PIECES_MIN_WORK: usize = 32 << 20;
 
 /// `dst = lhs * rhs` (or `+=`), cut along its longer output side into halves side by side when
-/// it is large enough and there are two threads, and each half in two again when large enough
-/// (`QUARTER_MIN_WORK`). Rows are cut at multiples of 64 (the rows gemm's AVX-512 kernel takes
-/// at once) where there are enough of them: a product of whole tiles, as the step's 3136-row
-/// ones, is cut into pieces of whole tiles, none ending in a narrower kernel.
+/// it is large enough and there are two threads, and each half in two again when the product is
+/// larger still (`FOUR_PIECES_MIN_WORK`). Rows are cut at multiples of 64 (the rows gemm's
+/// AVX-512 kernel takes at once) where there are enough of them: a product of whole tiles, as
+/// the step's 3136-row ones, is cut into pieces of whole tiles, none ending in a narrower
+/// kernel.
 ///
 /// # Safety
 /// The operands, with their strides, must cover `m x n`, `m x k` and `k x n` elements, `dst`
 /// must overlap neither input, and without `accumulate` `dst` may be uninitialised.
 unsafe fn split_product(m: usize, n: usize, k: usize, ops: Operands) {
     let threads = rayon::current_num_threads();
-    if threads > 1 && m * n * k >= SPLIT_MIN_WORK && m.max(n) >= 32 {
+    let work = m * n * k;
+    if threads > 1 && work >= SPLIT_MIN_WORK && m.max(n) >= 32 {
         // SAFETY: as the caller promises.
-        unsafe { in_pieces(m, n, k, ops, true) }
+        unsafe { in_pieces(m, n, k, ops, work >= FOUR_PIECES_MIN_WORK) }
     } else {
         // SAFETY: as the caller promises.
         unsafe { gemm_call(m, n, k, ops, parallelism(m, n, k)) }
     }
 }
 
-/// The product in two halves side by side, each cut in two again when `again` and it is large
-/// enough.
+/// The product in two halves side by side, each cut in two again when `again`.
 ///
 /// # Safety
 /// As `split_product`.
@@ -269,7 +270,7 @@ unsafe fn in_pieces(m: usize, n: usize, k: usize, ops: Operands, again: bool) {
         ((m, half), (m, n - half), ops.from(0, half))
     };
     let piece = move |m: usize, n: usize, ops: Operands| {
-        if again && m * n * k >= 2 * QUARTER_MIN_WORK && m.max(n) >= 32 {
+        if again {
             // SAFETY: a sub-rectangle of the caller's product.
             unsafe { in_pieces(m, n, k, ops, false) }
         } else {
