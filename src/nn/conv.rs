@@ -1,7 +1,10 @@
 //! Strided convolutions and transposed convolutions as dfdx modules on stable Rust: the patch
 //! layout (im2col) and its adjoint (col2im) in plain loops, `gemm` products (those whose patches
 //! go back into images made a few images at a time), the bias and an activation fused into the
-//! output pass; forward and backward are a dfdx custom op.
+//! output pass; forward and backward are a dfdx custom op. Where the images have one channel (a
+//! first convolution's input, a last transposed convolution's output), products read the patches
+//! straight from a padded copy of each image instead (`Geometry::patch_product`,
+//! `Geometry::patch_weight_grad`).
 //!
 //! dfdx 0.13 builds its `conv2d` and `convtrans2d` only on nightly. These layers take square
 //! channels-last images (batch, side, side, channels), carry every size as a const generic and
@@ -401,6 +404,254 @@ kernels::simd_fn! {
     }
 }
 
+impl Geometry {
+    /// Whether the big grid has one channel (a first convolution's input, a last transposed
+    /// convolution's output): its patches are then read straight from a padded copy of each
+    /// image (`patch_product`), as laying them out first costs more than the product itself.
+    pub fn one_channel(&self) -> bool {
+        self.ch == 1
+    }
+
+    /// Where each tap of a one-channel patch sits in a padded image, from the patch's first tap.
+    fn tap_offsets(&self) -> Vec<usize> {
+        let side = self.padded_side();
+        (0..self.k)
+            .flat_map(|ky| (0..self.k).map(move |kx| ky * side + kx))
+            .collect()
+    }
+
+    /// Where each small-grid position's first tap sits in a padded one-channel image.
+    fn position_offsets(&self) -> Vec<usize> {
+        let side = self.padded_side();
+        (0..self.small)
+            .flat_map(|y| (0..self.small).map(move |x| (y * side + x) * self.s))
+            .collect()
+    }
+
+    /// `dst (positions x out) = patches (positions x taps) * m (taps x out)`, or `+=` when
+    /// `accumulate`, over a batch of one-channel images `big` (`one_channel`), without laying
+    /// the patches out: each image is copied into a padded buffer and its taps read from there.
+    /// Each value is summed as gemm's vector kernels sum `gather` then `kernels::forward`: from
+    /// zero, tap by tap, in fused multiply-adds; for 16 outputs or more (the presets' layers
+    /// have 32) the values are the same, bit for bit.
+    pub fn patch_product(
+        &self,
+        big: &[f32],
+        batch: usize,
+        m: &[f32],
+        out: usize,
+        dst: &mut [f32],
+        accumulate: bool,
+    ) {
+        let (big_len, dst_len) = (
+            self.big_len().max(1),
+            (self.small * self.small * out).max(1),
+        );
+        let (taps, positions) = (self.tap_offsets(), self.position_offsets());
+        let m = &m[..taps.len() * out];
+        kernels::on_item_halves(
+            &mut dst[..batch * dst_len],
+            dst_len,
+            &big[..batch * big_len],
+            big_len,
+            |dst, big| {
+                let mut padded = vec![0.0; self.padded_len()];
+                for (dst, big) in dst.chunks_exact_mut(dst_len).zip(big.chunks_exact(big_len)) {
+                    self.pad_one(big, &mut padded);
+                    patch_product_image(&padded, &taps, &positions, m, out, dst, accumulate);
+                }
+            },
+        );
+    }
+}
+
+impl Geometry {
+    /// `patches^T (taps x positions) * small (positions x out)` over a batch of one-channel
+    /// images `big` (`one_channel`) and rows `small` of `out` values per small-grid position, a
+    /// weight gradient, without laying the patches out. Each value is summed image by image and
+    /// position by position in each half of the batch, then the two halves are added, whether
+    /// the halves run on one thread or two: the same values on any number of threads.
+    pub fn patch_weight_grad(
+        &self,
+        big: &[f32],
+        batch: usize,
+        small: &[f32],
+        out: usize,
+    ) -> Vec<f32> {
+        let (big_len, small_len) = (
+            self.big_len().max(1),
+            (self.small * self.small * out).max(1),
+        );
+        let (taps, positions) = (self.tap_offsets(), self.position_offsets());
+        let half = |images: std::ops::Range<usize>| {
+            let mut sums = vec![0.0; taps.len() * out];
+            let mut padded = vec![0.0; self.padded_len()];
+            for image in images {
+                self.pad_one(&big[image * big_len..][..big_len], &mut padded);
+                let rows = &small[image * small_len..][..small_len];
+                patch_weight_grad_image(&padded, &taps, &positions, rows, out, &mut sums);
+            }
+            sums
+        };
+        let at = batch / 2;
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        kernels::side_by_side(|| first = half(0..at), || second = half(at..batch));
+        for (f, s) in first.iter_mut().zip(&second) {
+            *f += s;
+        }
+        first
+    }
+}
+
+/// Taps whose sums `patch_weight_grad_image` keeps in registers at once.
+const TAPS_AT_ONCE: usize = 8;
+
+kernels::simd_fn! {
+    /// `Geometry::patch_weight_grad` for one padded image, added into `sums` (taps x out):
+    /// `LANES` outputs and `TAPS_AT_ONCE` taps at a time over every position, then the outputs
+    /// left over one by one.
+    pub fn patch_weight_grad_image(
+        padded: &[f32],
+        taps: &[usize],
+        positions: &[usize],
+        small: &[f32],
+        out: usize,
+        sums: &mut [f32],
+    ) {
+        let first = if out.is_multiple_of(2 * LANES) {
+            weight_grad_columns::<{ 2 * LANES }>(padded, taps, positions, small, out, sums)
+        } else {
+            weight_grad_columns::<LANES>(padded, taps, positions, small, out, sums)
+        };
+        for o in first..out {
+            for (t, &tap) in taps.iter().enumerate() {
+                let mut a = sums[t * out + o];
+                for (p, &at) in positions.iter().enumerate() {
+                    a = padded[at + tap].mul_add(small[p * out + o], a);
+                }
+                sums[t * out + o] = a;
+            }
+        }
+    }
+}
+
+/// The outputs of `patch_weight_grad_image` `W` at a time and `TAPS_AT_ONCE` taps at a time,
+/// as far as whole groups of `W` go; gives the first output left over.
+#[inline(always)]
+fn weight_grad_columns<const W: usize>(
+    padded: &[f32],
+    taps: &[usize],
+    positions: &[usize],
+    small: &[f32],
+    out: usize,
+    sums: &mut [f32],
+) -> usize {
+    let mut first = 0;
+    while first + W <= out {
+        for (g, group) in taps.chunks(TAPS_AT_ONCE).enumerate() {
+            let mut acc = [[0.0f32; W]; TAPS_AT_ONCE];
+            for (t, a) in acc.iter_mut().enumerate().take(group.len()) {
+                a.copy_from_slice(&sums[(g * TAPS_AT_ONCE + t) * out + first..][..W]);
+            }
+            for (p, &at) in positions.iter().enumerate() {
+                let mut d = [0.0f32; W];
+                d.copy_from_slice(&small[p * out + first..][..W]);
+                for (a, &tap) in acc.iter_mut().zip(group) {
+                    let v = padded[at + tap];
+                    for (a, &d) in a.iter_mut().zip(&d) {
+                        *a = v.mul_add(d, *a);
+                    }
+                }
+            }
+            for (t, a) in acc.iter().enumerate().take(group.len()) {
+                sums[(g * TAPS_AT_ONCE + t) * out + first..][..W].copy_from_slice(a);
+            }
+        }
+        first += W;
+    }
+    first
+}
+
+/// Positions of an image whose sums `patch_product_image` makes together: independent chains of
+/// multiply-adds, so the processor overlaps them.
+const POSITIONS_AT_ONCE: usize = 6;
+/// Outputs of one position summed in one vector.
+const LANES: usize = 16;
+
+kernels::simd_fn! {
+    /// `Geometry::patch_product` for one padded image: `taps` and `positions` as
+    /// `tap_offsets` and `position_offsets` give them, `dst` one row of `out` per position.
+    pub fn patch_product_image(
+        padded: &[f32],
+        taps: &[usize],
+        positions: &[usize],
+        m: &[f32],
+        out: usize,
+        dst: &mut [f32],
+        accumulate: bool,
+    ) {
+        let rows = POSITIONS_AT_ONCE * out;
+        for (group, dst) in positions.chunks(POSITIONS_AT_ONCE).zip(dst.chunks_mut(rows)) {
+            match <&[usize; POSITIONS_AT_ONCE]>::try_from(group) {
+                Ok(group) if out.is_multiple_of(2 * LANES) => {
+                    patch_rows::<POSITIONS_AT_ONCE, { 2 * LANES }>(padded, taps, group, m, out, dst, accumulate)
+                }
+                Ok(group) => patch_rows::<POSITIONS_AT_ONCE, LANES>(padded, taps, group, m, out, dst, accumulate),
+                Err(_) => {
+                    for (&at, dst) in group.iter().zip(dst.chunks_mut(out)) {
+                        patch_rows::<1, LANES>(padded, taps, &[at], m, out, dst, accumulate);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The rows of `dst` for the `P` positions whose first taps are at `at`: `W` outputs at a
+/// time, each a chain of fused multiply-adds over the taps from zero, then the outputs left over
+/// one by one in the same way.
+#[inline(always)]
+fn patch_rows<const P: usize, const W: usize>(
+    padded: &[f32],
+    taps: &[usize],
+    at: &[usize; P],
+    m: &[f32],
+    out: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+) {
+    let put = |d: &mut f32, v: f32| *d = if accumulate { *d + v } else { v };
+    let mut first = 0;
+    while first + W <= out {
+        let mut sums = [[0.0f32; W]; P];
+        for (t, &tap) in taps.iter().enumerate() {
+            let mut w = [0.0f32; W];
+            w.copy_from_slice(&m[t * out + first..][..W]);
+            for (sum, &at) in sums.iter_mut().zip(at) {
+                let v = padded[at + tap];
+                for (s, &w) in sum.iter_mut().zip(&w) {
+                    *s = v.mul_add(w, *s);
+                }
+            }
+        }
+        for (q, sum) in sums.iter().enumerate() {
+            for (d, &s) in dst[q * out + first..][..W].iter_mut().zip(sum) {
+                put(d, s);
+            }
+        }
+        first += W;
+    }
+    for o in first..out {
+        for (q, &at) in at.iter().enumerate() {
+            let mut s = 0.0f32;
+            for (t, &tap) in taps.iter().enumerate() {
+                s = padded[at + tap].mul_add(m[t * out + o], s);
+            }
+            put(&mut dst[q * out + o], s);
+        }
+    }
+}
+
 /// The axes of a 4-d tensor of `dims` taken in the order `order`, as a new row-major buffer:
 /// output axis `i` is input axis `order[i]`.
 fn permute4(src: &[f32], dims: [usize; 4], order: [usize; 4]) -> Vec<f32> {
@@ -713,11 +964,20 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
             return Err(CpuError::WrongNumElements);
         }
         let w = permute4(&w, dims, CONV_TO_PRODUCT);
-        let cols = geometry.gather(&xv, batch);
+        // What the weight gradient reads is kept for it only (nothing in a frozen layer's pass).
+        let keep_patches = T::OWNS_TAPE && wants.params;
+        let (mut y, patches) = if geometry.one_channel() {
+            let mut y = ops::buffer(rows * out);
+            // The filters (out, taps) as (taps, out).
+            let m = permute4(&w, [out, k, k, c], [1, 2, 3, 0]);
+            geometry.patch_product(&xv, batch, &m, out, &mut y, false);
+            (y, keep_patches.then(|| Patches::InImages(xv.clone())))
+        } else {
+            let cols = geometry.gather(&xv, batch);
+            let y = kernels::forward_new(&cols, &w, rows, taps, out);
+            (y, keep_patches.then_some(Patches::LaidOut(cols)))
+        };
         ops::recycle_shared(xv);
-        let mut y = kernels::forward_new(&cols, &w, rows, taps, out);
-        // The patches are kept for the weight gradient only (none in a frozen layer's pass).
-        let cols = (T::OWNS_TAPE && wants.params).then_some(cols);
         A::bias_act(&mut y, &ops::read(bias)?);
         let keep = T::OWNS_TAPE && A::NEEDS_OUTPUT;
         let (out_t, kept_out) = ops::made_keeping(x.device(), y, out_shape, keep)?;
@@ -731,11 +991,20 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
                         A::grad(&mut dy, &kept);
                         ops::recycle_shared(kept);
                     }
-                    if let Some(cols) = cols {
-                        let mut dw = vec![0.0; out * taps];
-                        kernels::weight_grad(&dy, &cols, &mut dw, rows, taps, out, false);
+                    if let Some(patches) = patches {
                         let gw = grads.get_or_alloc_mut(&w_ghost)?;
-                        add_unpermuted4(gw, &dw, dims, CONV_TO_PRODUCT);
+                        match patches {
+                            Patches::LaidOut(cols) => {
+                                let mut dw = vec![0.0; out * taps];
+                                kernels::weight_grad(&dy, &cols, &mut dw, rows, taps, out, false);
+                                add_unpermuted4(gw, &dw, dims, CONV_TO_PRODUCT);
+                            }
+                            Patches::InImages(x) => {
+                                let dw = geometry.patch_weight_grad(&x, batch, &dy, out);
+                                add_unpermuted4(gw, &dw, dims, CONV_TO_TAPS_BY_OUT);
+                                ops::recycle_shared(x);
+                            }
+                        }
                         kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
                     }
                     if wants.input {
@@ -761,6 +1030,15 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
 
 /// PyTorch's `Conv2d` filters (out, in, kh, kw) as the product's (out, kh, kw, in).
 const CONV_TO_PRODUCT: [usize; 4] = [0, 2, 3, 1];
+/// PyTorch's `Conv2d` filters (out, in, kh, kw) as `patch_weight_grad`'s (kh, kw, in, out).
+const CONV_TO_TAPS_BY_OUT: [usize; 4] = [2, 3, 1, 0];
+
+/// What a convolution's weight gradient reads its patches from: laid out by `gather`, or the
+/// one-channel images themselves (`Geometry::one_channel`).
+enum Patches {
+    LaidOut(Vec<f32>),
+    InImages(ops::Shared),
+}
 
 impl<
     const C: usize,
@@ -826,17 +1104,32 @@ impl<
                             A::grad(&mut dy, &kept);
                             ops::recycle_shared(kept);
                         }
-                        let dcols = geometry.gather(&dy, batch);
+                        // One-channel outputs' patches are read from the images themselves.
+                        let one_channel = geometry.one_channel();
+                        let dcols = if one_channel {
+                            Vec::new()
+                        } else {
+                            geometry.gather(&dy, batch)
+                        };
                         if wants.params {
-                            let mut dw = vec![0.0; taps * C];
-                            kernels::weight_grad(&dcols, &xv, &mut dw, rows, C, taps, false);
+                            let dw = if one_channel {
+                                geometry.patch_weight_grad(&dy, batch, &xv, C)
+                            } else {
+                                let mut dw = vec![0.0; taps * C];
+                                kernels::weight_grad(&dcols, &xv, &mut dw, rows, C, taps, false);
+                                dw
+                            };
                             let gw = grads.get_or_alloc_mut(&w_ghost)?;
                             add_unpermuted4(gw, &dw, [C, O, K, K], Self::TO_PRODUCT);
                             kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
                         }
                         if wants.input {
                             let mut dx: Vec<f32> = take_grad!(grads, x_ghost);
-                            kernels::input_grad_add(&dcols, &w, &mut dx, rows, C, taps);
+                            if one_channel {
+                                geometry.patch_product(&dy, batch, &w, C, &mut dx, true);
+                            } else {
+                                kernels::input_grad_add(&dcols, &w, &mut dx, rows, C, taps);
+                            }
                             put_grad!(grads, x_ghost, dx);
                         }
                         put_grad!(grads, out_ghost, dy);
@@ -1217,6 +1510,104 @@ mod tests {
                 g.unpad_one(&padded, &mut via_padded);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&direct), bits(&via_padded), "{g:?}: sums");
+            }
+        }
+    }
+
+    /// One-channel geometries and output widths the direct patch products take: the presets'
+    /// layers (32 wide, two vectors), the judge's first (5 x 5 taps, stride 1), a width of one
+    /// vector with outputs left over, and one narrower than a vector (the last, where gemm
+    /// sums in another order).
+    fn one_channel_cases() -> [(Geometry, usize); 4] {
+        let geometry = |big, small, k, s, p| Geometry {
+            big,
+            small,
+            ch: 1,
+            k,
+            s,
+            p,
+        };
+        [
+            (geometry(28, 14, 4, 2, 1), 32),
+            (geometry(28, 24, 5, 1, 0), 16),
+            (geometry(9, 5, 3, 2, 2), 20),
+            (geometry(5, 2, 4, 2, 0), 3),
+        ]
+    }
+
+    #[test]
+    fn one_channel_patch_products_are_laid_out_patches_products() {
+        let same = |a: &[f32], b: &[f32], bit_for_bit: bool, what: &str| {
+            if bit_for_bit {
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(a), bits(b), "{what}");
+            }
+            for (x, y) in a.iter().zip(b) {
+                assert!(
+                    (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                    "{what}: {x} vs {y}"
+                );
+            }
+        };
+        for (g, out) in one_channel_cases() {
+            let what = format!("{g:?}, {out} wide");
+            let bit_for_bit = out >= LANES;
+            // An odd batch, so the two halves differ.
+            let batch = 3;
+            let rows = batch * g.small * g.small;
+            let (big, m) = (
+                test_values(batch * g.big_len(), 3),
+                test_values(g.taps() * out, 4),
+            );
+            let cols = g.gather(&big, batch);
+            let mut direct = vec![f32::NAN; rows * out];
+            g.patch_product(&big, batch, &m, out, &mut direct, false);
+            // `forward` takes the filters as (out, taps).
+            let mut by_out = vec![0.0; out * g.taps()];
+            for (t, row) in m.chunks_exact(out).enumerate() {
+                for (o, &v) in row.iter().enumerate() {
+                    by_out[o * g.taps() + t] = v;
+                }
+            }
+            let laid_out = kernels::forward_new(&cols, &by_out, rows, g.taps(), out);
+            same(&direct, &laid_out, bit_for_bit, &what);
+
+            let start = test_values(rows * out, 5);
+            let (mut direct, mut laid_out) = (start.clone(), start);
+            g.patch_product(&big, batch, &m, out, &mut direct, true);
+            kernels::input_grad_add(&cols, &m, &mut laid_out, rows, out, g.taps());
+            same(&direct, &laid_out, bit_for_bit, &format!("{what}, added"));
+        }
+    }
+
+    #[test]
+    fn one_channel_weight_gradients_match_laid_out_patches_on_any_threads() {
+        for (g, out) in one_channel_cases() {
+            let batch = 5;
+            let rows = batch * g.small * g.small;
+            let (big, small) = (
+                test_values(batch * g.big_len(), 6),
+                test_values(rows * out, 7),
+            );
+            let on_threads = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+                pool.expect("a thread pool")
+                    .install(|| g.patch_weight_grad(&big, batch, &small, out))
+            };
+            let direct = on_threads(2);
+            assert_eq!(direct, on_threads(1), "{g:?}: one thread and two");
+            let mut laid_out = vec![0.0; out * g.taps()];
+            let cols = g.gather(&big, batch);
+            kernels::weight_grad(&small, &cols, &mut laid_out, rows, g.taps(), out, false);
+            for t in 0..g.taps() {
+                for o in 0..out {
+                    let (d, l) = (direct[t * out + o], laid_out[o * g.taps() + t]);
+                    // Thousands of terms, summed in another order.
+                    assert!(
+                        (d - l).abs() <= 1e-4 * (1.0 + l.abs()),
+                        "{g:?} ({t}, {o}): {d} vs {l}"
+                    );
+                }
             }
         }
     }

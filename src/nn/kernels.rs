@@ -10,10 +10,11 @@ use gemm::Parallelism;
 
 use super::threads;
 
-/// Defines `pub fn $name` whose body is compiled three times: for AVX-512, for AVX2 and for the
-/// baseline, choosing at run time by what the CPU has. Element-wise loops then run 16 or 8 lanes
-/// wide instead of 4. Every path does the same IEEE operations on each element (no fused
-/// multiply-add, no reordering), so results are bit-for-bit the same on every CPU.
+/// Defines `pub fn $name` whose body is compiled three times: for AVX-512, for AVX2 with FMA and
+/// for the baseline, choosing at run time by what the CPU has. Element-wise loops then run 16 or
+/// 8 lanes wide instead of 4. Every path does the same IEEE operations on each element (no
+/// reordering, and a fused multiply-add only where the body asks for one with `mul_add`, which
+/// the baseline computes in software), so results are bit-for-bit the same on every CPU.
 macro_rules! simd_fn {
     ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
@@ -26,7 +27,7 @@ macro_rules! simd_fn {
                 fn avx512($($arg: $ty),*) {
                     body($($arg),*)
                 }
-                #[target_feature(enable = "avx2")]
+                #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) {
                     body($($arg),*)
                 }
@@ -34,8 +35,10 @@ macro_rules! simd_fn {
                     // SAFETY: the CPU has AVX-512F, checked just above.
                     return unsafe { avx512($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2, checked just above.
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has AVX2 and FMA, checked just above.
                     return unsafe { avx2($($arg),*) };
                 }
             }
