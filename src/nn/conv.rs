@@ -503,6 +503,130 @@ impl Geometry {
     }
 }
 
+impl Geometry {
+    /// col2im of `small (positions x out) * m (out x taps)` added into a batch of one-channel
+    /// images `big` (`one_channel`), without laying the patches out: each position's patch is
+    /// made in vectors and added into a padded copy of its image. The values are the ones
+    /// `scatter_add_made` gives with a gemm product (the same fused multiply-adds from zero, over
+    /// `out`, and the same order of additions into each pixel), bit for bit where there are 16
+    /// taps or more.
+    pub fn add_patch_products(
+        &self,
+        big: &mut [f32],
+        batch: usize,
+        small: &[f32],
+        m: &[f32],
+        out: usize,
+    ) {
+        let (big_len, small_len) = (
+            self.big_len().max(1),
+            (self.small * self.small * out).max(1),
+        );
+        let (taps, positions) = (self.tap_offsets(), self.position_offsets());
+        let m = &m[..taps.len() * out];
+        kernels::on_item_halves(
+            &mut big[..batch * big_len],
+            big_len,
+            &small[..batch * small_len],
+            small_len,
+            |big, small| {
+                let mut padded = vec![0.0; self.padded_len()];
+                let mut patches = vec![0.0; POSITIONS_AT_ONCE * taps.len()];
+                for (big, small) in big
+                    .chunks_exact_mut(big_len)
+                    .zip(small.chunks_exact(small_len))
+                {
+                    self.pad_one(big, &mut padded);
+                    add_patch_products_image(
+                        &mut padded,
+                        &taps,
+                        &positions,
+                        small,
+                        m,
+                        out,
+                        &mut patches,
+                    );
+                    self.unpad_one(&padded, big);
+                }
+            },
+        );
+    }
+}
+
+kernels::simd_fn! {
+    /// `Geometry::add_patch_products` for one padded image, `patches` room for the patches of
+    /// `POSITIONS_AT_ONCE` positions.
+    pub fn add_patch_products_image(
+        padded: &mut [f32],
+        taps: &[usize],
+        positions: &[usize],
+        small: &[f32],
+        m: &[f32],
+        out: usize,
+        patches: &mut [f32],
+    ) {
+        let rows = POSITIONS_AT_ONCE * out;
+        for (group, small) in positions.chunks(POSITIONS_AT_ONCE).zip(small.chunks(rows)) {
+            match <&[usize; POSITIONS_AT_ONCE]>::try_from(group) {
+                Ok(group) => add_patches(padded, taps, group, small, m, out, patches),
+                Err(_) => {
+                    for (&at, small) in group.iter().zip(small.chunks(out)) {
+                        add_patches(padded, taps, &[at], small, m, out, patches);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The patches of the `P` positions whose first taps are at `at` (`small` their rows), made into
+/// `patches` (`LANES` taps at a time, each a chain of fused multiply-adds over `out` from zero,
+/// then the taps left over one by one) and added into `padded` position by position, tap by tap.
+#[inline(always)]
+fn add_patches<const P: usize>(
+    padded: &mut [f32],
+    taps: &[usize],
+    at: &[usize; P],
+    small: &[f32],
+    m: &[f32],
+    out: usize,
+    patches: &mut [f32],
+) {
+    let n = taps.len();
+    let mut first = 0;
+    while first + LANES <= n {
+        let mut sums = [[0.0f32; LANES]; P];
+        for c in 0..out {
+            let mut w = [0.0f32; LANES];
+            w.copy_from_slice(&m[c * n + first..][..LANES]);
+            for (q, sum) in sums.iter_mut().enumerate() {
+                let x = small[q * out + c];
+                for (s, &w) in sum.iter_mut().zip(&w) {
+                    *s = x.mul_add(w, *s);
+                }
+            }
+        }
+        for (q, sum) in sums.iter().enumerate() {
+            patches[q * n + first..][..LANES].copy_from_slice(sum);
+        }
+        first += LANES;
+    }
+    for t in first..n {
+        for q in 0..P {
+            let mut s = 0.0f32;
+            for c in 0..out {
+                s = small[q * out + c].mul_add(m[c * n + t], s);
+            }
+            patches[q * n + t] = s;
+        }
+    }
+    for (q, &at) in at.iter().enumerate() {
+        for (&tap, &v) in taps.iter().zip(&patches[q * n..][..n]) {
+            padded[at + tap] += v;
+        }
+    }
+}
+
 /// Taps whose sums `patch_weight_grad_image` keeps in registers at once.
 const TAPS_AT_ONCE: usize = 8;
 
@@ -1008,16 +1132,28 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
                         kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
                     }
                     if wants.input {
+                        let dx = grads.get_or_alloc_mut(&x_ghost)?;
                         let per_image = geometry.small * geometry.small;
-                        geometry.scatter_add_made(
-                            grads.get_or_alloc_mut(&x_ghost)?,
-                            batch,
-                            &dy,
-                            per_image * out,
-                            |dy, images, dcols| {
-                                kernels::input_grad(dy, &w, dcols, images * per_image, taps, out)
-                            },
-                        );
+                        if geometry.one_channel() {
+                            geometry.add_patch_products(dx, batch, &dy, &w, out);
+                        } else {
+                            geometry.scatter_add_made(
+                                dx,
+                                batch,
+                                &dy,
+                                per_image * out,
+                                |dy, images, dcols| {
+                                    kernels::input_grad(
+                                        dy,
+                                        &w,
+                                        dcols,
+                                        images * per_image,
+                                        taps,
+                                        out,
+                                    )
+                                },
+                            );
+                        }
                     }
                     put_grad!(grads, out_ghost, dy);
                     Ok(())
@@ -1087,9 +1223,15 @@ impl<
             let (rows, taps) = (batch * H * H, geometry.taps());
             let w = permute4(&ops::read(&self.weight)?, [C, O, K, K], Self::TO_PRODUCT);
             let mut y = vec![0.0; batch * OH * OH * O];
-            geometry.scatter_add_made(&mut y, batch, &xv, H * H * C, |x, images, cols| {
-                kernels::forward(x, &w, cols, images * H * H, C, taps)
-            });
+            if geometry.one_channel() {
+                // The filters (taps, in) as (in, taps).
+                let m = permute4(&w, [taps, C, 1, 1], [1, 0, 2, 3]);
+                geometry.add_patch_products(&mut y, batch, &xv, &m, C);
+            } else {
+                geometry.scatter_add_made(&mut y, batch, &xv, H * H * C, |x, images, cols| {
+                    kernels::forward(x, &w, cols, images * H * H, C, taps)
+                });
+            }
             A::bias_act(&mut y, &ops::read(&self.bias)?);
             let keep = T::OWNS_TAPE && A::NEEDS_OUTPUT;
             let out_shape = (batch_dim, Const, Const, Const);
@@ -1577,6 +1719,41 @@ mod tests {
             g.patch_product(&big, batch, &m, out, &mut direct, true);
             kernels::input_grad_add(&cols, &m, &mut laid_out, rows, out, g.taps());
             same(&direct, &laid_out, bit_for_bit, &format!("{what}, added"));
+        }
+    }
+
+    #[test]
+    fn one_channel_patch_products_add_into_images_as_laid_out_patches_do() {
+        for (g, out) in one_channel_cases() {
+            let batch = 3;
+            let per_image = g.small * g.small;
+            let (small, m) = (
+                test_values(batch * per_image * out, 8),
+                test_values(out * g.taps(), 9),
+            );
+            let start = test_values(batch * g.big_len(), 10);
+            let (mut direct, mut laid_out) = (start.clone(), start);
+            g.add_patch_products(&mut direct, batch, &small, &m, out);
+            g.scatter_add_made(
+                &mut laid_out,
+                batch,
+                &small,
+                per_image * out,
+                |s, images, cols| {
+                    kernels::input_grad(s, &m, cols, images * per_image, g.taps(), out)
+                },
+            );
+            let what = format!("{g:?}, {out} wide");
+            if g.taps() >= LANES {
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&direct), bits(&laid_out), "{what}");
+            }
+            for (x, y) in direct.iter().zip(&laid_out) {
+                assert!(
+                    (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                    "{what}: {x} vs {y}"
+                );
+            }
         }
     }
 
