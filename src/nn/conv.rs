@@ -4,7 +4,7 @@
 //! output pass; forward and backward are a dfdx custom op. Where the images have one channel (a
 //! first convolution's input, a last transposed convolution's output), products read the patches
 //! straight from a padded copy of each image instead (`Geometry::patch_product`,
-//! `Geometry::patch_weight_grad`).
+//! `Geometry::patch_weight_grad`, `Geometry::add_patch_products`).
 //!
 //! dfdx 0.13 builds its `conv2d` and `convtrans2d` only on nightly. These layers take square
 //! channels-last images (batch, side, side, channels), carry every size as a const generic and
@@ -406,8 +406,9 @@ kernels::simd_fn! {
 
 impl Geometry {
     /// Whether the big grid has one channel (a first convolution's input, a last transposed
-    /// convolution's output): its patches are then read straight from a padded copy of each
-    /// image (`patch_product`), as laying them out first costs more than the product itself.
+    /// convolution's output): its patches are then read from, and added into, a padded copy of
+    /// each image (`patch_product`, `patch_weight_grad`, `add_patch_products`), as laying them
+    /// out first costs more than the products themselves.
     pub fn one_channel(&self) -> bool {
         self.ch == 1
     }
@@ -463,9 +464,7 @@ impl Geometry {
             },
         );
     }
-}
 
-impl Geometry {
     /// `patches^T (taps x positions) * small (positions x out)` over a batch of one-channel
     /// images `big` (`one_channel`) and rows `small` of `out` values per small-grid position, a
     /// weight gradient, without laying the patches out. Each value is summed image by image and
@@ -501,9 +500,7 @@ impl Geometry {
         }
         first
     }
-}
 
-impl Geometry {
     /// col2im of `small (positions x out) * m (out x taps)` added into a batch of one-channel
     /// images `big` (`one_channel`), without laying the patches out: each position's patch is
     /// made in vectors and added into a padded copy of its image. The values are the ones
@@ -551,6 +548,155 @@ impl Geometry {
             },
         );
     }
+}
+
+/// Positions of an image whose sums `patch_product_image` and `add_patch_products_image` make
+/// together: independent chains of multiply-adds, so the processor overlaps them.
+const POSITIONS_AT_ONCE: usize = 6;
+/// Values summed in one vector (outputs of a position, or taps of a patch).
+const LANES: usize = 16;
+
+/// Taps whose sums `patch_weight_grad_image` keeps in registers at once.
+const TAPS_AT_ONCE: usize = 8;
+
+kernels::simd_fn! {
+    /// `Geometry::patch_product` for one padded image: `taps` and `positions` as
+    /// `tap_offsets` and `position_offsets` give them, `dst` one row of `out` per position.
+    pub fn patch_product_image(
+        padded: &[f32],
+        taps: &[usize],
+        positions: &[usize],
+        m: &[f32],
+        out: usize,
+        dst: &mut [f32],
+        accumulate: bool,
+    ) {
+        let rows = POSITIONS_AT_ONCE * out;
+        for (group, dst) in positions.chunks(POSITIONS_AT_ONCE).zip(dst.chunks_mut(rows)) {
+            match <&[usize; POSITIONS_AT_ONCE]>::try_from(group) {
+                Ok(group) if out.is_multiple_of(2 * LANES) => {
+                    patch_rows::<POSITIONS_AT_ONCE, { 2 * LANES }>(padded, taps, group, m, out, dst, accumulate)
+                }
+                Ok(group) => patch_rows::<POSITIONS_AT_ONCE, LANES>(padded, taps, group, m, out, dst, accumulate),
+                Err(_) => {
+                    for (&at, dst) in group.iter().zip(dst.chunks_mut(out)) {
+                        patch_rows::<1, LANES>(padded, taps, &[at], m, out, dst, accumulate);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The rows of `dst` for the `P` positions whose first taps are at `at`: `W` outputs at a
+/// time, each a chain of fused multiply-adds over the taps from zero, then the outputs left over
+/// one by one in the same way.
+#[inline(always)]
+fn patch_rows<const P: usize, const W: usize>(
+    padded: &[f32],
+    taps: &[usize],
+    at: &[usize; P],
+    m: &[f32],
+    out: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+) {
+    let put = |d: &mut f32, v: f32| *d = if accumulate { *d + v } else { v };
+    let mut first = 0;
+    while first + W <= out {
+        let mut sums = [[0.0f32; W]; P];
+        for (t, &tap) in taps.iter().enumerate() {
+            let mut w = [0.0f32; W];
+            w.copy_from_slice(&m[t * out + first..][..W]);
+            for (sum, &at) in sums.iter_mut().zip(at) {
+                let v = padded[at + tap];
+                for (s, &w) in sum.iter_mut().zip(&w) {
+                    *s = v.mul_add(w, *s);
+                }
+            }
+        }
+        for (q, sum) in sums.iter().enumerate() {
+            for (d, &s) in dst[q * out + first..][..W].iter_mut().zip(sum) {
+                put(d, s);
+            }
+        }
+        first += W;
+    }
+    for o in first..out {
+        for (q, &at) in at.iter().enumerate() {
+            let mut s = 0.0f32;
+            for (t, &tap) in taps.iter().enumerate() {
+                s = padded[at + tap].mul_add(m[t * out + o], s);
+            }
+            put(&mut dst[q * out + o], s);
+        }
+    }
+}
+
+kernels::simd_fn! {
+    /// `Geometry::patch_weight_grad` for one padded image, added into `sums` (taps x out):
+    /// `LANES` outputs and `TAPS_AT_ONCE` taps at a time over every position, then the outputs
+    /// left over one by one.
+    pub fn patch_weight_grad_image(
+        padded: &[f32],
+        taps: &[usize],
+        positions: &[usize],
+        small: &[f32],
+        out: usize,
+        sums: &mut [f32],
+    ) {
+        let first = if out.is_multiple_of(2 * LANES) {
+            weight_grad_columns::<{ 2 * LANES }>(padded, taps, positions, small, out, sums)
+        } else {
+            weight_grad_columns::<LANES>(padded, taps, positions, small, out, sums)
+        };
+        for o in first..out {
+            for (t, &tap) in taps.iter().enumerate() {
+                let mut a = sums[t * out + o];
+                for (p, &at) in positions.iter().enumerate() {
+                    a = padded[at + tap].mul_add(small[p * out + o], a);
+                }
+                sums[t * out + o] = a;
+            }
+        }
+    }
+}
+
+/// The outputs of `patch_weight_grad_image` `W` at a time and `TAPS_AT_ONCE` taps at a time,
+/// as far as whole groups of `W` go; gives the first output left over.
+#[inline(always)]
+fn weight_grad_columns<const W: usize>(
+    padded: &[f32],
+    taps: &[usize],
+    positions: &[usize],
+    small: &[f32],
+    out: usize,
+    sums: &mut [f32],
+) -> usize {
+    let mut first = 0;
+    while first + W <= out {
+        for (g, group) in taps.chunks(TAPS_AT_ONCE).enumerate() {
+            let mut acc = [[0.0f32; W]; TAPS_AT_ONCE];
+            for (t, a) in acc.iter_mut().enumerate().take(group.len()) {
+                a.copy_from_slice(&sums[(g * TAPS_AT_ONCE + t) * out + first..][..W]);
+            }
+            for (p, &at) in positions.iter().enumerate() {
+                let mut d = [0.0f32; W];
+                d.copy_from_slice(&small[p * out + first..][..W]);
+                for (a, &tap) in acc.iter_mut().zip(group) {
+                    let v = padded[at + tap];
+                    for (a, &d) in a.iter_mut().zip(&d) {
+                        *a = v.mul_add(d, *a);
+                    }
+                }
+            }
+            for (t, a) in acc.iter().enumerate().take(group.len()) {
+                sums[(g * TAPS_AT_ONCE + t) * out + first..][..W].copy_from_slice(a);
+            }
+        }
+        first += W;
+    }
+    first
 }
 
 kernels::simd_fn! {
@@ -623,155 +769,6 @@ fn add_patches<const P: usize>(
     for (q, &at) in at.iter().enumerate() {
         for (&tap, &v) in taps.iter().zip(&patches[q * n..][..n]) {
             padded[at + tap] += v;
-        }
-    }
-}
-
-/// Taps whose sums `patch_weight_grad_image` keeps in registers at once.
-const TAPS_AT_ONCE: usize = 8;
-
-kernels::simd_fn! {
-    /// `Geometry::patch_weight_grad` for one padded image, added into `sums` (taps x out):
-    /// `LANES` outputs and `TAPS_AT_ONCE` taps at a time over every position, then the outputs
-    /// left over one by one.
-    pub fn patch_weight_grad_image(
-        padded: &[f32],
-        taps: &[usize],
-        positions: &[usize],
-        small: &[f32],
-        out: usize,
-        sums: &mut [f32],
-    ) {
-        let first = if out.is_multiple_of(2 * LANES) {
-            weight_grad_columns::<{ 2 * LANES }>(padded, taps, positions, small, out, sums)
-        } else {
-            weight_grad_columns::<LANES>(padded, taps, positions, small, out, sums)
-        };
-        for o in first..out {
-            for (t, &tap) in taps.iter().enumerate() {
-                let mut a = sums[t * out + o];
-                for (p, &at) in positions.iter().enumerate() {
-                    a = padded[at + tap].mul_add(small[p * out + o], a);
-                }
-                sums[t * out + o] = a;
-            }
-        }
-    }
-}
-
-/// The outputs of `patch_weight_grad_image` `W` at a time and `TAPS_AT_ONCE` taps at a time,
-/// as far as whole groups of `W` go; gives the first output left over.
-#[inline(always)]
-fn weight_grad_columns<const W: usize>(
-    padded: &[f32],
-    taps: &[usize],
-    positions: &[usize],
-    small: &[f32],
-    out: usize,
-    sums: &mut [f32],
-) -> usize {
-    let mut first = 0;
-    while first + W <= out {
-        for (g, group) in taps.chunks(TAPS_AT_ONCE).enumerate() {
-            let mut acc = [[0.0f32; W]; TAPS_AT_ONCE];
-            for (t, a) in acc.iter_mut().enumerate().take(group.len()) {
-                a.copy_from_slice(&sums[(g * TAPS_AT_ONCE + t) * out + first..][..W]);
-            }
-            for (p, &at) in positions.iter().enumerate() {
-                let mut d = [0.0f32; W];
-                d.copy_from_slice(&small[p * out + first..][..W]);
-                for (a, &tap) in acc.iter_mut().zip(group) {
-                    let v = padded[at + tap];
-                    for (a, &d) in a.iter_mut().zip(&d) {
-                        *a = v.mul_add(d, *a);
-                    }
-                }
-            }
-            for (t, a) in acc.iter().enumerate().take(group.len()) {
-                sums[(g * TAPS_AT_ONCE + t) * out + first..][..W].copy_from_slice(a);
-            }
-        }
-        first += W;
-    }
-    first
-}
-
-/// Positions of an image whose sums `patch_product_image` makes together: independent chains of
-/// multiply-adds, so the processor overlaps them.
-const POSITIONS_AT_ONCE: usize = 6;
-/// Outputs of one position summed in one vector.
-const LANES: usize = 16;
-
-kernels::simd_fn! {
-    /// `Geometry::patch_product` for one padded image: `taps` and `positions` as
-    /// `tap_offsets` and `position_offsets` give them, `dst` one row of `out` per position.
-    pub fn patch_product_image(
-        padded: &[f32],
-        taps: &[usize],
-        positions: &[usize],
-        m: &[f32],
-        out: usize,
-        dst: &mut [f32],
-        accumulate: bool,
-    ) {
-        let rows = POSITIONS_AT_ONCE * out;
-        for (group, dst) in positions.chunks(POSITIONS_AT_ONCE).zip(dst.chunks_mut(rows)) {
-            match <&[usize; POSITIONS_AT_ONCE]>::try_from(group) {
-                Ok(group) if out.is_multiple_of(2 * LANES) => {
-                    patch_rows::<POSITIONS_AT_ONCE, { 2 * LANES }>(padded, taps, group, m, out, dst, accumulate)
-                }
-                Ok(group) => patch_rows::<POSITIONS_AT_ONCE, LANES>(padded, taps, group, m, out, dst, accumulate),
-                Err(_) => {
-                    for (&at, dst) in group.iter().zip(dst.chunks_mut(out)) {
-                        patch_rows::<1, LANES>(padded, taps, &[at], m, out, dst, accumulate);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The rows of `dst` for the `P` positions whose first taps are at `at`: `W` outputs at a
-/// time, each a chain of fused multiply-adds over the taps from zero, then the outputs left over
-/// one by one in the same way.
-#[inline(always)]
-fn patch_rows<const P: usize, const W: usize>(
-    padded: &[f32],
-    taps: &[usize],
-    at: &[usize; P],
-    m: &[f32],
-    out: usize,
-    dst: &mut [f32],
-    accumulate: bool,
-) {
-    let put = |d: &mut f32, v: f32| *d = if accumulate { *d + v } else { v };
-    let mut first = 0;
-    while first + W <= out {
-        let mut sums = [[0.0f32; W]; P];
-        for (t, &tap) in taps.iter().enumerate() {
-            let mut w = [0.0f32; W];
-            w.copy_from_slice(&m[t * out + first..][..W]);
-            for (sum, &at) in sums.iter_mut().zip(at) {
-                let v = padded[at + tap];
-                for (s, &w) in sum.iter_mut().zip(&w) {
-                    *s = v.mul_add(w, *s);
-                }
-            }
-        }
-        for (q, sum) in sums.iter().enumerate() {
-            for (d, &s) in dst[q * out + first..][..W].iter_mut().zip(sum) {
-                put(d, s);
-            }
-        }
-        first += W;
-    }
-    for o in first..out {
-        for (q, &at) in at.iter().enumerate() {
-            let mut s = 0.0f32;
-            for (t, &tap) in taps.iter().enumerate() {
-                s = padded[at + tap].mul_add(m[t * out + o], s);
-            }
-            put(&mut dst[q * out + o], s);
         }
     }
 }
