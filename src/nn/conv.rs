@@ -413,20 +413,19 @@ impl Geometry {
         self.ch == 1
     }
 
-    /// Where each tap of a one-channel patch sits in a padded image, from the patch's first tap.
-    fn tap_offsets(&self) -> Vec<usize> {
+    /// What the one-channel products walk, for rows of `out` values per small-grid position.
+    fn one_channel_walk(&self, out: usize) -> OneChannelWalk {
         let side = self.padded_side();
-        (0..self.k)
-            .flat_map(|ky| (0..self.k).map(move |kx| ky * side + kx))
-            .collect()
-    }
-
-    /// Where each small-grid position's first tap sits in a padded one-channel image.
-    fn position_offsets(&self) -> Vec<usize> {
-        let side = self.padded_side();
-        (0..self.small)
-            .flat_map(|y| (0..self.small).map(move |x| (y * side + x) * self.s))
-            .collect()
+        OneChannelWalk {
+            big_len: self.big_len().max(1),
+            rows_len: (self.small * self.small * out).max(1),
+            taps: (0..self.k)
+                .flat_map(|ky| (0..self.k).map(move |kx| ky * side + kx))
+                .collect(),
+            positions: (0..self.small)
+                .flat_map(|y| (0..self.small).map(move |x| (y * side + x) * self.s))
+                .collect(),
+        }
     }
 
     /// `dst (positions x out) = patches (positions x taps) * m (taps x out)`, or `+=` when
@@ -444,22 +443,30 @@ impl Geometry {
         dst: &mut [f32],
         accumulate: bool,
     ) {
-        let (big_len, dst_len) = (
-            self.big_len().max(1),
-            (self.small * self.small * out).max(1),
-        );
-        let (taps, positions) = (self.tap_offsets(), self.position_offsets());
-        let m = &m[..taps.len() * out];
+        let walk = self.one_channel_walk(out);
+        let (big_len, rows_len) = (walk.big_len, walk.rows_len);
+        let m = &m[..walk.taps.len() * out];
         kernels::on_item_halves(
-            &mut dst[..batch * dst_len],
-            dst_len,
+            &mut dst[..batch * rows_len],
+            rows_len,
             &big[..batch * big_len],
             big_len,
             |dst, big| {
                 let mut padded = vec![0.0; self.padded_len()];
-                for (dst, big) in dst.chunks_exact_mut(dst_len).zip(big.chunks_exact(big_len)) {
+                for (dst, big) in dst
+                    .chunks_exact_mut(rows_len)
+                    .zip(big.chunks_exact(big_len))
+                {
                     self.pad_one(big, &mut padded);
-                    patch_product_image(&padded, &taps, &positions, m, out, dst, accumulate);
+                    patch_product_image(
+                        &padded,
+                        &walk.taps,
+                        &walk.positions,
+                        m,
+                        out,
+                        dst,
+                        accumulate,
+                    );
                 }
             },
         );
@@ -477,18 +484,15 @@ impl Geometry {
         small: &[f32],
         out: usize,
     ) -> Vec<f32> {
-        let (big_len, small_len) = (
-            self.big_len().max(1),
-            (self.small * self.small * out).max(1),
-        );
-        let (taps, positions) = (self.tap_offsets(), self.position_offsets());
+        let walk = self.one_channel_walk(out);
+        let (big_len, rows_len) = (walk.big_len, walk.rows_len);
         let half = |images: std::ops::Range<usize>| {
-            let mut sums = vec![0.0; taps.len() * out];
+            let mut sums = vec![0.0; walk.taps.len() * out];
             let mut padded = vec![0.0; self.padded_len()];
             for image in images {
                 self.pad_one(&big[image * big_len..][..big_len], &mut padded);
-                let rows = &small[image * small_len..][..small_len];
-                patch_weight_grad_image(&padded, &taps, &positions, rows, out, &mut sums);
+                let rows = &small[image * rows_len..][..rows_len];
+                patch_weight_grad_image(&padded, &walk.taps, &walk.positions, rows, out, &mut sums);
             }
             sums
         };
@@ -515,29 +519,26 @@ impl Geometry {
         m: &[f32],
         out: usize,
     ) {
-        let (big_len, small_len) = (
-            self.big_len().max(1),
-            (self.small * self.small * out).max(1),
-        );
-        let (taps, positions) = (self.tap_offsets(), self.position_offsets());
-        let m = &m[..taps.len() * out];
+        let walk = self.one_channel_walk(out);
+        let (big_len, rows_len) = (walk.big_len, walk.rows_len);
+        let m = &m[..walk.taps.len() * out];
         kernels::on_item_halves(
             &mut big[..batch * big_len],
             big_len,
-            &small[..batch * small_len],
-            small_len,
+            &small[..batch * rows_len],
+            rows_len,
             |big, small| {
                 let mut padded = vec![0.0; self.padded_len()];
-                let mut patches = vec![0.0; POSITIONS_AT_ONCE * taps.len()];
+                let mut patches = vec![0.0; POSITIONS_AT_ONCE * walk.taps.len()];
                 for (big, small) in big
                     .chunks_exact_mut(big_len)
-                    .zip(small.chunks_exact(small_len))
+                    .zip(small.chunks_exact(rows_len))
                 {
                     self.pad_one(big, &mut padded);
                     add_patch_products_image(
                         &mut padded,
-                        &taps,
-                        &positions,
+                        &walk.taps,
+                        &walk.positions,
                         small,
                         m,
                         out,
@@ -548,6 +549,16 @@ impl Geometry {
             },
         );
     }
+}
+
+/// What the one-channel products walk: values per image in the big grid (`big_len`) and in the
+/// rows of the small grid (`rows_len`), and where each tap of a patch sits in a padded image from
+/// the patch's first tap (`taps`), and each position's first tap (`positions`).
+struct OneChannelWalk {
+    big_len: usize,
+    rows_len: usize,
+    taps: Vec<usize>,
+    positions: Vec<usize>,
 }
 
 /// Positions of an image whose sums `patch_product_image` and `add_patch_products_image` make
@@ -561,7 +572,7 @@ const TAPS_AT_ONCE: usize = 8;
 
 kernels::simd_fn! {
     /// `Geometry::patch_product` for one padded image: `taps` and `positions` as
-    /// `tap_offsets` and `position_offsets` give them, `dst` one row of `out` per position.
+    /// `OneChannelWalk` gives them, `dst` one row of `out` per position.
     pub fn patch_product_image(
         padded: &[f32],
         taps: &[usize],
@@ -1077,20 +1088,19 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
         let (xv, x, mut tape) = ops::take_input_shared(x)?;
         let batch = xv.len() / geometry.big_len().max(1);
         let (rows, taps) = (batch * geometry.small * geometry.small, geometry.taps());
-        let w = ops::read(weight)?;
+        let filters = ops::read(weight)?;
         if xv.len() != batch * geometry.big_len()
-            || w.len() != out * taps
+            || filters.len() != out * taps
             || out_shape.num_elements() != rows * out
         {
             return Err(CpuError::WrongNumElements);
         }
-        let w = permute4(&w, dims, CONV_TO_PRODUCT);
+        let w = permute4(&filters, dims, CONV_TO_PRODUCT);
         // What the weight gradient reads is kept for it only (nothing in a frozen layer's pass).
         let keep_patches = T::OWNS_TAPE && wants.params;
         let (mut y, patches) = if geometry.one_channel() {
             let mut y = ops::buffer(rows * out);
-            // The filters (out, taps) as (taps, out).
-            let m = permute4(&w, [out, k, k, c], [1, 2, 3, 0]);
+            let m = permute4(&filters, dims, CONV_TO_TAPS_BY_OUT);
             geometry.patch_product(&xv, batch, &m, out, &mut y, false);
             (y, keep_patches.then(|| Patches::InImages(xv.clone())))
         } else {
@@ -1130,10 +1140,10 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
                     }
                     if wants.input {
                         let dx = grads.get_or_alloc_mut(&x_ghost)?;
-                        let per_image = geometry.small * geometry.small;
                         if geometry.one_channel() {
                             geometry.add_patch_products(dx, batch, &dy, &w, out);
                         } else {
+                            let per_image = geometry.small * geometry.small;
                             geometry.scatter_add_made(
                                 dx,
                                 batch,
@@ -1163,7 +1173,7 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
 
 /// PyTorch's `Conv2d` filters (out, in, kh, kw) as the product's (out, kh, kw, in).
 const CONV_TO_PRODUCT: [usize; 4] = [0, 2, 3, 1];
-/// PyTorch's `Conv2d` filters (out, in, kh, kw) as `patch_weight_grad`'s (kh, kw, in, out).
+/// PyTorch's `Conv2d` filters (out, in, kh, kw) as the one-channel products' (kh, kw, in, out).
 const CONV_TO_TAPS_BY_OUT: [usize; 4] = [2, 3, 1, 0];
 
 /// What a convolution's weight gradient reads its patches from: laid out by `gather`, or the
