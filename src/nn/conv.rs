@@ -21,6 +21,7 @@ use dfdx::prelude::*;
 use dfdx::tensor::Tape;
 use rand_distr::Normal;
 
+use super::conv_wide::Wide;
 use super::dense::Activation;
 use super::frozen::{Constant, FrozenModule};
 use super::kernels;
@@ -197,19 +198,19 @@ impl Geometry {
 
     /// Side of the big grid with its padding around it, enough for every tap of every
     /// small-grid position: `p` on the top and left, at least `p` on the bottom and right.
-    fn padded_side(&self) -> usize {
+    pub(super) fn padded_side(&self) -> usize {
         (self.big + 2 * self.p).max((self.small.max(1) - 1) * self.s + self.k)
     }
 
     /// Values of one padded image.
-    fn padded_len(&self) -> usize {
+    pub(super) fn padded_len(&self) -> usize {
         self.padded_side() * self.padded_side() * self.ch
     }
 
     /// Copies one image into `padded`, `p` rows and columns in from the top left; the border
     /// around it is left as it was.
     #[inline(always)]
-    fn pad_one(&self, big: &[f32], padded: &mut [f32]) {
+    pub(super) fn pad_one(&self, big: &[f32], padded: &mut [f32]) {
         let (side, row) = (self.padded_side(), self.big * self.ch);
         for (y, src) in big.chunks_exact(row.max(1)).enumerate() {
             padded[((y + self.p) * side + self.p) * self.ch..][..row].copy_from_slice(src);
@@ -218,7 +219,7 @@ impl Geometry {
 
     /// The image inside `padded` (as `pad_one` placed it) copied back into `big`.
     #[inline(always)]
-    fn unpad_one(&self, padded: &[f32], big: &mut [f32]) {
+    pub(super) fn unpad_one(&self, padded: &[f32], big: &mut [f32]) {
         let (side, row) = (self.padded_side(), self.big * self.ch);
         for (y, dst) in big.chunks_exact_mut(row.max(1)).enumerate() {
             dst.copy_from_slice(&padded[((y + self.p) * side + self.p) * self.ch..][..row]);
@@ -413,6 +414,14 @@ impl Geometry {
         self.ch == 1
     }
 
+    /// Whether the products with rows of `out` values per small-grid position read their
+    /// patches from the images (`patch_product`, `patch_weight_grad`, `add_patch_products`):
+    /// one-channel images, or the many-channel geometries `Wide` serves on this CPU, which
+    /// those three hand over to it (its sums are not gemm's bits; see its docs).
+    pub fn direct(&self, out: usize) -> bool {
+        self.one_channel() || Wide::new(*self, out).is_some()
+    }
+
     /// What the one-channel products walk, for rows of `out` values per small-grid position.
     fn one_channel_walk(&self, out: usize) -> OneChannelWalk {
         let side = self.padded_side();
@@ -443,6 +452,9 @@ impl Geometry {
         dst: &mut [f32],
         accumulate: bool,
     ) {
+        if let Some(wide) = Wide::new(*self, out) {
+            return wide.product(big, batch, m, dst, accumulate);
+        }
         let walk = self.one_channel_walk(out);
         let (big_len, rows_len) = (walk.big_len, walk.rows_len);
         let m = &m[..walk.taps.len() * out];
@@ -484,6 +496,9 @@ impl Geometry {
         small: &[f32],
         out: usize,
     ) -> Vec<f32> {
+        if let Some(wide) = Wide::new(*self, out) {
+            return wide.weight_grad(big, batch, small);
+        }
         let walk = self.one_channel_walk(out);
         let (big_len, rows_len) = (walk.big_len, walk.rows_len);
         let half = |images: std::ops::Range<usize>| {
@@ -519,6 +534,9 @@ impl Geometry {
         m: &[f32],
         out: usize,
     ) {
+        if let Some(wide) = Wide::new(*self, out) {
+            return wide.add_products(big, batch, small, m);
+        }
         let walk = self.one_channel_walk(out);
         let (big_len, rows_len) = (walk.big_len, walk.rows_len);
         let m = &m[..walk.taps.len() * out];
@@ -1098,7 +1116,7 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
         let w = permute4(&filters, dims, CONV_TO_PRODUCT);
         // What the weight gradient reads is kept for it only (nothing in a frozen layer's pass).
         let keep_patches = T::OWNS_TAPE && wants.params;
-        let (mut y, patches) = if geometry.one_channel() {
+        let (mut y, patches) = if geometry.direct(out) {
             let mut y = ops::buffer(rows * out);
             let m = permute4(&filters, dims, CONV_TO_TAPS_BY_OUT);
             geometry.patch_product(&xv, batch, &m, out, &mut y, false);
@@ -1140,7 +1158,7 @@ pub(crate) fn conv2d_op<Si: Shape, So: Shape, A: Activation, T: Tape<f32, Cpu>>(
                     }
                     if wants.input {
                         let dx = grads.get_or_alloc_mut(&x_ghost)?;
-                        if geometry.one_channel() {
+                        if geometry.direct(out) {
                             geometry.add_patch_products(dx, batch, &dy, &w, out);
                         } else {
                             let per_image = geometry.small * geometry.small;
@@ -1177,7 +1195,7 @@ const CONV_TO_PRODUCT: [usize; 4] = [0, 2, 3, 1];
 const CONV_TO_TAPS_BY_OUT: [usize; 4] = [2, 3, 1, 0];
 
 /// What a convolution's weight gradient reads its patches from: laid out by `gather`, or the
-/// one-channel images themselves (`Geometry::one_channel`).
+/// images themselves (`Geometry::direct`).
 enum Patches {
     LaidOut(Vec<f32>),
     InImages(ops::Shared),
@@ -1230,7 +1248,7 @@ impl<
             let (rows, taps) = (batch * H * H, geometry.taps());
             let w = permute4(&ops::read(&self.weight)?, [C, O, K, K], Self::TO_PRODUCT);
             let mut y = vec![0.0; batch * OH * OH * O];
-            if geometry.one_channel() {
+            if geometry.direct(C) {
                 // The filters (taps, in) as (in, taps).
                 let m = permute4(&w, [taps, C, 1, 1], [1, 0, 2, 3]);
                 geometry.add_patch_products(&mut y, batch, &xv, &m, C);
@@ -1253,15 +1271,15 @@ impl<
                             A::grad(&mut dy, &kept);
                             ops::recycle_shared(kept);
                         }
-                        // One-channel outputs' patches are read from the images themselves.
-                        let one_channel = geometry.one_channel();
-                        let dcols = if one_channel {
+                        // Patches read from the images themselves where the products can.
+                        let direct = geometry.direct(C);
+                        let dcols = if direct {
                             Vec::new()
                         } else {
                             geometry.gather(&dy, batch)
                         };
                         if wants.params {
-                            let dw = if one_channel {
+                            let dw = if direct {
                                 geometry.patch_weight_grad(&dy, batch, &xv, C)
                             } else {
                                 let mut dw = vec![0.0; taps * C];
@@ -1274,7 +1292,7 @@ impl<
                         }
                         if wants.input {
                             let mut dx: Vec<f32> = take_grad!(grads, x_ghost);
-                            if one_channel {
+                            if direct {
                                 geometry.patch_product(&dy, batch, &w, C, &mut dx, true);
                             } else {
                                 kernels::input_grad_add(&dcols, &w, &mut dx, rows, C, taps);
@@ -1793,6 +1811,100 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// The many-channel geometries `Wide` takes (on a CPU with AVX-512): the presets' second
+    /// convolution and first transposed one (49 positions an image, one left over after whole
+    /// groups), one with 16 positions (four left over) and one of stride 1.
+    fn wide_cases() -> [Geometry; 3] {
+        let geometry = |big, small, ch, s| Geometry {
+            big,
+            small,
+            ch,
+            k: 4,
+            s,
+            p: 1,
+        };
+        [
+            geometry(14, 7, 32, 2),
+            geometry(8, 4, 16, 2),
+            geometry(6, 5, 16, 1),
+        ]
+    }
+
+    /// `patch_product` (written and added), `add_patch_products` and `patch_weight_grad` of
+    /// the geometries `Wide` takes give what the laid-out patches and gemm give, to within the
+    /// rounding of sums of hundreds of terms in another order; the weight gradient the same
+    /// on one thread or two.
+    #[test]
+    fn wide_patch_products_match_laid_out_patches() {
+        use super::super::conv_wide::{WIDE, Wide};
+        let out = WIDE;
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            assert_eq!(a.len(), b.len(), "{what}");
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                    "{what} [{i}]: {x} vs {y}"
+                );
+            }
+        };
+        for g in wide_cases() {
+            if Wide::new(g, out).is_none() {
+                // Without AVX-512 the layers lay their patches out; nothing else to compare.
+                assert!(!g.direct(out));
+                continue;
+            }
+            assert!(g.direct(out), "{g:?}");
+            let what = format!("{g:?}");
+            let batch = 3;
+            let per_image = g.small * g.small;
+            let rows = batch * per_image;
+            let (big, m) = (
+                test_values(batch * g.big_len(), 3),
+                test_values(g.taps() * out, 4),
+            );
+            let cols = g.gather(&big, batch);
+            let by_out = permute4(&m, [g.taps(), out, 1, 1], [1, 0, 2, 3]);
+
+            let mut direct = vec![f32::NAN; rows * out];
+            g.patch_product(&big, batch, &m, out, &mut direct, false);
+            let laid_out = kernels::forward_new(&cols, &by_out, rows, g.taps(), out);
+            close(&direct, &laid_out, &format!("{what}: product"));
+
+            let start = test_values(rows * out, 5);
+            let (mut direct, mut laid_out) = (start.clone(), start);
+            g.patch_product(&big, batch, &m, out, &mut direct, true);
+            kernels::input_grad_add(&cols, &m, &mut laid_out, rows, out, g.taps());
+            close(&direct, &laid_out, &format!("{what}: product added"));
+
+            let small = test_values(rows * out, 8);
+            let start = test_values(batch * g.big_len(), 10);
+            let (mut direct, mut laid_out) = (start.clone(), start);
+            g.add_patch_products(&mut direct, batch, &small, &by_out, out);
+            g.scatter_add_made(
+                &mut laid_out,
+                batch,
+                &small,
+                per_image * out,
+                |s, images, c| {
+                    kernels::input_grad(s, &by_out, c, images * per_image, g.taps(), out)
+                },
+            );
+            close(&direct, &laid_out, &format!("{what}: added into images"));
+
+            let on_threads = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+                pool.expect("a thread pool")
+                    .install(|| g.patch_weight_grad(&big, batch, &small, out))
+            };
+            let direct = on_threads(2);
+            assert_eq!(direct, on_threads(1), "{what}: one thread and two");
+            let mut laid_out = vec![0.0; out * g.taps()];
+            kernels::weight_grad(&small, &cols, &mut laid_out, rows, g.taps(), out, false);
+            let laid_out = permute4(&laid_out, [out, g.taps(), 1, 1], [1, 0, 2, 3]);
+            close(&direct, &laid_out, &format!("{what}: weight gradient"));
         }
     }
 

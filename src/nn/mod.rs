@@ -7,6 +7,7 @@ pub mod adam;
 pub mod average;
 pub mod batch_norm;
 pub mod conv;
+pub mod conv_wide;
 pub mod dense;
 pub mod dropout;
 pub mod frozen;
