@@ -806,30 +806,56 @@ fn add_patches<const P: usize>(
 /// output axis `i` is input axis `order[i]`.
 fn permute4(src: &[f32], dims: [usize; 4], order: [usize; 4]) -> Vec<f32> {
     let mut out = Vec::with_capacity(src.len());
-    for_each_permuted(dims, order, |from| out.push(src[from]));
+    for_each_permuted_row(dims, order, |first, stride, len| {
+        out.extend(src[first..].iter().step_by(stride).take(len));
+    });
     out
 }
 
-/// The adjoint of `permute4`: adds `permuted` (in the permuted order) into `dst` (in `dims`).
+/// The adjoint of `permute4`: adds `permuted` (in the permuted order) into `dst` (in `dims`),
+/// walking `dst` in its own order (the inverse permutation of `permuted`), so the writes are
+/// contiguous and only the reads stride.
 fn add_unpermuted4(dst: &mut [f32], permuted: &[f32], dims: [usize; 4], order: [usize; 4]) {
-    let mut next = permuted.iter();
-    for_each_permuted(dims, order, |to| {
-        if let Some(v) = next.next() {
-            dst[to] += v;
+    let mut inverse = [0; 4];
+    for (i, &axis) in order.iter().enumerate() {
+        inverse[axis] = i;
+    }
+    let mut rows = &mut dst[..];
+    for_each_permuted_row(order.map(|a| dims[a]), inverse, |first, stride, len| {
+        let here = std::mem::take(&mut rows);
+        let (row, rest) = here.split_at_mut(len.min(here.len()));
+        for (d, v) in row.iter_mut().zip(permuted[first..].iter().step_by(stride)) {
+            *d += v;
         }
+        rows = rest;
     });
 }
 
-/// Calls `each` with the source index of every element of the permuted tensor, in its order.
-fn for_each_permuted(dims: [usize; 4], order: [usize; 4], mut each: impl FnMut(usize)) {
+/// Calls `each(first, stride, len)` for every row of the permuted tensor along its innermost
+/// axis of more than one element, in its order: the row's elements are at `first`, `first +
+/// stride`, ... (`len` of them) in the source. (Whole rows at a time, not element by element,
+/// so the copies are loops without bounds checks: the step's weights are permuted several
+/// times a step.)
+fn for_each_permuted_row(
+    dims: [usize; 4],
+    order: [usize; 4],
+    mut each: impl FnMut(usize, usize, usize),
+) {
     let strides = [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1];
-    let (n, s) = (order.map(|a| dims[a]), order.map(|a| strides[a]));
-    for a in 0..n[0] {
-        for b in 0..n[1] {
-            for c in 0..n[2] {
-                for d in 0..n[3] {
-                    each(a * s[0] + b * s[1] + c * s[2] + d * s[3]);
-                }
+    let mut axes = [(1, 0); 4];
+    let mut kept = order
+        .iter()
+        .map(|&a| (dims[a], strides[a]))
+        .filter(|&(n, _)| n != 1);
+    let kept_len = order.iter().filter(|&&a| dims[a] != 1).count();
+    for axis in &mut axes[4 - kept_len..] {
+        *axis = kept.next().unwrap_or((1, 0));
+    }
+    let [(n0, s0), (n1, s1), (n2, s2), (n3, s3)] = axes;
+    for a in 0..n0 {
+        for b in 0..n1 {
+            for c in 0..n2 {
+                each(a * s0 + b * s1 + c * s2, s3.max(1), n3);
             }
         }
     }
@@ -1905,6 +1931,48 @@ mod tests {
             kernels::weight_grad(&small, &cols, &mut laid_out, rows, g.taps(), out, false);
             let laid_out = permute4(&laid_out, [out, g.taps(), 1, 1], [1, 0, 2, 3]);
             close(&direct, &laid_out, &format!("{what}: weight gradient"));
+        }
+    }
+
+    /// `permute4` and `add_unpermuted4` agree with the element-by-element definition for every
+    /// order of axes, with axes of one element anywhere.
+    #[test]
+    fn permutations_match_their_definition() {
+        let orders: Vec<[usize; 4]> = (0..256)
+            .map(|i| [i / 64, i / 16 % 4, i / 4 % 4, i % 4])
+            .filter(|o| (0..4).all(|a| o.contains(&a)))
+            .collect();
+        assert_eq!(orders.len(), 24);
+        for dims in [
+            [2, 3, 4, 5],
+            [3, 1, 2, 1],
+            [1, 1, 1, 4],
+            [1, 1, 1, 1],
+            [4, 1, 1, 2],
+        ] {
+            let len = dims.iter().product();
+            let src: Vec<f32> = (0..len).map(|v| v as f32).collect();
+            let strides = [dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1];
+            for &order in &orders {
+                let n = order.map(|a| dims[a]);
+                let mut expected = Vec::new();
+                for a in 0..n[0] {
+                    for b in 0..n[1] {
+                        for c in 0..n[2] {
+                            for d in 0..n[3] {
+                                let at = [a, b, c, d];
+                                let from: usize = (0..4).map(|i| at[i] * strides[order[i]]).sum();
+                                expected.push(src[from]);
+                            }
+                        }
+                    }
+                }
+                assert_eq!(permute4(&src, dims, order), expected, "{dims:?} {order:?}");
+                let mut back = vec![1.0; len];
+                add_unpermuted4(&mut back, &expected, dims, order);
+                let plus_one: Vec<f32> = src.iter().map(|v| v + 1.0).collect();
+                assert_eq!(back, plus_one, "{dims:?} {order:?}: back");
+            }
         }
     }
 
