@@ -21,7 +21,7 @@ use dfdx::prelude::*;
 use dfdx::tensor::Tape;
 use rand_distr::Normal;
 
-use super::conv_wide::Wide;
+use super::conv_wide::{self, Wide};
 use super::dense::Activation;
 use super::frozen::{Constant, FrozenModule};
 use super::kernels;
@@ -470,6 +470,21 @@ impl Geometry {
                     .zip(big.chunks_exact(big_len))
                 {
                     self.pad_one(big, &mut padded);
+                    #[cfg(target_arch = "x86_64")]
+                    if out == 2 * LANES && conv_wide::has_avx512() {
+                        // SAFETY: the CPU has AVX-512F, checked just above.
+                        unsafe {
+                            two_vector_rows(
+                                &padded,
+                                &walk.taps,
+                                &walk.positions,
+                                m,
+                                dst,
+                                accumulate,
+                            )
+                        }
+                        continue;
+                    }
                     patch_product_image(
                         &padded,
                         &walk.taps,
@@ -612,6 +627,91 @@ kernels::simd_fn! {
                         patch_rows::<1, LANES>(padded, taps, &[at], m, out, dst, accumulate);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `patch_product_image` for rows of two vectors (the presets' 32 outputs) on AVX-512, in
+/// explicit vector registers: the same fused multiply-adds from zero in the same order, so the
+/// same values, without a bounds check in the loop over the taps.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn two_vector_rows(
+    padded: &[f32],
+    taps: &[usize],
+    positions: &[usize],
+    m: &[f32],
+    dst: &mut [f32],
+    accumulate: bool,
+) {
+    const OUT: usize = 2 * LANES;
+    let reach =
+        positions.iter().max().copied().unwrap_or(0) + taps.iter().max().copied().unwrap_or(0);
+    assert!(positions.is_empty() || reach < padded.len());
+    assert!(m.len() >= taps.len() * OUT && dst.len() >= positions.len() * OUT);
+    let mut groups = positions.chunks_exact(POSITIONS_AT_ONCE);
+    let rows = POSITIONS_AT_ONCE * OUT;
+    for (group, dst) in (&mut groups).zip(dst.chunks_mut(rows)) {
+        // SAFETY: the asserts above keep every read and write in bounds.
+        unsafe { two_vector_group::<POSITIONS_AT_ONCE>(padded, taps, group, m, dst, accumulate) }
+    }
+    let done = positions.len() / POSITIONS_AT_ONCE * POSITIONS_AT_ONCE;
+    for (q, at) in groups.remainder().chunks(1).enumerate() {
+        let dst = &mut dst[(done + q) * OUT..];
+        // SAFETY: as above.
+        unsafe { two_vector_group::<1>(padded, taps, at, m, dst, accumulate) }
+    }
+}
+
+/// The rows of `two_vector_rows` for the `P` positions whose first taps are at `at`.
+///
+/// # Safety
+/// AVX-512F; every tap of every position within `padded`, `m` of `taps x 32` values, `dst` of
+/// `P x 32`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn two_vector_group<const P: usize>(
+    padded: &[f32],
+    taps: &[usize],
+    at: &[usize],
+    m: &[f32],
+    dst: &mut [f32],
+    accumulate: bool,
+) {
+    use std::arch::x86_64::{
+        _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_storeu_ps,
+    };
+    let mut sums = [[_mm512_setzero_ps(); 2]; P];
+    let (pad, w, out) = (padded.as_ptr(), m.as_ptr(), dst.as_mut_ptr());
+    for (t, &tap) in taps.iter().enumerate() {
+        // SAFETY: within `m` and `padded` (the caller's promise).
+        unsafe {
+            let w0 = _mm512_loadu_ps(w.add(t * 2 * LANES));
+            let w1 = _mm512_loadu_ps(w.add(t * 2 * LANES + LANES));
+            for (sum, &a) in sums.iter_mut().zip(at) {
+                let x = _mm512_set1_ps(*pad.add(a + tap));
+                sum[0] = _mm512_fmadd_ps(x, w0, sum[0]);
+                sum[1] = _mm512_fmadd_ps(x, w1, sum[1]);
+            }
+        }
+    }
+    for (q, sum) in sums.iter().enumerate() {
+        for (v, &s) in sum.iter().enumerate() {
+            // SAFETY: `dst` holds `P x 32` values.
+            unsafe {
+                let d = out.add(q * 2 * LANES + v * LANES);
+                let s = if accumulate {
+                    _mm512_add_ps(_mm512_loadu_ps(d), s)
+                } else {
+                    s
+                };
+                _mm512_storeu_ps(d, s);
             }
         }
     }

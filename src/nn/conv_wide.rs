@@ -184,7 +184,8 @@ impl Wide {
     }
 }
 
-fn has_avx512() -> bool {
+/// Whether the CPU has AVX-512F, which the direct kernels here and in `conv` are written for.
+pub(super) fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
