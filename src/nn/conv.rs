@@ -522,6 +522,20 @@ impl Geometry {
             for image in images {
                 self.pad_one(&big[image * big_len..][..big_len], &mut padded);
                 let rows = &small[image * rows_len..][..rows_len];
+                #[cfg(target_arch = "x86_64")]
+                if out == 2 * LANES && conv_wide::has_avx512() {
+                    // SAFETY: the CPU has AVX-512F, checked just above.
+                    unsafe {
+                        two_vector_weight_grad(
+                            &padded,
+                            &walk.taps,
+                            &walk.positions,
+                            rows,
+                            &mut sums,
+                        )
+                    }
+                    continue;
+                }
                 patch_weight_grad_image(&padded, &walk.taps, &walk.positions, rows, out, &mut sums);
             }
             sums
@@ -568,6 +582,21 @@ impl Geometry {
                     .zip(small.chunks_exact(rows_len))
                 {
                     self.pad_one(big, &mut padded);
+                    #[cfg(target_arch = "x86_64")]
+                    if out == 2 * LANES && self.k == 4 && conv_wide::has_avx512() {
+                        // SAFETY: the CPU has AVX-512F, checked just above.
+                        unsafe {
+                            add_four_by_four_patches(
+                                &mut padded,
+                                &walk.taps,
+                                &walk.positions,
+                                small,
+                                m,
+                            )
+                        }
+                        self.unpad_one(&padded, big);
+                        continue;
+                    }
                     add_patch_products_image(
                         &mut padded,
                         &walk.taps,
@@ -791,6 +820,70 @@ kernels::simd_fn! {
     }
 }
 
+/// `patch_weight_grad_image` for rows of two vectors (the presets' 32 outputs) on AVX-512, in
+/// explicit vector registers: `TAPS_AT_ONCE` taps at a time over every position, the same fused
+/// multiply-adds in the same order as `weight_grad_columns`, so the same values.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn two_vector_weight_grad(
+    padded: &[f32],
+    taps: &[usize],
+    positions: &[usize],
+    small: &[f32],
+    sums: &mut [f32],
+) {
+    use std::arch::x86_64::{_mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_storeu_ps};
+    const OUT: usize = 2 * LANES;
+    let reach =
+        positions.iter().max().copied().unwrap_or(0) + taps.iter().max().copied().unwrap_or(0);
+    assert!(positions.is_empty() || reach < padded.len());
+    assert!(sums.len() >= taps.len() * OUT && small.len() >= positions.len() * OUT);
+    let (pad, rows, out) = (padded.as_ptr(), small.as_ptr(), sums.as_mut_ptr());
+    for (g, group) in taps.chunks(TAPS_AT_ONCE).enumerate() {
+        let first = g * TAPS_AT_ONCE;
+        if let Ok(group) = <&[usize; TAPS_AT_ONCE]>::try_from(group) {
+            // SAFETY: the asserts above keep every read and write in bounds.
+            unsafe {
+                let at = |t: usize, v: usize| out.add((first + t) * OUT + v * LANES);
+                let mut acc: [[_; 2]; TAPS_AT_ONCE] =
+                    std::array::from_fn(|t| [_mm512_loadu_ps(at(t, 0)), _mm512_loadu_ps(at(t, 1))]);
+                for (p, &position) in positions.iter().enumerate() {
+                    let d0 = _mm512_loadu_ps(rows.add(p * OUT));
+                    let d1 = _mm512_loadu_ps(rows.add(p * OUT + LANES));
+                    for (a, &tap) in acc.iter_mut().zip(group) {
+                        let x = _mm512_set1_ps(*pad.add(position + tap));
+                        a[0] = _mm512_fmadd_ps(x, d0, a[0]);
+                        a[1] = _mm512_fmadd_ps(x, d1, a[1]);
+                    }
+                }
+                for (t, a) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(at(t, 0), a[0]);
+                    _mm512_storeu_ps(at(t, 1), a[1]);
+                }
+            }
+        } else {
+            // A last group of fewer taps: one tap at a time, in the same order.
+            for (t, &tap) in group.iter().enumerate() {
+                // SAFETY: as above.
+                unsafe {
+                    let at = |v: usize| out.add((first + t) * OUT + v * LANES);
+                    let mut a = [_mm512_loadu_ps(at(0)), _mm512_loadu_ps(at(1))];
+                    for (p, &position) in positions.iter().enumerate() {
+                        let x = _mm512_set1_ps(*pad.add(position + tap));
+                        a[0] = _mm512_fmadd_ps(x, _mm512_loadu_ps(rows.add(p * OUT)), a[0]);
+                        a[1] = _mm512_fmadd_ps(x, _mm512_loadu_ps(rows.add(p * OUT + LANES)), a[1]);
+                    }
+                    _mm512_storeu_ps(at(0), a[0]);
+                    _mm512_storeu_ps(at(1), a[1]);
+                }
+            }
+        }
+    }
+}
+
 /// The outputs of `patch_weight_grad_image` `W` at a time and `TAPS_AT_ONCE` taps at a time,
 /// as far as whole groups of `W` go; gives the first output left over.
 #[inline(always)]
@@ -849,6 +942,89 @@ kernels::simd_fn! {
                         add_patches(padded, taps, &[at], small, m, out, patches);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `add_patch_products_image` for 4 x 4 one-channel patches of rows of 32 values (the presets'
+/// layers) on AVX-512: each position's 16 taps made in one vector register (the same fused
+/// multiply-adds from zero over the 32 values, in the same order), and added into the padded
+/// image a kernel row of 4 taps at a time. Each pixel takes its additions in the same order as
+/// tap by tap (distinct taps of one position meet distinct pixels), so the values are the same.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn add_four_by_four_patches(
+    padded: &mut [f32],
+    taps: &[usize],
+    positions: &[usize],
+    small: &[f32],
+    m: &[f32],
+) {
+    const OUT: usize = 2 * LANES;
+    assert!(taps.len() == LANES && m.len() >= OUT * LANES);
+    assert!(small.len() >= positions.len() * OUT);
+    let reach = positions.iter().max().copied().unwrap_or(0) + taps[LANES - 1] + 1;
+    assert!(positions.is_empty() || reach <= padded.len());
+    // Each kernel row's 4 taps are neighbours (one channel), its first where `taps` says.
+    assert!((0..4).all(|ky| (0..4).all(|kx| taps[ky * 4 + kx] == taps[ky * 4] + kx)));
+    let mut groups = positions.chunks_exact(POSITIONS_AT_ONCE);
+    for (group, small) in (&mut groups).zip(small.chunks(POSITIONS_AT_ONCE * OUT)) {
+        // SAFETY: the asserts above keep every read and write in bounds.
+        unsafe { four_by_four_group::<POSITIONS_AT_ONCE>(padded, taps, group, small, m) }
+    }
+    let done = positions.len() / POSITIONS_AT_ONCE * POSITIONS_AT_ONCE;
+    for (q, at) in groups.remainder().chunks(1).enumerate() {
+        // SAFETY: as above.
+        unsafe { four_by_four_group::<1>(padded, taps, at, &small[(done + q) * OUT..], m) }
+    }
+}
+
+/// The patches of `add_four_by_four_patches` for the `P` positions whose first taps are at `at`.
+///
+/// # Safety
+/// AVX-512F; as `add_four_by_four_patches` promises, `small` holding the `P` rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn four_by_four_group<const P: usize>(
+    padded: &mut [f32],
+    taps: &[usize],
+    at: &[usize],
+    small: &[f32],
+    m: &[f32],
+) {
+    use std::arch::x86_64::{
+        _mm_add_ps, _mm_loadu_ps, _mm_storeu_ps, _mm512_extractf32x4_ps, _mm512_fmadd_ps,
+        _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+    };
+    const OUT: usize = 2 * LANES;
+    let mut sums = [_mm512_setzero_ps(); P];
+    let (x, w, pad) = (small.as_ptr(), m.as_ptr(), padded.as_mut_ptr());
+    for c in 0..OUT {
+        // SAFETY: row `c` of `m`, value `c` of each position's row.
+        unsafe {
+            let wc = _mm512_loadu_ps(w.add(c * LANES));
+            for (q, sum) in sums.iter_mut().enumerate() {
+                *sum = _mm512_fmadd_ps(_mm512_set1_ps(*x.add(q * OUT + c)), wc, *sum);
+            }
+        }
+    }
+    for (sum, &first) in sums.iter().zip(at) {
+        let rows = [
+            _mm512_extractf32x4_ps::<0>(*sum),
+            _mm512_extractf32x4_ps::<1>(*sum),
+            _mm512_extractf32x4_ps::<2>(*sum),
+            _mm512_extractf32x4_ps::<3>(*sum),
+        ];
+        for (ky, row) in rows.into_iter().enumerate() {
+            // SAFETY: the kernel row's 4 taps, within `padded`.
+            unsafe {
+                let d = pad.add(first + taps[ky * 4]);
+                _mm_storeu_ps(d, _mm_add_ps(_mm_loadu_ps(d), row));
             }
         }
     }
