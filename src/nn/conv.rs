@@ -540,13 +540,7 @@ impl Geometry {
             }
             sums
         };
-        let at = batch / 2;
-        let (mut first, mut second) = (Vec::new(), Vec::new());
-        kernels::side_by_side(|| first = half(0..at), || second = half(at..batch));
-        for (f, s) in first.iter_mut().zip(&second) {
-            *f += s;
-        }
-        first
+        kernels::summed_over_halves(batch, half)
     }
 
     /// col2im of `small (positions x out) * m (out x taps)` added into a batch of one-channel

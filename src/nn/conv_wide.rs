@@ -125,13 +125,7 @@ impl Wide {
             }
             sums
         };
-        let at = batch / 2;
-        let (mut first, mut second) = (Vec::new(), Vec::new());
-        kernels::side_by_side(|| first = half(0..at), || second = half(at..batch));
-        for (f, s) in first.iter_mut().zip(&second) {
-            *f += s;
-        }
-        first
+        kernels::summed_over_halves(batch, half)
     }
 
     /// col2im of `small (positions x WIDE) * m (WIDE x taps)` added into a batch of images

@@ -495,6 +495,22 @@ fn on_halves(y: &mut [f32], row: usize, f: impl Fn(&mut [f32]) + Sync) {
     }
 }
 
+/// `sums(0..at)` and `sums(at..items)` for the two halves of `items` (`at` half of them), side by
+/// side, the second then added into the first: the same values whether the halves run on one
+/// thread or two (a weight gradient summed image by image within each half).
+pub fn summed_over_halves(
+    items: usize,
+    sums: impl Fn(std::ops::Range<usize>) -> Vec<f32> + Sync,
+) -> Vec<f32> {
+    let at = items / 2;
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    side_by_side(|| first = sums(0..at), || second = sums(at..items));
+    for (f, s) in first.iter_mut().zip(&second) {
+        *f += s;
+    }
+    first
+}
+
 /// `f(dst part, src part)` on the two halves of a batch of items, `dst_item` values of `dst` and
 /// `src_item` of `src` each, cut between items and run side by side when it pays.
 pub fn on_item_halves<T: Send>(
