@@ -226,6 +226,96 @@ impl Geometry {
         }
     }
 
+    /// `each(padded image, its rows of dst, scratch)` for every image of `big` (`batch` of them)
+    /// and its `rows_len` values of `dst`, the image first copied into a padded buffer whose
+    /// border is zero; the two halves of the batch side by side, each with a padded buffer and
+    /// a scratch buffer of `scratch_len` values of its own.
+    pub(super) fn on_padded_images(
+        &self,
+        big: &[f32],
+        batch: usize,
+        dst: &mut [f32],
+        rows_len: usize,
+        scratch_len: usize,
+        each: impl Fn(&[f32], &mut [f32], &mut [f32]) + Sync,
+    ) {
+        let (big_len, rows_len) = (self.big_len().max(1), rows_len.max(1));
+        kernels::on_item_halves(
+            &mut dst[..batch * rows_len],
+            rows_len,
+            &big[..batch * big_len],
+            big_len,
+            |dst, big| {
+                let (mut padded, mut scratch) =
+                    (vec![0.0; self.padded_len()], vec![0.0; scratch_len]);
+                for (dst, big) in dst
+                    .chunks_exact_mut(rows_len)
+                    .zip(big.chunks_exact(big_len))
+                {
+                    self.pad_one(big, &mut padded);
+                    each(&padded, dst, &mut scratch);
+                }
+            },
+        );
+    }
+
+    /// `on_padded_images` for work that adds into the images: `each(padded image, its rows of
+    /// `small`, scratch)` adds into a padded copy of each image of `big`, which is then copied
+    /// back. (Values added on the border fall outside the image and are dropped.)
+    pub(super) fn add_through_padded_images(
+        &self,
+        big: &mut [f32],
+        batch: usize,
+        small: &[f32],
+        rows_len: usize,
+        scratch_len: usize,
+        each: impl Fn(&mut [f32], &[f32], &mut [f32]) + Sync,
+    ) {
+        let (big_len, rows_len) = (self.big_len().max(1), rows_len.max(1));
+        kernels::on_item_halves(
+            &mut big[..batch * big_len],
+            big_len,
+            &small[..batch * rows_len],
+            rows_len,
+            |big, small| {
+                let (mut padded, mut scratch) =
+                    (vec![0.0; self.padded_len()], vec![0.0; scratch_len]);
+                for (big, small) in big
+                    .chunks_exact_mut(big_len)
+                    .zip(small.chunks_exact(rows_len))
+                {
+                    self.pad_one(big, &mut padded);
+                    each(&mut padded, small, &mut scratch);
+                    self.unpad_one(&padded, big);
+                }
+            },
+        );
+    }
+
+    /// A weight gradient of `sums_len` values over the padded images of `big` and their
+    /// `rows_len` values of `small`: `each(padded image, its rows, sums)` adds one image's part,
+    /// image by image in each half of the batch, then the halves are added
+    /// (`kernels::summed_over_halves`): the same values on any number of threads.
+    pub(super) fn padded_weight_grad(
+        &self,
+        big: &[f32],
+        batch: usize,
+        small: &[f32],
+        rows_len: usize,
+        sums_len: usize,
+        each: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,
+    ) -> Vec<f32> {
+        let big_len = self.big_len().max(1);
+        kernels::summed_over_halves(batch, |images| {
+            let (mut sums, mut padded) = (vec![0.0; sums_len], vec![0.0; self.padded_len()]);
+            for image in images {
+                self.pad_one(&big[image * big_len..][..big_len], &mut padded);
+                each(&padded, &small[image * rows_len..][..rows_len], &mut sums);
+            }
+            sums
+        })
+    }
+
     /// `each(run, at)` for every run of `k * ch` patch values in the patches' order (position
     /// by position, then kernel row by kernel row), `at` where it starts in a padded image: there
     /// the `k` taps of one kernel row are one run, never outside it.
@@ -419,14 +509,13 @@ impl Geometry {
     /// one-channel images, or the many-channel geometries `Wide` serves on this CPU, which
     /// those three hand over to it (its sums are not gemm's bits; see its docs).
     pub fn direct(&self, out: usize) -> bool {
-        self.one_channel() || Wide::new(*self, out).is_some()
+        self.one_channel() || Wide::serves(*self, out)
     }
 
     /// What the one-channel products walk, for rows of `out` values per small-grid position.
     fn one_channel_walk(&self, out: usize) -> OneChannelWalk {
         let side = self.padded_side();
         OneChannelWalk {
-            big_len: self.big_len().max(1),
             rows_len: (self.small * self.small * out).max(1),
             taps: (0..self.k)
                 .flat_map(|ky| (0..self.k).map(move |kx| ky * side + kx))
@@ -456,47 +545,17 @@ impl Geometry {
             return wide.product(big, batch, m, dst, accumulate);
         }
         let walk = self.one_channel_walk(out);
-        let (big_len, rows_len) = (walk.big_len, walk.rows_len);
         let m = &m[..walk.taps.len() * out];
-        kernels::on_item_halves(
-            &mut dst[..batch * rows_len],
-            rows_len,
-            &big[..batch * big_len],
-            big_len,
-            |dst, big| {
-                let mut padded = vec![0.0; self.padded_len()];
-                for (dst, big) in dst
-                    .chunks_exact_mut(rows_len)
-                    .zip(big.chunks_exact(big_len))
-                {
-                    self.pad_one(big, &mut padded);
-                    #[cfg(target_arch = "x86_64")]
-                    if out == 2 * LANES && conv_wide::has_avx512() {
-                        // SAFETY: the CPU has AVX-512F, checked just above.
-                        unsafe {
-                            two_vector_rows(
-                                &padded,
-                                &walk.taps,
-                                &walk.positions,
-                                m,
-                                dst,
-                                accumulate,
-                            )
-                        }
-                        continue;
-                    }
-                    patch_product_image(
-                        &padded,
-                        &walk.taps,
-                        &walk.positions,
-                        m,
-                        out,
-                        dst,
-                        accumulate,
-                    );
-                }
-            },
-        );
+        self.on_padded_images(big, batch, dst, walk.rows_len, 0, |padded, dst, _| {
+            #[cfg(target_arch = "x86_64")]
+            if out == 2 * LANES && conv_wide::has_avx512() {
+                // SAFETY: the CPU has AVX-512F, checked just above.
+                return unsafe {
+                    two_vector_rows(padded, &walk.taps, &walk.positions, m, dst, accumulate)
+                };
+            }
+            patch_product_image(padded, &walk.taps, &walk.positions, m, out, dst, accumulate);
+        });
     }
 
     /// `patches^T (taps x positions) * small (positions x out)` over a batch of one-channel
@@ -515,32 +574,24 @@ impl Geometry {
             return wide.weight_grad(big, batch, small);
         }
         let walk = self.one_channel_walk(out);
-        let (big_len, rows_len) = (walk.big_len, walk.rows_len);
-        let half = |images: std::ops::Range<usize>| {
-            let mut sums = vec![0.0; walk.taps.len() * out];
-            let mut padded = vec![0.0; self.padded_len()];
-            for image in images {
-                self.pad_one(&big[image * big_len..][..big_len], &mut padded);
-                let rows = &small[image * rows_len..][..rows_len];
+        let sums_len = walk.taps.len() * out;
+        self.padded_weight_grad(
+            big,
+            batch,
+            small,
+            walk.rows_len,
+            sums_len,
+            |padded, rows, sums| {
                 #[cfg(target_arch = "x86_64")]
                 if out == 2 * LANES && conv_wide::has_avx512() {
                     // SAFETY: the CPU has AVX-512F, checked just above.
-                    unsafe {
-                        two_vector_weight_grad(
-                            &padded,
-                            &walk.taps,
-                            &walk.positions,
-                            rows,
-                            &mut sums,
-                        )
-                    }
-                    continue;
+                    return unsafe {
+                        two_vector_weight_grad(padded, &walk.taps, &walk.positions, rows, sums)
+                    };
                 }
-                patch_weight_grad_image(&padded, &walk.taps, &walk.positions, rows, out, &mut sums);
-            }
-            sums
-        };
-        kernels::summed_over_halves(batch, half)
+                patch_weight_grad_image(padded, &walk.taps, &walk.positions, rows, out, sums);
+            },
+        )
     }
 
     /// col2im of `small (positions x out) * m (out x taps)` added into a batch of one-channel
@@ -561,57 +612,33 @@ impl Geometry {
             return wide.add_products(big, batch, small, m);
         }
         let walk = self.one_channel_walk(out);
-        let (big_len, rows_len) = (walk.big_len, walk.rows_len);
         let m = &m[..walk.taps.len() * out];
-        kernels::on_item_halves(
-            &mut big[..batch * big_len],
-            big_len,
-            &small[..batch * rows_len],
-            rows_len,
-            |big, small| {
-                let mut padded = vec![0.0; self.padded_len()];
-                let mut patches = vec![0.0; POSITIONS_AT_ONCE * walk.taps.len()];
-                for (big, small) in big
-                    .chunks_exact_mut(big_len)
-                    .zip(small.chunks_exact(rows_len))
-                {
-                    self.pad_one(big, &mut padded);
-                    #[cfg(target_arch = "x86_64")]
-                    if out == 2 * LANES && self.k == 4 && conv_wide::has_avx512() {
-                        // SAFETY: the CPU has AVX-512F, checked just above.
-                        unsafe {
-                            add_four_by_four_patches(
-                                &mut padded,
-                                &walk.taps,
-                                &walk.positions,
-                                small,
-                                m,
-                            )
-                        }
-                        self.unpad_one(&padded, big);
-                        continue;
-                    }
-                    add_patch_products_image(
-                        &mut padded,
-                        &walk.taps,
-                        &walk.positions,
-                        small,
-                        m,
-                        out,
-                        &mut patches,
-                    );
-                    self.unpad_one(&padded, big);
+        let patches_len = POSITIONS_AT_ONCE * walk.taps.len();
+        self.add_through_padded_images(
+            big,
+            batch,
+            small,
+            walk.rows_len,
+            patches_len,
+            |padded, small, patches| {
+                #[cfg(target_arch = "x86_64")]
+                if out == 2 * LANES && self.k == 4 && conv_wide::has_avx512() {
+                    // SAFETY: the CPU has AVX-512F, checked just above.
+                    return unsafe {
+                        add_four_by_four_patches(padded, &walk.taps, &walk.positions, small, m)
+                    };
                 }
+                let (taps, positions) = (&walk.taps, &walk.positions);
+                add_patch_products_image(padded, taps, positions, small, m, out, patches);
             },
         );
     }
 }
 
-/// What the one-channel products walk: values per image in the big grid (`big_len`) and in the
-/// rows of the small grid (`rows_len`), and where each tap of a patch sits in a padded image from
-/// the patch's first tap (`taps`), and each position's first tap (`positions`).
+/// What the one-channel products walk: values per image in the rows of the small grid
+/// (`rows_len`), and where each tap of a patch sits in a padded image from the patch's first tap
+/// (`taps`), and each position's first tap (`positions`).
 struct OneChannelWalk {
-    big_len: usize,
     rows_len: usize,
     taps: Vec<usize>,
     positions: Vec<usize>,

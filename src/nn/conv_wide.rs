@@ -40,19 +40,22 @@ impl Wide {
     /// CPU with AVX-512 when `out` is `WIDE` and a kernel row's run of taps is whole tiles of
     /// `add_products` (so of `weight_grad` too), as for the conv presets' middle layers.
     pub fn new(g: Geometry, out: usize) -> Option<Wide> {
-        let run = g.k * g.ch;
-        let fits = out == WIDE && g.ch > 1 && run.is_multiple_of(TAP_TILE) && has_avx512();
-        fits.then(|| {
+        Wide::serves(g, out).then(|| {
             let side = g.padded_side();
             Wide {
                 g,
-                run,
+                run: g.k * g.ch,
                 row: side * g.ch,
                 firsts: (0..g.small)
                     .flat_map(|y| (0..g.small).map(move |x| (y * side + x) * g.s * g.ch))
                     .collect(),
             }
         })
+    }
+
+    /// Whether `new` gives `Some` (without making the walk).
+    pub fn serves(g: Geometry, out: usize) -> bool {
+        out == WIDE && g.ch > 1 && (g.k * g.ch).is_multiple_of(TAP_TILE) && has_avx512()
     }
 
     fn taps(&self) -> usize {
@@ -64,44 +67,33 @@ impl Wide {
         (t / self.run) * self.row + t % self.run
     }
 
-    /// Values per image: in the big grid, and in the rows of the small grid.
-    fn lens(&self) -> (usize, usize) {
-        (self.g.big_len().max(1), self.firsts.len() * WIDE)
+    /// Values per image in the rows of the small grid.
+    fn rows_len(&self) -> usize {
+        self.firsts.len() * WIDE
     }
 
     /// `dst (positions x WIDE) = patches (positions x taps) * m (taps x WIDE)`, or `+=` when
     /// `accumulate`, over a batch of images `big`; the two halves of the batch side by side.
     /// Each value is a chain of fused multiply-adds over the taps from zero.
     pub fn product(&self, big: &[f32], batch: usize, m: &[f32], dst: &mut [f32], accumulate: bool) {
-        let (big_len, rows_len) = self.lens();
         let m = &m[..self.taps() * WIDE];
-        kernels::on_item_halves(
-            &mut dst[..batch * rows_len],
-            rows_len,
-            &big[..batch * big_len],
-            big_len,
-            |dst, big| {
-                let mut padded = vec![0.0; self.g.padded_len()];
-                let mut made = if accumulate {
-                    vec![0.0; rows_len]
+        let made_len = if accumulate { self.rows_len() } else { 0 };
+        self.g.on_padded_images(
+            big,
+            batch,
+            dst,
+            self.rows_len(),
+            made_len,
+            |padded, dst, made| {
+                let rows = if accumulate {
+                    &mut made[..]
                 } else {
-                    Vec::new()
+                    &mut dst[..]
                 };
-                for (dst, big) in dst
-                    .chunks_exact_mut(rows_len)
-                    .zip(big.chunks_exact(big_len))
-                {
-                    self.g.pad_one(big, &mut padded);
-                    let rows = if accumulate {
-                        &mut made[..]
-                    } else {
-                        &mut dst[..]
-                    };
-                    // SAFETY: `Wide::new` found AVX-512; the rows and image have their lengths.
-                    unsafe { self.product_image(&padded, m, rows) }
-                    if accumulate {
-                        kernels::add_into_part(dst, &made);
-                    }
+                // SAFETY: `Wide::new` found AVX-512; the rows and image have their lengths.
+                unsafe { self.product_image(padded, m, rows) }
+                if accumulate {
+                    kernels::add_into_part(dst, made);
                 }
             },
         );
@@ -112,20 +104,18 @@ impl Wide {
     /// position in each half of the batch, then the two halves are added, whether the halves run
     /// on one thread or two: the same values on any number of threads.
     pub fn weight_grad(&self, big: &[f32], batch: usize, small: &[f32]) -> Vec<f32> {
-        let (big_len, rows_len) = self.lens();
-        let half = |images: std::ops::Range<usize>| {
-            let mut sums = vec![0.0; self.taps() * WIDE];
-            let mut padded = vec![0.0; self.g.padded_len()];
-            for image in images {
-                self.g
-                    .pad_one(&big[image * big_len..][..big_len], &mut padded);
-                let rows = &small[image * rows_len..][..rows_len];
+        let sums_len = self.taps() * WIDE;
+        self.g.padded_weight_grad(
+            big,
+            batch,
+            small,
+            self.rows_len(),
+            sums_len,
+            |padded, rows, sums| {
                 // SAFETY: `Wide::new` found AVX-512; the rows and image have their lengths.
-                unsafe { self.weight_grad_image(&padded, rows, &mut sums) }
-            }
-            sums
-        };
-        kernels::summed_over_halves(batch, half)
+                unsafe { self.weight_grad_image(padded, rows, sums) }
+            },
+        )
     }
 
     /// col2im of `small (positions x WIDE) * m (WIDE x taps)` added into a batch of images
@@ -133,25 +123,16 @@ impl Wide {
     /// fused multiply-adds over `WIDE` from zero) and added into a padded copy of its image, tile
     /// by tile, position by position; the two halves of the batch side by side.
     pub fn add_products(&self, big: &mut [f32], batch: usize, small: &[f32], m: &[f32]) {
-        let (big_len, rows_len) = self.lens();
         let m = self.tile_major(&m[..WIDE * self.taps()]);
-        let m = &m[..];
-        kernels::on_item_halves(
-            &mut big[..batch * big_len],
-            big_len,
-            &small[..batch * rows_len],
-            rows_len,
-            |big, small| {
-                let mut padded = vec![0.0; self.g.padded_len()];
-                for (big, small) in big
-                    .chunks_exact_mut(big_len)
-                    .zip(small.chunks_exact(rows_len))
-                {
-                    self.g.pad_one(big, &mut padded);
-                    // SAFETY: `Wide::new` found AVX-512; the rows and image have their lengths.
-                    unsafe { self.add_products_image(&mut padded, small, m) }
-                    self.g.unpad_one(&padded, big);
-                }
+        self.g.add_through_padded_images(
+            big,
+            batch,
+            small,
+            self.rows_len(),
+            0,
+            |padded, small, _| {
+                // SAFETY: `Wide::new` found AVX-512; the rows and image have their lengths.
+                unsafe { self.add_products_image(padded, small, &m) }
             },
         );
     }
@@ -207,7 +188,7 @@ impl Wide {
 impl Wide {
     /// `product` for one padded image into `rows` (written, not added to): for each tile of
     /// `TAP_TILE` taps (whose rows of `m` stay in the cache), `POSITIONS` positions at a time,
-    /// then the one or few left over, their sums carried from tile to tile through `rows`.
+    /// then those left over one by one, their sums carried from tile to tile through `rows`.
     ///
     /// # Safety
     /// The CPU must have AVX-512F.
@@ -216,22 +197,15 @@ impl Wide {
         assert!(padded.len() >= self.reach() && m.len() >= self.taps() * WIDE);
         assert!(rows.len() >= self.firsts.len() * WIDE);
         for t0 in (0..self.taps()).step_by(TAP_TILE) {
-            for (group, rows) in self
-                .firsts
-                .chunks(POSITIONS)
-                .zip(rows.chunks_mut(POSITIONS * WIDE))
-            {
+            let (mut groups, mut rows) = (self.firsts.chunks_exact(POSITIONS), &mut rows[..]);
+            for group in &mut groups {
                 // SAFETY: the asserts above keep every read and write in bounds.
-                unsafe {
-                    match group.len() {
-                        POSITIONS => self.product_rows::<POSITIONS>(padded, group, m, rows, t0),
-                        1 => self.product_rows::<1>(padded, group, m, rows, t0),
-                        2 => self.product_rows::<2>(padded, group, m, rows, t0),
-                        3 => self.product_rows::<3>(padded, group, m, rows, t0),
-                        4 => self.product_rows::<4>(padded, group, m, rows, t0),
-                        _ => self.product_rows::<5>(padded, group, m, rows, t0),
-                    }
-                }
+                unsafe { self.product_rows::<POSITIONS>(padded, group, m, rows, t0) }
+                rows = &mut rows[POSITIONS * WIDE..];
+            }
+            for (first, rows) in groups.remainder().chunks(1).zip(rows.chunks_mut(WIDE)) {
+                // SAFETY: as above.
+                unsafe { self.product_rows::<1>(padded, first, m, rows, t0) }
             }
         }
     }
@@ -336,7 +310,7 @@ impl Wide {
     }
 
     /// `add_products` for one padded image: for each tile of `TAP_TILE` taps, `POSITIONS`
-    /// positions at a time, then the one or few left over.
+    /// positions at a time, then those left over one by one.
     ///
     /// # Safety
     /// The CPU must have AVX-512F.
@@ -345,22 +319,19 @@ impl Wide {
         assert!(padded.len() >= self.reach() && m.len() >= WIDE * self.taps());
         assert!(small.len() >= self.firsts.len() * WIDE);
         for t0 in (0..self.taps()).step_by(TAP_TILE) {
-            for (group, small) in self
-                .firsts
-                .chunks(POSITIONS)
-                .zip(small.chunks(POSITIONS * WIDE))
-            {
+            let mut groups = self.firsts.chunks_exact(POSITIONS);
+            for (group, small) in (&mut groups).zip(small.chunks(POSITIONS * WIDE)) {
                 // SAFETY: the asserts above keep every read and write in bounds.
-                unsafe {
-                    match group.len() {
-                        POSITIONS => self.add_patches::<POSITIONS>(padded, group, small, m, t0),
-                        1 => self.add_patches::<1>(padded, group, small, m, t0),
-                        2 => self.add_patches::<2>(padded, group, small, m, t0),
-                        3 => self.add_patches::<3>(padded, group, small, m, t0),
-                        4 => self.add_patches::<4>(padded, group, small, m, t0),
-                        _ => self.add_patches::<5>(padded, group, small, m, t0),
-                    }
-                }
+                unsafe { self.add_patches::<POSITIONS>(padded, group, small, m, t0) }
+            }
+            let done = self.firsts.len() - groups.remainder().len();
+            for (first, small) in groups
+                .remainder()
+                .chunks(1)
+                .zip(small[done * WIDE..].chunks(WIDE))
+            {
+                // SAFETY: as above.
+                unsafe { self.add_patches::<1>(padded, first, small, m, t0) }
             }
         }
     }
