@@ -4,7 +4,8 @@
 //! output pass; forward and backward are a dfdx custom op. Where the images have one channel (a
 //! first convolution's input, a last transposed convolution's output), products read the patches
 //! straight from a padded copy of each image instead (`Geometry::patch_product`,
-//! `Geometry::patch_weight_grad`, `Geometry::add_patch_products`).
+//! `Geometry::patch_weight_grad`, `Geometry::add_patch_products`), as do, on AVX-512, those with
+//! 64 channels on their small side (`conv_wide::Wide`).
 //!
 //! dfdx 0.13 builds its `conv2d` and `convtrans2d` only on nightly. These layers take square
 //! channels-last images (batch, side, side, channels), carry every size as a const generic and
