@@ -16,6 +16,7 @@
 
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
+use std::sync::Arc;
 
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
@@ -23,6 +24,7 @@ use dfdx::tensor::Tape;
 use rand_distr::Normal;
 
 use super::conv_wide::{self, Wide};
+use super::deferred;
 use super::dense::Activation;
 use super::frozen::{Constant, FrozenModule};
 use super::kernels;
@@ -1597,22 +1599,37 @@ impl<
                         }
                         // Patches read from the images themselves where the products can.
                         let direct = geometry.direct(C);
-                        let dcols = if direct {
+                        let dcols: ops::Shared = Arc::new(if direct {
                             Vec::new()
                         } else {
                             geometry.gather(&dy, batch)
-                        };
+                        });
+                        // Read by the parameters' gradients too, which may run later.
+                        let dy: ops::Shared = Arc::new(dy);
                         if wants.params {
-                            let dw = if direct {
-                                geometry.patch_weight_grad(&dy, batch, &xv, C)
-                            } else {
-                                let mut dw = vec![0.0; taps * C];
-                                kernels::weight_grad(&dcols, &xv, &mut dw, rows, C, taps, false);
-                                dw
-                            };
-                            let gw = grads.get_or_alloc_mut(&w_ghost)?;
-                            add_unpermuted4(gw, &dw, [C, O, K, K], Self::TO_PRODUCT);
-                            kernels::bias_grad(&dy, grads.get_or_alloc_mut(&b_ghost)?, true);
+                            let (dy, xv, dcols) = (dy.clone(), xv.clone(), dcols.clone());
+                            deferred::add_param_grads(grads, move || {
+                                let dw = if direct {
+                                    geometry.patch_weight_grad(&dy, batch, &xv, C)
+                                } else {
+                                    let mut dw = vec![0.0; taps * C];
+                                    kernels::weight_grad(
+                                        &dcols, &xv, &mut dw, rows, C, taps, false,
+                                    );
+                                    dw
+                                };
+                                let mut db = vec![0.0; O];
+                                kernels::bias_grad(&dy, &mut db, true);
+                                // Whichever of this and the op lets its share go last gives
+                                // the buffers back.
+                                [dy, xv, dcols].into_iter().for_each(ops::recycle_shared);
+                                Box::new(move |grads| {
+                                    let gw = grads.get_or_alloc_mut(&w_ghost)?;
+                                    add_unpermuted4(gw, &dw, [C, O, K, K], Self::TO_PRODUCT);
+                                    kernels::add_into(grads.get_or_alloc_mut(&b_ghost)?, &db);
+                                    Ok(())
+                                })
+                            })?;
                         }
                         if wants.input {
                             let mut dx: Vec<f32> = take_grad!(grads, x_ghost);
@@ -1623,8 +1640,7 @@ impl<
                             }
                             put_grad!(grads, x_ghost, dx);
                         }
-                        put_grad!(grads, out_ghost, dy);
-                        ops::recycle_shared(xv);
+                        [dy, xv, dcols].into_iter().for_each(ops::recycle_shared);
                         Ok(())
                     })
                 });
@@ -1921,6 +1937,62 @@ mod tests {
             6,
         );
         check_gradients(&tanh, 2, 1e-3, 2e-2);
+    }
+
+    /// The gradients of `sum(layer(x) * r)` for a transposed convolution, the weights' handed
+    /// to the pool (`deferred`) or not.
+    fn transposed_grads<const C: usize, const O: usize, const H: usize, const OH: usize>(
+        layer: &ConvTranspose2d<C, O, 4, 2, 1, H, OH, Tanh, f32, Cpu>,
+        batch: usize,
+        handed_over: bool,
+    ) -> [Vec<f32>; 3] {
+        let dev = layer.weight.device().clone();
+        let x = test_values(batch * H * H * C, 21);
+        let r = test_values(batch * OH * OH * O, 22);
+        let x = dev.tensor_from_vec(x, (batch, Const, Const, Const));
+        let r = dev.tensor_from_vec(r, (batch, Const, Const, Const));
+        let grads = || {
+            let y = layer.forward_op(x.leaky_trace(), Wants::ALL).unwrap();
+            let loss = (y * r.clone()).sum();
+            let g = if handed_over {
+                deferred::with_deferred(|| loss.backward()).unwrap()
+            } else {
+                loss.backward()
+            };
+            [
+                g.get(&x).as_vec(),
+                g.get(&layer.weight).as_vec(),
+                g.get(&layer.bias).as_vec(),
+            ]
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(grads)
+    }
+
+    #[test]
+    fn weight_gradients_handed_to_the_pool_are_the_ones_computed_in_place() {
+        let dev = Cpu::seed_from_u64(8);
+        // The preset's first transposed convolution (64-channel direct products where the CPU
+        // has them) and a small one (laid-out patches).
+        let wide = sized(
+            dev.build_module::<ConvTranspose2d<64, 32, 4, 2, 1, 7, 14, Tanh>, f32>(),
+            5,
+        );
+        assert_eq!(
+            transposed_grads(&wide, 3, true),
+            transposed_grads(&wide, 3, false)
+        );
+        let small = sized(
+            dev.build_module::<ConvTranspose2d<3, 2, 4, 2, 1, 3, 6, Tanh>, f32>(),
+            7,
+        );
+        assert_eq!(
+            transposed_grads(&small, 2, true),
+            transposed_grads(&small, 2, false)
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod average;
 pub mod batch_norm;
 pub mod conv;
 pub mod conv_wide;
+pub mod deferred;
 pub mod dense;
 pub mod dropout;
 pub mod frozen;

@@ -19,7 +19,7 @@ use super::gan::{DeviceError, PhaseTimes, StepLosses};
 use super::nets::Nets;
 use crate::nn::frozen::{Constant, Freeze, FrozenModule};
 use crate::nn::loss::{Target, bce_with_logits, mean_sigmoid};
-use crate::nn::{batch_norm, kernels, ops, params};
+use crate::nn::{batch_norm, deferred, kernels, ops, params};
 
 /// The tape every training pass records on.
 pub type Taped = OwnedTape<f32, Cpu>;
@@ -224,7 +224,9 @@ where
         value: 1.0,
     }];
     let (g_loss, g_parts) = bce_with_logits(logits, &ones)?;
-    nets.g_grads = g_loss.backward();
+    // G's layers hand their weights' gradients to the pool's other thread, which would
+    // otherwise wait through much of this pass.
+    nets.g_grads = deferred::with_deferred(|| g_loss.backward())?;
     nets.opt_g.update_and_zero(&mut nets.g, &mut nets.g_grads)?;
     nets.update_average()?;
 
