@@ -1008,6 +1008,30 @@ mod tests {
     }
 
     #[test]
+    fn projection_passes_on_halves_of_the_rows_are_the_whole_passes() {
+        let (rows, n, classes) = (64, 3136, 10);
+        let (h, w, e) = (values(rows * n, 1), values(n, 2), values(classes * n, 3));
+        let labels: Vec<usize> = (0..rows).map(|r| (r * 7) % classes).collect();
+        let dl = values(rows, 4);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        assert!(
+            pool.install(|| row_halves(&labels, n)).is_some(),
+            "cut in halves"
+        );
+        let (mut whole, mut halves) = (vec![0.0; rows], vec![0.0; rows]);
+        projection_logits_part(&h, &w, &e, &labels, 0.5, &mut whole);
+        pool.install(|| projection_logits(&h, &w, &e, &labels, 0.5, &mut halves));
+        assert_eq!(whole, halves);
+        let (mut whole, mut halves) = (h.clone(), h.clone());
+        projection_input_grad_part(&dl, &labels, &w, &e, &mut whole);
+        pool.install(|| projection_input_grad(&dl, &labels, &w, &e, &mut halves));
+        assert_eq!(whole, halves);
+    }
+
+    #[test]
     fn adam_matches_dfdx_bit_for_bit() {
         use dfdx::prelude::*;
         let dev: Cpu = Default::default();
@@ -1051,7 +1075,7 @@ const LANES: usize = 16;
 simd_fn! {
     /// `out[r] = h_r . (w + e[y_r]) + b` for rows `h_r` of `w.len()` values and their labels
     /// `y_r`, each sum kept in `LANES` lanes then added pairwise: the same sums on every CPU.
-    pub fn projection_logits(
+    pub fn projection_logits_part(
         h: &[f32],
         w: &[f32],
         e: &[f32],
@@ -1088,7 +1112,7 @@ simd_fn! {
 
 simd_fn! {
     /// `dh_r += dl_r (w + e[y_r])` for rows `dh_r` of `w.len()` values.
-    pub fn projection_input_grad(dl: &[f32], labels: &[usize], w: &[f32], e: &[f32], dh: &mut [f32]) {
+    pub fn projection_input_grad_part(dl: &[f32], labels: &[usize], w: &[f32], e: &[f32], dh: &mut [f32]) {
         let n = w.len().max(1);
         for ((dh, &y), &d) in dh.chunks_exact_mut(n).zip(labels).zip(dl) {
             let ey = &e[y * n..][..n];
@@ -1096,6 +1120,53 @@ simd_fn! {
                 *g += d * (w + e);
             }
         }
+    }
+}
+
+/// The rows of `labels` cut in two halves (`at` rows first) when a pass over them and their
+/// `values` values each pays to split.
+fn row_halves(labels: &[usize], values: usize) -> Option<usize> {
+    let rows = labels.len();
+    half_point(rows * values.max(1), values.max(1)).map(|at| at / values.max(1))
+}
+
+/// `projection_logits_part` on two halves of the rows side by side when it pays (each row's
+/// logit is computed alike either way).
+pub fn projection_logits(
+    h: &[f32],
+    w: &[f32],
+    e: &[f32],
+    labels: &[usize],
+    b: f32,
+    out: &mut [f32],
+) {
+    let n = w.len().max(1);
+    match row_halves(labels, n) {
+        Some(at) if out.len() > at && h.len() > at * n => {
+            let ((h1, h2), (y1, y2)) = (h.split_at(at * n), labels.split_at(at));
+            let (o1, o2) = out.split_at_mut(at);
+            side_by_side(
+                || projection_logits_part(h1, w, e, y1, b, o1),
+                || projection_logits_part(h2, w, e, y2, b, o2),
+            );
+        }
+        _ => projection_logits_part(h, w, e, labels, b, out),
+    }
+}
+
+/// `projection_input_grad_part` on two halves of the rows side by side when it pays.
+pub fn projection_input_grad(dl: &[f32], labels: &[usize], w: &[f32], e: &[f32], dh: &mut [f32]) {
+    let n = w.len().max(1);
+    match row_halves(labels, n) {
+        Some(at) if dl.len() > at && dh.len() > at * n => {
+            let ((d1, d2), (y1, y2)) = (dl.split_at(at), labels.split_at(at));
+            let (g1, g2) = dh.split_at_mut(at * n);
+            side_by_side(
+                || projection_input_grad_part(d1, y1, w, e, g1),
+                || projection_input_grad_part(d2, y2, w, e, g2),
+            );
+        }
+        _ => projection_input_grad_part(dl, labels, w, e, dh),
     }
 }
 
