@@ -1608,26 +1608,30 @@ impl<
                         let dy: ops::Shared = Arc::new(dy);
                         if wants.params {
                             let (dy, xv, dcols) = (dy.clone(), xv.clone(), dcols.clone());
+                            let (kind, pass) = (OpKind::ConvTranspose, Pass::Backward);
                             deferred::add_param_grads(grads, move || {
-                                let dw = if direct {
-                                    geometry.patch_weight_grad(&dy, batch, &xv, C)
-                                } else {
-                                    let mut dw = vec![0.0; taps * C];
-                                    kernels::weight_grad(
-                                        &dcols, &xv, &mut dw, rows, C, taps, false,
-                                    );
-                                    dw
-                                };
-                                let mut db = vec![0.0; O];
-                                kernels::bias_grad(&dy, &mut db, true);
-                                // Whichever of this and the op lets its share go last gives
-                                // the buffers back.
-                                [dy, xv, dcols].into_iter().for_each(ops::recycle_shared);
-                                Box::new(move |grads| {
-                                    let gw = grads.get_or_alloc_mut(&w_ghost)?;
-                                    add_unpermuted4(gw, &dw, [C, O, K, K], Self::TO_PRODUCT);
-                                    kernels::add_into(grads.get_or_alloc_mut(&b_ghost)?, &db);
-                                    Ok(())
+                                profile::timed(kind, pass, || {
+                                    let dw = if direct {
+                                        geometry.patch_weight_grad(&dy, batch, &xv, C)
+                                    } else {
+                                        let mut dw = vec![0.0; taps * C];
+                                        kernels::weight_grad(
+                                            &dcols, &xv, &mut dw, rows, C, taps, false,
+                                        );
+                                        dw
+                                    };
+                                    let mut db = vec![0.0; O];
+                                    kernels::bias_grad(&dy, &mut db, true);
+                                    // Whichever of this and the op lets its share go last gives
+                                    // the buffers back.
+                                    [dy, xv, dcols].into_iter().for_each(ops::recycle_shared);
+                                    let apply: deferred::Apply = Box::new(move |grads| {
+                                        let gw = grads.get_or_alloc_mut(&w_ghost)?;
+                                        add_unpermuted4(gw, &dw, [C, O, K, K], Self::TO_PRODUCT);
+                                        kernels::add_into(grads.get_or_alloc_mut(&b_ghost)?, &db);
+                                        Ok(())
+                                    });
+                                    apply
                                 })
                             })?;
                         }

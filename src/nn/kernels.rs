@@ -80,9 +80,10 @@ pub fn beside<R>(a: impl FnOnce() -> R, b: impl FnOnce() + Send) -> R {
     })
 }
 
-/// Runs `f` as one side of `side_by_side` or `beside`. A thread waiting for the other side may
-/// run it itself, inside its own: hence the flag is put back as it was, not cleared.
-fn one_side<R>(f: impl FnOnce() -> R) -> R {
+/// Runs `f` as one side of `side_by_side` or `beside` (or work handed to the pool beside a
+/// pass, `deferred`). A thread waiting for the other side may run it itself, inside its own:
+/// hence the flag is put back as it was, not cleared.
+pub(crate) fn one_side<R>(f: impl FnOnce() -> R) -> R {
     let was = SIDE_BY_SIDE.with(|s| s.replace(true));
     let r = f();
     SIDE_BY_SIDE.with(|s| s.set(was));
