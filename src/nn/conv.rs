@@ -1644,6 +1644,8 @@ impl<
                             }
                             put_grad!(grads, x_ghost, dx);
                         }
+                        // The output's gradient is read by nothing after this: its buffer is
+                        // not put back.
                         [dy, xv, dcols].into_iter().for_each(ops::recycle_shared);
                         Ok(())
                     })
@@ -1943,8 +1945,8 @@ mod tests {
         check_gradients(&tanh, 2, 1e-3, 2e-2);
     }
 
-    /// The gradients of `sum(layer(x) * r)` for a transposed convolution, the weights' handed
-    /// to the pool (`deferred`) or not.
+    /// The gradients of `sum(layer(x) * r)` for a transposed convolution, its parameters'
+    /// gradients handed to the pool (`deferred`) or computed in place.
     fn transposed_grads<const C: usize, const O: usize, const H: usize, const OH: usize>(
         layer: &ConvTranspose2d<C, O, 4, 2, 1, H, OH, Tanh, f32, Cpu>,
         batch: usize,

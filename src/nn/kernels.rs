@@ -1127,8 +1127,8 @@ simd_fn! {
 /// The rows of `labels` cut in two halves (`at` rows first) when a pass over them and their
 /// `values` values each pays to split.
 fn row_halves(labels: &[usize], values: usize) -> Option<usize> {
-    let rows = labels.len();
-    half_point(rows * values.max(1), values.max(1)).map(|at| at / values.max(1))
+    let per_row = values.max(1);
+    half_point(labels.len() * per_row, per_row).map(|at| at / per_row)
 }
 
 /// `projection_logits_part` on two halves of the rows side by side when it pays (each row's
