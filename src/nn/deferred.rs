@@ -41,15 +41,16 @@ pub fn add_param_grads(
     grads: &mut Gradients<f32, Cpu>,
     work: impl FnOnce() -> Apply + Send + 'static,
 ) -> Result<(), CpuError> {
-    if HANDED.with(|h| h.borrow().is_none()) {
-        return work()(grads);
-    }
-    let handed = Arc::new(Handed::default());
-    HANDED.with(|h| {
-        if let Some(list) = h.borrow_mut().as_mut() {
+    let listed = HANDED.with(|h| {
+        h.borrow_mut().as_mut().map(|list| {
+            let handed = Arc::new(Handed::default());
             list.push(handed.clone());
-        }
+            handed
+        })
     });
+    let Some(handed) = listed else {
+        return work()(grads);
+    };
     rayon::spawn(move || {
         // Beside the pass, for the op timings.
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| kernels::one_side(work)));
@@ -83,11 +84,7 @@ pub fn with_deferred(
     let mut grads = backward();
     let handed = HANDED.with(|h| h.borrow_mut().replace(Vec::new()));
     for piece in handed.unwrap_or_default() {
-        while !piece.done.load(Ordering::Acquire) {
-            if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                std::hint::spin_loop();
-            }
-        }
+        kernels::help_until(&piece.done);
         let outcome = piece
             .outcome
             .lock()

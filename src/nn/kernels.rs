@@ -115,15 +115,18 @@ fn with_helper_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
         },
         // Stolen first (thieves take the oldest job), so it never sits under `work`'s own
         // jobs on this thread; if nobody steals it, it runs after `work` and returns at once.
-        || {
-            while !done.load(Ordering::Acquire) {
-                if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                    std::hint::spin_loop();
-                }
-            }
-        },
+        || help_until(&done),
     );
     result
+}
+
+/// Takes up pool work, or spins, until `done` is set (by work on another thread).
+pub(crate) fn help_until(done: &std::sync::atomic::AtomicBool) {
+    while !done.load(std::sync::atomic::Ordering::Acquire) {
+        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// Runs `work` (a training step) on the threads `threads` chooses for it, on a thread of the
@@ -521,16 +524,32 @@ pub fn on_item_halves<T: Send>(
     src_item: usize,
     f: impl Fn(&mut [T], &[f32]) + Sync,
 ) {
+    on_labelled_item_halves(dst, dst_item, src, src_item, None, |d, s, _| f(d, s));
+}
+
+/// `on_item_halves`, also cutting `labels` (one per item, when given) where the items are cut:
+/// `f(dst part, src part, labels part)`.
+fn on_labelled_item_halves<T: Send>(
+    dst: &mut [T],
+    dst_item: usize,
+    src: &[f32],
+    src_item: usize,
+    labels: Option<&[usize]>,
+    f: impl Fn(&mut [T], &[f32], &[usize]) + Sync,
+) {
     let (dst_item, src_item) = (dst_item.max(1), src_item.max(1));
-    let items = (dst.len() / dst_item).min(src.len() / src_item);
+    let items = (dst.len() / dst_item)
+        .min(src.len() / src_item)
+        .min(labels.map_or(usize::MAX, <[usize]>::len));
     match half_point(items * dst_item.max(src_item), 1) {
         Some(_) if items >= 2 => {
             let at = items / 2;
             let (d1, d2) = dst.split_at_mut(at * dst_item);
             let (s1, s2) = src.split_at(at * src_item);
-            side_by_side(|| f(d1, s1), || f(d2, s2));
+            let (y1, y2) = labels.map_or((&[][..], &[][..]), |y| y.split_at(at));
+            side_by_side(|| f(d1, s1, y1), || f(d2, s2, y2));
         }
-        _ => f(dst, src),
+        _ => f(dst, src, labels.unwrap_or(&[])),
     }
 }
 
@@ -1019,7 +1038,7 @@ mod tests {
             .build()
             .unwrap();
         assert!(
-            pool.install(|| row_halves(&labels, n)).is_some(),
+            pool.install(|| half_point(rows * n, 1)).is_some(),
             "cut in halves"
         );
         let (mut whole, mut halves) = (vec![0.0; rows], vec![0.0; rows]);
@@ -1124,13 +1143,6 @@ simd_fn! {
     }
 }
 
-/// The rows of `labels` cut in two halves (`at` rows first) when a pass over them and their
-/// `values` values each pays to split.
-fn row_halves(labels: &[usize], values: usize) -> Option<usize> {
-    let per_row = values.max(1);
-    half_point(labels.len() * per_row, per_row).map(|at| at / per_row)
-}
-
 /// `projection_logits_part` on two halves of the rows side by side when it pays (each row's
 /// logit is computed alike either way).
 pub fn projection_logits(
@@ -1141,34 +1153,18 @@ pub fn projection_logits(
     b: f32,
     out: &mut [f32],
 ) {
-    let n = w.len().max(1);
-    match row_halves(labels, n) {
-        Some(at) if out.len() > at && h.len() > at * n => {
-            let ((h1, h2), (y1, y2)) = (h.split_at(at * n), labels.split_at(at));
-            let (o1, o2) = out.split_at_mut(at);
-            side_by_side(
-                || projection_logits_part(h1, w, e, y1, b, o1),
-                || projection_logits_part(h2, w, e, y2, b, o2),
-            );
-        }
-        _ => projection_logits_part(h, w, e, labels, b, out),
-    }
+    let n = w.len();
+    on_labelled_item_halves(out, 1, h, n, Some(labels), |out, h, labels| {
+        projection_logits_part(h, w, e, labels, b, out)
+    });
 }
 
 /// `projection_input_grad_part` on two halves of the rows side by side when it pays.
 pub fn projection_input_grad(dl: &[f32], labels: &[usize], w: &[f32], e: &[f32], dh: &mut [f32]) {
-    let n = w.len().max(1);
-    match row_halves(labels, n) {
-        Some(at) if dl.len() > at && dh.len() > at * n => {
-            let ((d1, d2), (y1, y2)) = (dl.split_at(at), labels.split_at(at));
-            let (g1, g2) = dh.split_at_mut(at * n);
-            side_by_side(
-                || projection_input_grad_part(d1, y1, w, e, g1),
-                || projection_input_grad_part(d2, y2, w, e, g2),
-            );
-        }
-        _ => projection_input_grad_part(dl, labels, w, e, dh),
-    }
+    let n = w.len();
+    on_labelled_item_halves(dh, n, dl, 1, Some(labels), |dh, dl, labels| {
+        projection_input_grad_part(dl, labels, w, e, dh)
+    });
 }
 
 simd_fn! {
